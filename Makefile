@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine:
+#   make test   create .venv if missing, install with test extras, lint, run pytest (+ nbval)
+#   make book   create .venv if missing, install with book extras, execute notebooks, build site
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+# Small matmuls on a shared 2-core machine are many times slower when OpenMP threads
+# busy-wait; passive waiting keeps them fast (see the notes on threads in the intro).
+export OMP_WAIT_POLICY ?= PASSIVE
+export PYTHONHASHSEED  ?= 0
+export MPLBACKEND      ?= Agg
+
+.PHONY: test book lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-book: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[book]'
+	touch $@
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+book: $(VENV)/.installed-book
+	$(BIN)/jupyter-book build .
+	@echo "site: _build/html/index.html"
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,77 @@
+"""minipruner: the small PyTorch package behind an executable textbook on pruning.
+
+Every scorer returns ``{weight name: score}`` (higher = keep) and one function,
+``masks_from_scores``, turns scores into keep-masks, so every method is compared on
+identical footing::
+
+    import minipruner as mp
+    train, test = mp.load_dataset("mnist-5k")
+    model = mp.trained("lenet300100", "mnist-5k", epochs=10)
+    masks = mp.masks_from_scores(mp.magnitude_scores(model), sparsity=0.9)
+    mp.apply_masks(model, masks)
+    print(mp.sparsity_report(model))
+"""
+
+import os
+
+# Busy-waiting OpenMP threads make small matmuls far slower on a shared 2-core machine.
+# Takes effect only if torch has not been imported yet.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
+from .magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
+from .masks import (  # noqa: E402
+    SparsityReport,
+    apply_masks,
+    current_masks,
+    masks_from_scores,
+    prunable,
+    prunable_modules,
+    prune,
+    remove_masks,
+    sparsity_report,
+)
+from .models import MODELS, get_model  # noqa: E402
+from .scale import SCALES, by_scale, get_scale  # noqa: E402
+from .train import (  # noqa: E402
+    Evaluation,
+    default_device,
+    evaluate,
+    load_or_compute,
+    seed_everything,
+    train,
+    trained,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "SCALES",
+    "DatasetNotFoundError",
+    "Evaluation",
+    "SparsityReport",
+    "apply_masks",
+    "by_scale",
+    "class_balanced_batch",
+    "current_masks",
+    "default_device",
+    "evaluate",
+    "frobenius_distortion",
+    "get_model",
+    "get_scale",
+    "load_dataset",
+    "load_or_compute",
+    "magnitude_prune",
+    "magnitude_scores",
+    "masks_from_scores",
+    "prunable",
+    "prunable_modules",
+    "prune",
+    "remove_masks",
+    "seed_everything",
+    "sparsity_report",
+    "train",
+    "trained",
+]

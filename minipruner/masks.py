@@ -1,0 +1,357 @@
+"""What is prunable, scores -> masks, applying and removing masks, sparsity reports.
+
+Every pruning method in the book is a *scorer*: a function that returns ``{name: score}``
+with one score per weight, shaped like the weight, where a HIGHER score means KEEP.
+One function, :func:`masks_from_scores`, turns any scorer's output into masks, so every
+method is compared on identical footing. Masks are boolean tensors, ``True`` = keep, and
+are applied through :mod:`torch.nn.utils.prune` (``weight_orig`` / ``weight_mask``).
+
+Weights are addressed by parameter name (``"features.0.weight"``) in the order in which
+the model registers its modules, which for every model of :mod:`minipruner.models` is the
+order of the forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import prune as torch_prune
+from torch.utils.flop_counter import FlopCounterMode
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SCOPES = ("global", "layer")
+
+
+def prunable_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Return ``{weight name: module}`` for every Linear/Conv layer, in registration order.
+
+    Raises ``ValueError`` when the model has no Linear or Conv layer.
+    """
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            out[f"{name}.weight" if name else "weight"] = module
+    if not out:
+        kind = type(model).__name__
+        raise ValueError(f"{kind} has nothing prunable: it contains no Linear or Conv layer")
+    return out
+
+
+def _effective_weight(module: nn.Module) -> Tensor:
+    # A pruned module's ``weight`` attribute is only refreshed by its forward pre-hook, so
+    # after an optimiser step it is stale; weight_orig * weight_mask is always current.
+    if hasattr(module, "weight_mask"):
+        return module.weight_orig * module.weight_mask
+    return module.weight
+
+
+def prunable(model: nn.Module) -> dict[str, Tensor]:
+    """Return ``{name: weight}`` of the model's Linear and Conv layers, in forward order.
+
+    For a layer that carries a mask the weight returned is the effective one,
+    ``weight_orig * weight_mask`` (pruned entries are zero); otherwise it is the
+    parameter itself.
+
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> {k: tuple(v.shape) for k, v in prunable(net).items()}
+    {'0.weight': (3, 4), '2.weight': (2, 3)}
+    """
+    return {name: _effective_weight(m) for name, m in prunable_modules(model).items()}
+
+
+def current_masks(model: nn.Module) -> dict[str, Tensor]:
+    """Return the keep-mask of every prunable layer (all ``True`` where none is applied)."""
+    out = {}
+    for name, module in prunable_modules(model).items():
+        if hasattr(module, "weight_mask"):
+            out[name] = module.weight_mask.detach().bool().clone()
+        else:
+            out[name] = torch.ones_like(module.weight, dtype=torch.bool)
+    return out
+
+
+def check_against_model(tensors: Mapping[str, Tensor], model: nn.Module, what: str) -> None:
+    """Raise ``ValueError`` unless ``tensors`` is keyed by prunable weight names of
+    ``model`` and every tensor has the shape of its weight."""
+    weights = prunable(model)
+    unknown = [k for k in tensors if k not in weights]
+    if unknown:
+        raise ValueError(
+            f"{what} name(s) {unknown} are not prunable weights of {type(model).__name__}; "
+            f"valid names: {list(weights)}"
+        )
+    for name, t in tensors.items():
+        if tuple(t.shape) != tuple(weights[name].shape):
+            raise ValueError(
+                f"{what} for {name!r} has shape {tuple(t.shape)}, "
+                f"but the weight has shape {tuple(weights[name].shape)}"
+            )
+
+
+def _check_sparsity(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"sparsity{where} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"sparsity{where} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def _removal_order(flat: Tensor) -> Tensor:
+    # Ascending stable sort: lowest score removed first; among equal scores the weight
+    # that comes first (earlier layer, then lower flat index) is removed first.
+    return torch.sort(flat, stable=True).indices
+
+
+def masks_from_scores(
+    scores: Mapping[str, Tensor],
+    sparsity: float | Mapping[str, float],
+    scope: str = "global",
+    *,
+    model: nn.Module | None = None,
+) -> dict[str, Tensor]:
+    """Turn scores into keep-masks (``True`` = keep) by removing the lowest-scored weights.
+
+    With ``scope="global"`` exactly ``k = round(sparsity * n)`` of all ``n`` scored weights
+    are removed: those with the ``k`` lowest scores over every layer together. With
+    ``scope="layer"`` each layer ``l`` loses exactly ``round(s_l * n_l)`` of its own ``n_l``
+    weights, where ``s_l`` is ``sparsity`` or, if ``sparsity`` is a mapping, its entry for
+    that layer (per-layer ratios, as the LAP paper uses).
+
+    Ties are broken deterministically: among equal scores the weight that comes first
+    (earlier layer in the order of ``scores``, then lower flat index) is removed first.
+    Scores of ``-inf`` are allowed (always removed first); NaN is an error.
+
+    If ``model`` is given, names and shapes are checked against its prunable weights.
+
+    >>> s = {"a": torch.tensor([3.0, 1.0, 2.0]), "b": torch.tensor([0.5, 4.0])}
+    >>> {k: v.tolist() for k, v in masks_from_scores(s, 0.4).items()}
+    {'a': [True, False, True], 'b': [False, True]}
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; valid scopes: {', '.join(SCOPES)}")
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores must be a non-empty mapping {weight name: score tensor}")
+    for name, s in scores.items():
+        if not isinstance(s, Tensor):
+            raise ValueError(f"score for {name!r} is a {type(s).__name__}, not a tensor")
+        if s.is_floating_point() and torch.isnan(s).any():
+            raise ValueError(f"score for {name!r} contains NaN")
+    if model is not None:
+        check_against_model(scores, model, "score")
+
+    if isinstance(sparsity, Mapping):
+        if scope != "layer":
+            raise ValueError("per-layer sparsities (a mapping) need scope='layer'")
+        missing = [k for k in scores if k not in sparsity]
+        extra = [k for k in sparsity if k not in scores]
+        if missing or extra:
+            raise ValueError(
+                f"per-layer sparsities must name exactly the scored layers; "
+                f"missing {missing}, unknown {extra}"
+            )
+        ratios = {k: _check_sparsity(sparsity[k], f"[{k!r}]") for k in scores}
+    else:
+        ratios = dict.fromkeys(scores, _check_sparsity(sparsity, ""))
+
+    if scope == "layer":
+        masks = {}
+        for name, s in scores.items():
+            flat = s.detach().reshape(-1).float()
+            keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
+            keep[_removal_order(flat)[: int(round(ratios[name] * flat.numel()))]] = False
+            masks[name] = keep.reshape(s.shape)
+        return masks
+
+    flats = [s.detach().reshape(-1).float() for s in scores.values()]
+    device = flats[0].device
+    flat = torch.cat([f.to(device) for f in flats])
+    n_remove = int(round(next(iter(ratios.values())) * flat.numel()))
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=device)
+    keep[_removal_order(flat)[:n_remove]] = False
+    masks, start = {}, 0
+    for (name, s), f in zip(scores.items(), flats, strict=True):
+        masks[name] = keep[start : start + f.numel()].reshape(s.shape).to(s.device)
+        start += f.numel()
+    return masks
+
+
+def apply_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> nn.Module:
+    """Apply keep-masks through :func:`torch.nn.utils.prune.custom_from_mask`.
+
+    Each named layer gets ``weight_orig`` (the parameter) and ``weight_mask`` (a buffer),
+    and its effective weight becomes ``weight_orig * weight_mask``; gradients flow only to
+    kept entries. Masks applied to an already masked layer combine with the old mask
+    (a weight stays pruned once pruned). Layers not named in ``masks`` are left alone.
+    Returns the model (modified in place).
+    """
+    check_against_model(masks, model, "mask")
+    modules = prunable_modules(model)
+    for name, mask in masks.items():
+        if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+            raise ValueError(f"mask for {name!r} must be boolean or 0/1")
+        module = modules[name]
+        torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device).bool())
+    return model
+
+
+def remove_masks(model: nn.Module) -> nn.Module:
+    """Make pruning permanent: fold every mask into its weight and drop the reparametrisation.
+
+    Afterwards ``weight`` is a plain parameter again with zeros where the mask was ``False``.
+    Returns the model (modified in place).
+    """
+    for module in prunable_modules(model).values():
+        if torch_prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            torch_prune.remove(module, "weight")
+    return model
+
+
+def prune(
+    model: nn.Module,
+    scores: Mapping[str, Tensor],
+    sparsity: float | Mapping[str, float],
+    scope: str = "global",
+) -> dict[str, Tensor]:
+    """Score-based pruning in one call: ``masks_from_scores`` then ``apply_masks``.
+
+    Returns the masks applied.
+    """
+    masks = masks_from_scores(scores, sparsity, scope, model=model)
+    apply_masks(model, masks)
+    return masks
+
+
+def example_input(model: nn.Module, batch_size: int = 1) -> Tensor:
+    """A zero batch shaped like the model's input, from the model's ``input_shape``."""
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        raise ValueError(
+            f"{type(model).__name__} has no input_shape attribute; pass an example input"
+        )
+    param = next(model.parameters())
+    return torch.zeros((batch_size, *shape), device=param.device, dtype=param.dtype)
+
+
+@dataclass
+class LayerStats:
+    """Size and cost of one prunable layer (FLOPs for one input example)."""
+
+    name: str
+    weights: int
+    nonzeros: int
+    flops: int | None = None
+
+    @property
+    def density(self) -> float:
+        """Fraction of weights that are nonzero."""
+        return self.nonzeros / self.weights if self.weights else 0.0
+
+    @property
+    def nonzero_flops(self) -> int | None:
+        """FLOPs a sparse kernel would need: ``flops * density``."""
+        return None if self.flops is None else int(round(self.flops * self.density))
+
+
+@dataclass
+class SparsityReport:
+    """Per-layer and total weights, nonzeros, density, FLOPs and nonzero FLOPs."""
+
+    layers: list[LayerStats]
+
+    @property
+    def total(self) -> LayerStats:
+        """All prunable layers together."""
+        flops = [r.flops for r in self.layers]
+        return LayerStats(
+            "total",
+            sum(r.weights for r in self.layers),
+            sum(r.nonzeros for r in self.layers),
+            None if None in flops else sum(flops),
+        )
+
+    @property
+    def density(self) -> float:
+        """Fraction of all prunable weights that are nonzero."""
+        return self.total.density
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of all prunable weights that are zero."""
+        return 1.0 - self.total.density
+
+    def rows(self) -> list[list[str]]:
+        """The report as rows of strings, header first, total last."""
+        head = ["layer", "weights", "nonzeros", "density", "FLOPs", "nonzero FLOPs"]
+
+        def fmt(x: int | None) -> str:
+            return "-" if x is None else f"{x:,}"
+
+        body = [
+            [r.name, fmt(r.weights), fmt(r.nonzeros), f"{r.density:.2%}"]
+            + [fmt(r.flops), fmt(r.nonzero_flops)]
+            for r in [*self.layers, self.total]
+        ]
+        return [head, *body]
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in rows
+        ]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head, *body = self.rows()
+        th = "".join(f"<th>{h}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def layer_flops(model: nn.Module, x: Tensor | None = None) -> dict[str, int]:
+    """FLOPs of each prunable layer for input ``x`` (default: one example from
+    ``model.input_shape``), counted by :class:`torch.utils.flop_counter.FlopCounterMode`
+    (a multiply-add counts as 2 FLOPs; bias additions are not counted)."""
+    x = example_input(model) if x is None else x
+    modules = prunable_modules(model)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    out = {}
+    for name in modules:
+        module_path = name.removesuffix(".weight").removesuffix("weight")
+        key = f"{root}.{module_path}" if module_path else root
+        out[name] = int(sum(counts.get(key, {}).values()))
+    return out
+
+
+def sparsity_report(model: nn.Module, x: Tensor | None = None) -> SparsityReport:
+    """Per layer and in total: weights, nonzeros, density, FLOPs and nonzero FLOPs.
+
+    FLOPs are for one input example: ``x`` if given, else a zero example built from
+    ``model.input_shape``; they are omitted when neither is available. Nonzero FLOPs are
+    ``FLOPs * density``, what a kernel that skipped zero weights would need.
+    """
+    weights = prunable(model)
+    try:
+        flops = layer_flops(model, x)
+    except ValueError:
+        flops = {}
+    return SparsityReport(
+        [
+            LayerStats(name, w.numel(), int(torch.count_nonzero(w)), flops.get(name))
+            for name, w in weights.items()
+        ]
+    )
