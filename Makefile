@@ -9,7 +9,6 @@ BIN    := $(VENV)/bin
 # busy-wait; passive waiting keeps them fast (see the notes on threads in the intro).
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONHASHSEED  ?= 0
-export MPLBACKEND      ?= Agg
 
 .PHONY: test book lint clean
 
