@@ -10,8 +10,10 @@ weights, so among all masks that remove ``k`` weights it is smallest when those 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from .masks import prunable, prune
@@ -45,3 +47,40 @@ def magnitude_prune(
     (one threshold over all layers) or layer by layer (``scope="layer"``, with one ratio
     or a ``{name: ratio}`` mapping). Applies the masks to ``model`` and returns them."""
     return prune(model, magnitude_scores(model), sparsity, scope)
+
+
+def spectral_distortion(weight: Tensor, mask: Tensor) -> Tensor:
+    """The spectral-norm distortion ``||W - W*M||_2``: the largest factor by which pruning
+    can change the layer's output, ``max_x ||(W - W*M) x|| / ||x||``."""
+    if weight.shape != mask.shape:
+        raise ValueError(f"weight shape {tuple(weight.shape)} != mask shape {tuple(mask.shape)}")
+    return torch.linalg.matrix_norm(weight.detach() * (~mask.bool()), ord=2)
+
+
+def brute_force_masks(weight: Tensor, k: int, norm: str = "fro") -> tuple[Tensor, Tensor]:
+    """Try every mask of ``weight`` that removes exactly ``k`` entries; return the one with
+    the smallest distortion ``||W - W*M||`` in ``norm`` (``"fro"`` or ``"spectral"``) and
+    that distortion. Ties go to the first mask in lexicographic order of removed positions.
+
+    There are ``C(n, k)`` masks, so this is for matrices of a dozen or so entries: it is the
+    ground truth that the chapter checks magnitude pruning against.
+    """
+    n = weight.numel()
+    if weight.dim() != 2 or n > 20:
+        raise ValueError(
+            f"brute force needs a matrix of at most 20 entries, got {tuple(weight.shape)}"
+        )
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, {n}], got {k}")
+    distortion = {"fro": frobenius_distortion, "spectral": spectral_distortion}.get(norm)
+    if distortion is None:
+        raise ValueError(f"unknown norm {norm!r}; valid: fro, spectral")
+    best_mask, best = None, None
+    for removed in itertools.combinations(range(n), k):
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[list(removed)] = False
+        mask = keep.reshape(weight.shape)
+        value = distortion(weight, mask)
+        if best is None or value < best - 1e-12:
+            best_mask, best = mask, value
+    return best_mask, best

@@ -1,0 +1,242 @@
+"""Pruning at init: GraSP's Hg against an explicit Hessian, score signs, chunking, SNIP,
+random, prune_at_init, layer collapse and the class-balanced scoring batch."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, jvp
+from torch.utils.data import TensorDataset
+
+import minipruner as mp
+from minipruner import init_pruning as ip
+from minipruner.models import MLP, VGG
+
+
+def tiny_mlp() -> nn.Module:
+    """6-5-4-3 MLP with biases (biases must stay out of g and H), in float64."""
+    torch.manual_seed(0)
+    return MLP([6, 5, 4, 3], bias=True).double()
+
+
+def mlp_batch(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 6, generator=g, dtype=torch.float64), torch.arange(n) % 3
+
+
+def tiny_vgg() -> nn.Module:
+    """1-D VGG with BatchNorm: conv 1->4, pool, conv 4->8, GAP, linear 8->3."""
+    torch.manual_seed(0)
+    return VGG([4, "M", 8], num_classes=3, in_channels=1, dim=1)
+
+
+def vgg_batch(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(n, 1, 40, generator=g), torch.arange(n) % 3
+
+
+def explicit_hg(model: nn.Module, x, y, temperature: float):
+    """Flattened theta, g, H g from torch.autograd.functional.hessian, and Hg by
+    forward-over-reverse (jvp of grad), over the prunable weights only."""
+    weights = {k: v.detach() for k, v in mp.prunable(model).items()}
+    shapes = {k: v.shape for k, v in weights.items()}
+    theta = torch.cat([v.reshape(-1) for v in weights.values()])
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        params, start = {}, 0
+        for k, shape in shapes.items():
+            n = shape.numel()
+            params[k] = flat[start : start + n].reshape(shape)
+            start += n
+        return F.cross_entropy(functional_call(model, params, (x,)) / temperature, y)
+
+    hessian = torch.autograd.functional.hessian(loss, theta)
+    g = grad(loss)(theta)
+    _, hg_fwd_rev = jvp(grad(loss), (theta,), (g,))
+    return theta, g, hessian @ g, hg_fwd_rev
+
+
+def flat(scores: dict) -> torch.Tensor:
+    return torch.cat([s.reshape(-1) for s in scores.values()])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 200.0])
+def test_hg_matches_explicit_hessian_and_forward_over_reverse(temperature):
+    model, (x, y) = tiny_mlp(), mlp_batch()
+    theta, g, hg, hg_fwd_rev = explicit_hg(model, x, y, temperature)
+    torch.testing.assert_close(hg, hg_fwd_rev, rtol=1e-9, atol=1e-14)
+    assert hg.abs().max() > 0
+
+    ours = ip.hessian_gradient_product(model, x, y, temperature)
+    assert list(ours) == list(mp.prunable(model))  # keyed like prunable, no biases
+    torch.testing.assert_close(flat(ours), hg, rtol=1e-9, atol=1e-14)
+    scores = mp.grasp_scores(model, x, y, temperature) if hasattr(mp, "grasp_scores") else None
+    scores = ip.grasp_scores(model, x, y, temperature)
+    torch.testing.assert_close(flat(scores), theta * hg, rtol=1e-9, atol=1e-16)
+    for name, w in mp.prunable(model).items():
+        assert scores[name].shape == w.shape
+
+
+def test_temperature_changes_the_scores_beyond_a_scale():
+    model, (x, y) = tiny_mlp(), mlp_batch()
+    s1 = flat(ip.grasp_scores(model, x, y, temperature=1.0))
+    s200 = flat(ip.grasp_scores(model, x, y, temperature=200.0))
+    assert not torch.allclose(s1 / s1.norm(), s200 / s200.norm(), atol=1e-3)
+    assert not torch.equal(s1.argsort(), s200.argsort())
+
+
+def test_grasp_sign_keep_highest_removes_the_top_of_minus_theta_hg():
+    model, (x, y) = tiny_mlp(), mlp_batch()
+    theta = {k: v.detach() for k, v in mp.prunable(model).items()}
+    hg = ip.hessian_gradient_product(model, x, y)
+    scores = ip.grasp_scores(model, x, y)
+    for name in theta:  # theta * Hg, not negated
+        assert torch.equal(scores[name], theta[name] * hg[name])
+    assert (flat(scores) < 0).any() and (flat(scores) > 0).any()
+
+    sparsity = 0.4
+    masks = mp.masks_from_scores(scores, sparsity)
+    removal_score = -flat(theta) * flat(hg)  # GraSP's S(-theta): remove the largest
+    k = round(sparsity * removal_score.numel())
+    expected = set(torch.topk(removal_score, k).indices.tolist())
+    removed = set(torch.nonzero(~flat(masks)).flatten().tolist())
+    assert removed == expected
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 7, 12, 100])
+def test_chunking_does_not_change_the_scores(chunk_size):
+    model, (x, y) = tiny_mlp(), mlp_batch()
+    for scorer in (ip.grasp_scores, ip.snip_scores):
+        whole = flat(scorer(model, x, y))
+        chunked = flat(scorer(model, x, y, chunk_size=chunk_size))
+        torch.testing.assert_close(chunked, whole, rtol=1e-10, atol=1e-18)
+
+
+def test_chunking_invariance_for_a_batchnorm_cnn_in_eval_mode():
+    model, (x, y) = tiny_vgg(), vgg_batch()
+    model.eval()
+    whole = flat(ip.grasp_scores(model, x, y))
+    chunked = flat(ip.grasp_scores(model, x, y, chunk_size=5))
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6 * whole.abs().max().item())
+
+
+def test_snip_matches_hand_computation_and_is_nonnegative():
+    model, (x, y) = tiny_mlp(), mlp_batch()
+    reference = copy.deepcopy(model)
+    F.cross_entropy(reference(x), y).backward()  # plain loss, T = 1
+    scores = ip.snip_scores(model, x, y)
+    for name, w in mp.prunable(reference).items():
+        torch.testing.assert_close(scores[name], (w.detach() * w.grad).abs())
+        assert (scores[name] >= 0).all()
+
+
+def test_random_scores_are_deterministic_per_seed_and_differ_across_seeds():
+    model = tiny_vgg()
+    a, b, c = ip.random_scores(model, 3), ip.random_scores(model, 3), ip.random_scores(model, 4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(flat(a), flat(c))
+    assert ((flat(a) >= 0) & (flat(a) < 1)).all()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in mp.prunable(model).items()}
+
+
+@pytest.mark.parametrize("train_mode", [True, False])
+def test_scoring_leaves_the_model_untouched(train_mode):
+    model, (x, y) = tiny_vgg(), vgg_batch()
+    model.train(train_mode)
+    model.classifier.weight.grad = torch.full_like(model.classifier.weight, 7.0)
+    model.features[0].weight.requires_grad_(False)
+    before = copy.deepcopy(model.state_dict())
+    for scorer in (
+        lambda: ip.grasp_scores(model, x, y),
+        lambda: ip.grasp_scores(model, x, y, chunk_size=5),
+        lambda: ip.snip_scores(model, x, y),
+        lambda: ip.random_scores(model),
+    ):
+        scorer()
+        after = model.state_dict()  # BatchNorm running statistics included
+        assert all(torch.equal(before[k], after[k]) for k in before)
+        assert all(m.training == train_mode for m in model.modules())
+        assert torch.equal(model.classifier.weight.grad, torch.full_like(before["classifier.weight"], 7.0))
+        assert all(p.grad is None for n, p in model.named_parameters() if n != "classifier.weight")
+        assert not model.features[0].weight.requires_grad
+
+
+@pytest.mark.parametrize("method", ip.METHODS)
+def test_prune_at_init_removes_exactly_the_global_count(method):
+    model, data = tiny_vgg(), vgg_batch()
+    n = sum(w.numel() for w in mp.prunable(model).values())
+    masks = ip.prune_at_init(model, method, 0.7, data)
+    assert sum(int(m.sum()) for m in masks.values()) == n - round(0.7 * n)
+    for name, module in mp.prunable_modules(model).items():
+        assert torch.equal(module.weight_mask.bool(), masks[name])
+    densities = ip.layer_densities(masks)
+    assert list(densities) == list(mp.prunable(model))
+    assert all(0.0 <= d <= 1.0 for d in densities.values())
+
+
+def test_prune_at_init_uses_the_scorer_it_names():
+    model, (x, y) = tiny_vgg(), vgg_batch()
+    scores = ip.grasp_scores(model, x, y, temperature=50.0)
+    masks = ip.prune_at_init(model, "grasp", 0.5, (x, y), temperature=50.0)
+    expected = mp.masks_from_scores(scores, 0.5)
+    assert all(torch.equal(masks[k], expected[k]) for k in masks)
+
+
+def test_prune_at_init_rejects_an_unknown_method_and_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="grasp, snip, random, magnitude"):
+        ip.prune_at_init(tiny_vgg(), "obd", 0.5, vgg_batch())
+    with pytest.raises(ValueError, match="chunk_size"):
+        ip.snip_scores(tiny_mlp(), *mlp_batch(), chunk_size=0)
+    with pytest.raises(ValueError, match="temperature"):
+        ip.grasp_scores(tiny_mlp(), *mlp_batch(), temperature=0.0)
+
+
+def test_layer_collapse_names_the_empty_layer():
+    model = tiny_vgg()
+    masks = {k: torch.ones_like(w, dtype=torch.bool) for k, w in mp.prunable(model).items()}
+    masks["features.4.weight"][:] = False
+    masks["classifier.weight"][0] = False
+    assert ip.layer_collapse(masks) == ["features.4.weight"]
+    densities = ip.layer_densities(masks)
+    assert densities["features.4.weight"] == 0.0 and densities["features.0.weight"] == 1.0
+    assert densities["classifier.weight"] == pytest.approx(2 / 3)
+    mp.apply_masks(model, masks)
+    assert ip.layer_collapse(model) == ["features.4.weight"]
+    assert ip.layer_densities(model) == pytest.approx(densities)
+
+
+def test_prune_at_init_warns_when_magnitude_at_init_empties_a_tiny_layer():
+    model = tiny_vgg()
+    with torch.no_grad():
+        model.classifier.weight.mul_(1e-3)  # smallest init scale: removed first
+    with pytest.warns(UserWarning, match=r"layer collapse.*classifier\.weight"):
+        masks = ip.prune_at_init(model, "magnitude", 0.5, None)
+    assert ip.layer_collapse(masks) == ["classifier.weight"]
+    assert ip.layer_collapse(model) == ["classifier.weight"]
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_prune_at_init_scores_a_class_balanced_batch(method):
+    counts = [30, 9, 17]  # unbalanced classes
+    y = torch.cat([torch.full((c,), k) for k, c in enumerate(counts)])
+    x = torch.randn(len(y), 1, 40, generator=torch.Generator().manual_seed(0))
+    x[:, 0, 0] = y.float()  # the label is readable from the input
+    seen = []
+    model = tiny_vgg()
+    model.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0][:, 0, 0].clone()))
+    ip.prune_at_init(model, method, 0.5, TensorDataset(x, y), per_class=4, seed=1)
+    labels = seen[0].round().long()  # first forward: the whole scoring batch
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert torch.equal(seen[0], mp.class_balanced_batch(TensorDataset(x, y), 4, 1)[0][:, 0, 0])
+
+
+def test_scores_of_an_already_masked_model_are_zero_where_pruned():
+    model, (x, y) = tiny_mlp(), mlp_batch()
+    masks = mp.masks_from_scores(mp.magnitude_scores(model), 0.5)
+    mp.apply_masks(model, masks)
+    for scorer in (ip.grasp_scores, ip.snip_scores):
+        scores = scorer(model, x, y)
+        assert all((scores[k][~masks[k]] == 0).all() for k in masks)
+        assert all((scores[k][masks[k]] != 0).any() for k in masks)
