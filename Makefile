@@ -30,7 +30,13 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(BIN)/python -m pytest
 
-book: $(VENV)/.installed-book
+# Jupyter Book's execution cache is keyed on each notebook's code only; when the package
+# changes, every notebook's results may change, so the cache (and Sphinx's) is dropped.
+_build/.package-stamp: minipruner/*.py
+	rm -rf _build/.jupyter_cache _build/.doctrees
+	mkdir -p _build && touch $@
+
+book: $(VENV)/.installed-book _build/.package-stamp
 	$(BIN)/jupyter-book build .
 	@echo "site: _build/html/index.html"
 

@@ -19,6 +19,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
+from .init_pruning import (  # noqa: E402
+    grasp_scores,
+    layer_collapse,
+    layer_densities,
+    prune_at_init,
+    random_scores,
+    snip_scores,
+)
 from .magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
 from .masks import (  # noqa: E402
     SparsityReport,
@@ -61,6 +69,9 @@ __all__ = [
     "frobenius_distortion",
     "get_model",
     "get_scale",
+    "grasp_scores",
+    "layer_collapse",
+    "layer_densities",
     "load_dataset",
     "load_or_compute",
     "magnitude_prune",
@@ -69,8 +80,11 @@ __all__ = [
     "prunable",
     "prunable_modules",
     "prune",
+    "prune_at_init",
+    "random_scores",
     "remove_masks",
     "seed_everything",
+    "snip_scores",
     "sparsity_report",
     "train",
     "trained",

@@ -258,9 +258,7 @@ def snip_scores(
         variables = list(_variables(model).values())
         g = _mean_gradient(model, variables, x, y, 1.0, chunk_size)
     theta = prunable(model)
-    return {
-        name: (theta[name].detach() * grad).abs() for name, grad in zip(names, g, strict=True)
-    }
+    return {name: (theta[name].detach() * grad).abs() for name, grad in zip(names, g, strict=True)}
 
 
 def random_scores(model: nn.Module, seed: int = 0) -> dict[str, Tensor]:
@@ -351,9 +349,7 @@ def prune_at_init(
     Warns (``UserWarning``) naming every layer left with no weights (:func:`layer_collapse`):
     such a layer disconnects the network.
     """
-    scores = init_scores(
-        model, method, data, per_class, seed, temperature, chunk_size=chunk_size
-    )
+    scores = init_scores(model, method, data, per_class, seed, temperature, chunk_size=chunk_size)
     masks = masks_from_scores(scores, sparsity, "global", model=model)
     apply_masks(model, masks)
     collapsed = layer_collapse(masks)
@@ -374,9 +370,7 @@ def _kept(masks_or_model: Mapping[str, Tensor] | nn.Module) -> dict[str, tuple[i
             name: (int(torch.count_nonzero(w)), w.numel())
             for name, w in prunable(masks_or_model).items()
         }
-    return {
-        name: (int(torch.count_nonzero(m)), m.numel()) for name, m in masks_or_model.items()
-    }
+    return {name: (int(torch.count_nonzero(m)), m.numel()) for name, m in masks_or_model.items()}
 
 
 def layer_densities(masks: Mapping[str, Tensor] | nn.Module) -> dict[str, float]:

@@ -1,19 +1,23 @@
 """Interactive explorers that still show something true on the static site.
 
 The book's site runs no Python, so an explorer cannot compute on demand. Instead every
-state the reader can reach is computed in advance (one figure per combination of control
-positions), and the controls pick among them. The links between controls and pictures are
-made in the browser (``ipywidgets.jslink`` to nested ``Stack`` widgets), so the explorer
-works on the static page, where the widget state is stored with the executed notebook,
-exactly as in a live Jupyter session.
+state the reader can reach is computed in advance (one figure per combination of slider
+positions) and embedded in the page; plain HTML sliders pick among them with a few lines
+of inline JavaScript. Nothing is loaded from elsewhere, so the explorer works the same in
+Jupyter, on the static site and offline, and without JavaScript it still shows its
+starting state.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
+import itertools
+import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
@@ -26,45 +30,77 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
+class Explorer:
+    """Sliders over precomputed figures; displays itself as self-contained HTML.
+
+    ``frames[i]`` is the PNG for the ``i``-th combination of slider positions, in
+    row-major order over ``controls`` (the last slider varies fastest).
+    """
+
+    def __init__(
+        self, controls: Mapping[str, Sequence[str]], frames: Sequence[bytes], start: Sequence[int]
+    ) -> None:
+        self.controls = {name: list(labels) for name, labels in controls.items()}
+        self.frames = list(frames)
+        self.start = list(start)
+
+    def index(self, positions: Sequence[int]) -> int:
+        """The frame shown for slider ``positions`` (row-major, last slider fastest)."""
+        i = 0
+        for pos, labels in zip(positions, self.controls.values(), strict=True):
+            i = i * len(labels) + pos
+        return i
+
+    def _repr_html_(self) -> str:
+        uid = f"explorer-{uuid.uuid4().hex[:8]}"
+        shown = self.index(self.start)
+        rows = []
+        for k, (name, labels) in enumerate(self.controls.items()):
+            rows.append(
+                f'<div><label>{html.escape(name)} <input type="range" min="0" '
+                f'max="{len(labels) - 1}" step="1" value="{self.start[k]}" '
+                f'data-labels="{html.escape(json.dumps(labels))}" style="width:min(420px,60%)"> '
+                f"<b>{html.escape(labels[self.start[k]])}</b></label></div>"
+            )
+        images = "".join(
+            f'<img alt="state {i}" src="data:image/png;base64,{base64.b64encode(png).decode()}"'
+            f' style="max-width:100%;display:{"block" if i == shown else "none"}">'
+            for i, png in enumerate(self.frames)
+        )
+        script = f"""<script>(function(){{
+var root=document.getElementById("{uid}");
+var inputs=root.querySelectorAll("input"), imgs=root.querySelectorAll("img");
+function update(){{var i=0;inputs.forEach(function(el){{
+  var labels=JSON.parse(el.dataset.labels);i=i*labels.length+Number(el.value);
+  el.parentNode.querySelector("b").textContent=labels[Number(el.value)];}});
+  imgs.forEach(function(im,j){{im.style.display=(j===i)?"block":"none";}});}}
+inputs.forEach(function(el){{el.addEventListener("input",update);}});}})();</script>"""
+        return f'<div id="{uid}" class="minipruner-explorer">{"".join(rows)}{images}</div>{script}'
+
+
 def precomputed_explorer(
     controls: Mapping[str, Sequence[str]],
     render: Callable[..., Figure],
     start: Mapping[str, int] | None = None,
     dpi: int = 80,
-) -> widgets.VBox:
+) -> Explorer:
     """Sliders over precomputed figures: one slider per entry of ``controls``.
 
-    ``controls`` maps a slider's name to the labels of its positions; ``render(**indices)``
-    draws the figure for one combination of positions (``indices[name]`` is the position
-    of slider ``name``). All ``prod(len(labels))`` figures are rendered now; in the browser
-    the sliders select among them through nested ``Stack`` widgets.
+    ``controls`` maps a slider's name to the labels of its positions; ``render(**positions)``
+    draws the figure for one combination (``positions[name]`` is the index of slider
+    ``name``). All ``prod(len(labels))`` figures are rendered now, so every state the reader
+    can reach was computed by the code on the page.
     """
     names = list(controls)
     if not names or any(len(controls[n]) == 0 for n in names):
         raise ValueError("an explorer needs at least one control with at least one position")
-    first = {n: 0 for n in names} | dict(start or {})
-    stacks: list[list[widgets.Stack]] = [[] for _ in names]
-
-    def build(level: int, chosen: dict[str, int]) -> widgets.Widget:
-        if level == len(names):
-            return widgets.Image(value=figure_png(render(**chosen), dpi), format="png")
-        name = names[level]
-        children = [build(level + 1, {**chosen, name: i}) for i in range(len(controls[name]))]
-        stack = widgets.Stack(children, selected_index=first[name])
-        stacks[level].append(stack)
-        return stack
-
-    root = build(0, {})
-    sliders = []
-    for level, name in enumerate(names):
-        slider = widgets.SelectionSlider(
-            options=list(controls[name]),
-            index=first[name],
-            description=name,
-            layout=widgets.Layout(width="min(560px, 100%)"),
-            style={"description_width": "initial"},
-        )
-        for stack in stacks[level]:
-            widgets.jslink((slider, "index"), (stack, "selected_index"))
-        sliders.append(slider)
-    return widgets.VBox([*sliders, root])
+    unknown = set(start or {}) - set(names)
+    if unknown:
+        raise ValueError(f"start names unknown controls {sorted(unknown)}; controls: {names}")
+    first = [dict(start or {}).get(n, 0) for n in names]
+    for n, pos in zip(names, first, strict=True):
+        if not 0 <= pos < len(controls[n]):
+            raise ValueError(f"start position {pos} of {n!r} outside 0..{len(controls[n]) - 1}")
+    combos = itertools.product(*(range(len(controls[n])) for n in names))
+    frames = [figure_png(render(**dict(zip(names, c, strict=True))), dpi) for c in combos]
+    return Explorer(controls, frames, first)

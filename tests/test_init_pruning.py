@@ -21,6 +21,13 @@ def tiny_mlp() -> nn.Module:
     return MLP([6, 5, 4, 3], bias=True).double()
 
 
+def tanh_net() -> nn.Module:
+    """6-8-5-3 tanh network with biases, float64: smooth, so no weight has a zero score."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 3)]
+    return nn.Sequential(*layers).double()
+
+
 def mlp_batch(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return torch.randn(n, 6, generator=g, dtype=torch.float64), torch.arange(n) % 3
@@ -62,9 +69,10 @@ def flat(scores: dict) -> torch.Tensor:
     return torch.cat([s.reshape(-1) for s in scores.values()])
 
 
+@pytest.mark.parametrize("make_model", [tiny_mlp, tanh_net])
 @pytest.mark.parametrize("temperature", [1.0, 200.0])
-def test_hg_matches_explicit_hessian_and_forward_over_reverse(temperature):
-    model, (x, y) = tiny_mlp(), mlp_batch()
+def test_hg_matches_explicit_hessian_and_forward_over_reverse(temperature, make_model):
+    model, (x, y) = make_model(), mlp_batch()
     theta, g, hg, hg_fwd_rev = explicit_hg(model, x, y, temperature)
     torch.testing.assert_close(hg, hg_fwd_rev, rtol=1e-9, atol=1e-14)
     assert hg.abs().max() > 0
@@ -72,7 +80,6 @@ def test_hg_matches_explicit_hessian_and_forward_over_reverse(temperature):
     ours = ip.hessian_gradient_product(model, x, y, temperature)
     assert list(ours) == list(mp.prunable(model))  # keyed like prunable, no biases
     torch.testing.assert_close(flat(ours), hg, rtol=1e-9, atol=1e-14)
-    scores = mp.grasp_scores(model, x, y, temperature) if hasattr(mp, "grasp_scores") else None
     scores = ip.grasp_scores(model, x, y, temperature)
     torch.testing.assert_close(flat(scores), theta * hg, rtol=1e-9, atol=1e-16)
     for name, w in mp.prunable(model).items():
@@ -88,13 +95,14 @@ def test_temperature_changes_the_scores_beyond_a_scale():
 
 
 def test_grasp_sign_keep_highest_removes_the_top_of_minus_theta_hg():
-    model, (x, y) = tiny_mlp(), mlp_batch()
+    model, (x, y) = tanh_net(), mlp_batch()
     theta = {k: v.detach() for k, v in mp.prunable(model).items()}
     hg = ip.hessian_gradient_product(model, x, y)
     scores = ip.grasp_scores(model, x, y)
     for name in theta:  # theta * Hg, not negated
         assert torch.equal(scores[name], theta[name] * hg[name])
     assert (flat(scores) < 0).any() and (flat(scores) > 0).any()
+    assert len(set(flat(scores).float().tolist())) == flat(scores).numel()  # no ties
 
     sparsity = 0.4
     masks = mp.masks_from_scores(scores, sparsity)
@@ -158,7 +166,9 @@ def test_scoring_leaves_the_model_untouched(train_mode):
         after = model.state_dict()  # BatchNorm running statistics included
         assert all(torch.equal(before[k], after[k]) for k in before)
         assert all(m.training == train_mode for m in model.modules())
-        assert torch.equal(model.classifier.weight.grad, torch.full_like(before["classifier.weight"], 7.0))
+        assert torch.equal(
+            model.classifier.weight.grad, torch.full_like(before["classifier.weight"], 7.0)
+        )
         assert all(p.grad is None for n, p in model.named_parameters() if n != "classifier.weight")
         assert not model.features[0].weight.requires_grad
 
