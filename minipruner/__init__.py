@@ -27,6 +27,7 @@ from .init_pruning import (  # noqa: E402
     random_scores,
     snip_scores,
 )
+from .lookahead import lookahead_prune, lookahead_scores  # noqa: E402
 from .magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
 from .masks import (  # noqa: E402
     SparsityReport,
@@ -74,6 +75,8 @@ __all__ = [
     "layer_densities",
     "load_dataset",
     "load_or_compute",
+    "lookahead_prune",
+    "lookahead_scores",
     "magnitude_prune",
     "magnitude_scores",
     "masks_from_scores",

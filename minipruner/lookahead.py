@@ -1,0 +1,821 @@
+"""Chapter 2: lookahead pruning (LAP), Park, Lee, Mo & Shin, ICLR 2020 (arXiv 2002.04809).
+
+Magnitude pruning minimises the Frobenius distortion of one layer (chapter 1). Lookahead
+pruning looks one layer back and one layer ahead: it minimises the distortion of the
+three-layer block ``W_{i+1} W_i W_{i-1}`` (activations left out) caused by pruning ``W_i``.
+Zeroing a single weight ``w = W_i[j, k]`` changes ``W_i`` by ``w e_j e_k^T``, so the block
+changes by the rank-one matrix ``w * W_{i+1}[:, j] W_{i-1}[k, :]``, whose Frobenius norm is
+
+    L_i(w) = |w| * ||W_{i-1}[k, :]|| * ||W_{i+1}[:, j]||        (the lookahead score)
+
+exactly. LAP removes, in each layer, the weights of smallest ``L_i``. Conventions used here:
+
+* Layers are taken in forward order. For the first layer the missing ``W_{i-1}`` is the
+  identity, for the last layer the missing ``W_{i+1}`` is: that factor counts as 1.
+* Convolutions: ``W_{i-1}[k, :]`` is the whole filter that produces input channel ``k``
+  (``W_{i-1}[k]``, all its input channels and taps) and ``W_{i+1}[:, j]`` all the kernels
+  that consume output channel ``j`` (``W_{i+1}[:, j]``, all taps). The identity is exact
+  for the *linearised* block in which each kernel is treated as one block entry
+  (taps kept apart instead of convolved).
+* A conv followed by flatten and a linear layer: the linear layer has ``C * P`` inputs for
+  the conv's ``C`` channels of ``P`` positions each, and input ``c * P + p`` belongs to
+  channel ``c`` (channel-major, as ``torch.flatten`` of NCHW lays them out).
+* Scores use the *effective* weights (:func:`minipruner.masks.prunable`: pruned entries are
+  zero), so re-scoring a partly pruned model is right.
+
+Variants (all exact for the block they describe; ``s`` and ``p`` below default to 1):
+
+* batch-norm aware: with ``s_l[u] = gamma_l[u] / sqrt(running_var_l[u] + eps)`` the scale
+  of the BN that follows layer ``l`` (per output unit/channel ``u``) the block is
+  ``W_{i+1} S_i W_i S_{i-1} W_{i-1}`` and the score is
+  ``|w| * |s_{i-1}[k]| ||W_{i-1}[k, :]|| * |s_i[j]| ||W_{i+1}[:, j]||``; the BN after
+  ``W_{i+1}`` is outside the block, as in the paper.
+* activation aware (LAP-act): every ReLU is modelled as a gate that is open, independently,
+  with the measured probability ``p_l[u]`` that unit ``u`` of layer ``l`` is active, and
+  every weight is scaled by ``sqrt(p)`` of the unit it feeds. The score is the root mean
+  square over the gates of the distortion of
+  ``G_{i+1} W_{i+1} G_i W_i G_{i-1} W_{i-1}``.
+* sequential: LFP prunes layer 1, re-scores layer 2 with layer 1 pruned, and so on;
+  LBP runs from the last layer back.
+* global pruning: each layer's scores divided by the layer's score norm.
+
+A model whose prunable layers do not form a simple chain (a residual network) is read as
+the paper does: neighbours along the main path in forward order, skip connections ignored;
+a warning says so. See :func:`lookahead_chain`.
+
+Where this differs from the official code (github.com/alinlab/lookahead_pruning): after a
+conv -> flatten step the BN factor of linear input ``c * P + p`` is that of channel ``c``
+(the official code indexes channel ``(c * P + p) // C``); LAP-act uses one rate per conv
+channel, averaged over positions (the official code sums ``sqrt`` of per-position rates);
+sequential ratios are fractions of the whole layer, like every ratio in this package.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .masks import (
+    apply_masks,
+    current_masks,
+    example_input,
+    masks_from_scores,
+    prunable,
+    prunable_modules,
+)
+
+__all__ = [
+    "ORDERS",
+    "LayerChain",
+    "activation_rates",
+    "batchnorm_factors",
+    "lookahead_chain",
+    "lookahead_prune",
+    "lookahead_scores",
+    "normalized_lookahead_scores",
+]
+
+ORDERS = ("oneshot", "forward", "backward")
+"""Pruning orders of :func:`lookahead_prune`: LAP, LFP (forward) and LBP (backward)."""
+
+_INPUT = "<input>"
+_OUTPUT = "<output>"
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+_RELU_TYPES = (nn.ReLU, nn.ReLU6)
+_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+# --------------------------------------------------------------------------------------
+# How the model is read: layer order, neighbours, BatchNorms and ReLUs of each layer
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerChain:
+    """How lookahead reads a model's prunable layers (names as in ``prunable(model)``).
+
+    ``order``: layers in forward order (execution order when traced, else registration
+    order). ``prev[name]`` / ``next[name]``: the neighbours whose weights enter the
+    lookahead score (``None`` = no neighbour, counts as 1). ``main_path``: the longest chain
+    of layers from input to output; skip-path layers (e.g. 1x1 shortcut convs) are off it
+    and take as neighbours their nearest main-path producer and consumer.
+    ``units_per_channel[(a, b)]``: inputs of ``b`` per output channel of ``a`` (1, or the
+    ``P`` positions of a conv output flattened into a linear layer). ``is_chain``: the layers
+    form a simple chain (assumed when not ``traced``). ``ignored``: data-flow edges
+    ``(producer, consumer)`` that the scores ignore (skip connections; ``"<input>"`` and
+    ``"<output>"`` stand for the model's input and output). ``batchnorms[name]``: the
+    BatchNorm modules on the data path from the layer to its next neighbour (or to the
+    output); ``activations[name]``: the first ReLU module on that path, with the number of
+    the call (a module may run several times per forward pass); traced models only.
+    """
+
+    order: list[str]
+    prev: dict[str, str | None]
+    next: dict[str, str | None]
+    main_path: list[str]
+    units_per_channel: dict[tuple[str, str], int]
+    is_chain: bool
+    traced: bool
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    batchnorms: dict[str, list[nn.Module]] = field(default_factory=dict)
+    activations: dict[str, tuple[nn.Module, int]] = field(default_factory=dict)
+
+
+def _out_units(module: nn.Module) -> int:
+    return int(module.weight.shape[0])
+
+
+def _in_units(module: nn.Module) -> int:
+    return int(module.weight.shape[1])
+
+
+def _fit(a: str, ma: nn.Module, b: str, mb: nn.Module) -> int:
+    """Inputs of layer ``b`` per output channel of layer ``a``; ValueError if they do not fit."""
+    n_out, n_in = _out_units(ma), _in_units(mb)
+    if n_out == n_in:
+        return 1
+    if isinstance(ma, _CONV_TYPES) and isinstance(mb, nn.Linear):
+        if n_in % n_out == 0:
+            return n_in // n_out
+        raise ValueError(
+            f"layers {a!r} ({n_out} output channels) and {b!r} ({n_in} inputs) do not fit: "
+            f"a linear layer after a flattened conv needs in_features = channels * positions, "
+            f"but {n_in} is not a multiple of {n_out}"
+        )
+    raise ValueError(
+        f"layers {a!r} ({n_out} outputs) and {b!r} ({n_in} inputs) do not fit: the output "
+        f"units of one prunable layer must be the input units of the next"
+    )
+
+
+def _check_modules(modules: Mapping[str, nn.Module]) -> None:
+    for name, m in modules.items():
+        if isinstance(m, _CONV_TYPES) and m.groups != 1:
+            raise ValueError(
+                f"layer {name!r} is a grouped convolution (groups={m.groups}); lookahead "
+                f"scores support ungrouped convolutions and linear layers only"
+            )
+
+
+def _start_node(t: object, x: Tensor) -> object:
+    """The autograd node that produced ``t`` (``_INPUT`` for the model input itself)."""
+    if not isinstance(t, Tensor):
+        return None
+    if t is x:
+        return _INPUT
+    return t.grad_fn
+
+
+@dataclass
+class _Trace:
+    order: list[str]  # prunable layers in execution order
+    producers: dict[str, set[str]]  # layer or _OUTPUT -> layers (or _INPUT) it reads from
+    extras: list[tuple[nn.Module, int]]  # BN / ReLU calls (module, call number)
+    extra_producers: list[set[str]]  # for each call: the layers its input depends on
+    passed: dict[str, set[int]]  # layer or _OUTPUT -> calls between it and its producers
+
+
+def _trace(model: nn.Module, x: Tensor) -> _Trace:
+    """Run ``model`` once on ``x[:1]`` and read the data flow from the autograd graph.
+
+    Walking back from a layer's input through the graph until the outputs of prunable
+    layers (or the model input) gives the layers it reads from directly, and the BN / ReLU
+    calls that lie in between.
+    """
+    modules = prunable_modules(model)
+    _check_modules(modules)
+    names = {id(m): n for n, m in modules.items()}
+    if not x.is_floating_point():
+        raise ValueError("tracing the model needs a floating-point example input")
+    x = x.detach()[:1].clone().requires_grad_(True)
+
+    order: list[str] = []
+    calls: dict[str, int] = dict.fromkeys(modules, 0)
+    in_nodes: dict[str, object] = {}
+    out_nodes: dict[object, str] = {}
+    extras: list[tuple[nn.Module, int]] = []
+    extra_in: list[object] = []
+    extra_out: dict[object, int] = {}
+    extra_calls: dict[int, int] = {}
+
+    def pre_layer(module: nn.Module, args: tuple[Any, ...]) -> None:
+        name = names[id(module)]
+        if calls[name] == 0 and args:
+            in_nodes[name] = _start_node(args[0], x)
+
+    def post_layer(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        name = names[id(module)]
+        calls[name] += 1
+        if calls[name] == 1:
+            order.append(name)
+            if isinstance(output, Tensor) and output.grad_fn is not None:
+                out_nodes[output.grad_fn] = name
+
+    def pre_extra(module: nn.Module, args: tuple[Any, ...]) -> None:
+        k = extra_calls.get(id(module), 0)
+        extra_calls[id(module)] = k + 1
+        extras.append((module, k))
+        extra_in.append(_start_node(args[0], x) if args else None)
+
+    def post_extra(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if isinstance(output, Tensor) and output.grad_fn is not None:
+            extra_out.setdefault(output.grad_fn, len(extras) - 1)
+
+    handles = []
+    states = {m: m.training for m in model.modules()}
+    try:
+        for m in modules.values():
+            handles.append(m.register_forward_pre_hook(pre_layer))
+            handles.append(m.register_forward_hook(post_layer))
+        for m in model.modules():
+            if isinstance(m, _BN_TYPES + _RELU_TYPES):
+                handles.append(m.register_forward_pre_hook(pre_extra))
+                handles.append(m.register_forward_hook(post_extra))
+        model.eval()
+        with torch.enable_grad():
+            try:
+                out = model(x)
+            except Exception as e:  # the model cannot run on the example input
+                raise ValueError(
+                    f"could not run {type(model).__name__} on an example input of shape "
+                    f"{tuple(x.shape)} to find its layer order: {e}"
+                ) from e
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in states.items():
+            m.training = training
+
+    unused = [n for n, c in calls.items() if c == 0]
+    if unused:
+        raise ValueError(f"prunable layer(s) {unused} are not used in the forward pass")
+    repeated = [n for n, c in calls.items() if c > 1]
+    if repeated:
+        raise ValueError(
+            f"prunable layer(s) {repeated} run more than once in a forward pass (shared "
+            f"weights); lookahead scores need each layer to run once"
+        )
+
+    def walk(starts: list[object]) -> tuple[set[str], set[int]]:
+        found: set[str] = set()
+        passed: set[int] = set()
+        stack, seen = list(starts), set()
+        while stack:
+            node = stack.pop()
+            if node is _INPUT:
+                found.add(_INPUT)
+                continue
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            if node in out_nodes:
+                found.add(out_nodes[node])
+                continue
+            if node in extra_out:
+                passed.add(extra_out[node])
+            if getattr(node, "variable", None) is x:
+                found.add(_INPUT)
+                continue
+            stack.extend(nxt for nxt, _ in node.next_functions)
+        return found, passed
+
+    producers: dict[str, set[str]] = {}
+    passed: dict[str, set[int]] = {}
+    for n in order:
+        producers[n], passed[n] = walk([in_nodes.get(n)])
+    if isinstance(out, dict):
+        outs = list(out.values())
+    elif isinstance(out, (tuple, list)):
+        outs = list(out)
+    else:
+        outs = [out]
+    producers[_OUTPUT], passed[_OUTPUT] = walk([t.grad_fn for t in outs if isinstance(t, Tensor)])
+    extra_producers = [walk([node])[0] for node in extra_in]
+    return _Trace(order, producers, extras, extra_producers, passed)
+
+
+def _registration_chain(model: nn.Module) -> LayerChain:
+    """Layers in registration order, each one's neighbours the adjacent layers."""
+    modules = prunable_modules(model)
+    _check_modules(modules)
+    order = list(modules)
+    ids = {id(m): n for n, m in modules.items()}
+    batchnorms: dict[str, list[nn.Module]] = {}
+    current = None
+    for m in model.modules():
+        if id(m) in ids:
+            current = ids[id(m)]
+        elif current is not None and isinstance(m, _BN_TYPES):
+            batchnorms.setdefault(current, []).append(m)
+    prev = {n: (order[i - 1] if i else None) for i, n in enumerate(order)}
+    nxt = {n: (order[i + 1] if i + 1 < len(order) else None) for i, n in enumerate(order)}
+    units = {(a, b): _fit(a, modules[a], b, modules[b]) for a, b in pairwise(order)}
+    return LayerChain(order, prev, nxt, list(order), units, True, False, [], batchnorms, {})
+
+
+def _traced_chain(model: nn.Module, x: Tensor) -> LayerChain:
+    tr = _trace(model, x)
+    order, producers = tr.order, tr.producers
+    modules = prunable_modules(model)
+    index = {n: i for i, n in enumerate(order)}
+
+    # Main path: the longest chain of layers from input to output (ties: the later layer).
+    depth: dict[str, int] = {_INPUT: 0}
+    parent: dict[str, str] = {}
+
+    def deepest(cands: set[str]) -> str:
+        return max(cands or {_INPUT}, key=lambda c: (depth[c], index.get(c, -1)))
+
+    for n in order:
+        parent[n] = deepest(producers[n])
+        depth[n] = depth[parent[n]] + 1
+    end = deepest(producers[_OUTPUT])
+    if end == _INPUT:
+        end = order[-1]
+    path: list[str] = []
+    while end != _INPUT:
+        path.append(end)
+        end = parent[end]
+    path.reverse()
+    on_path = set(path)
+
+    prev: dict[str, str | None] = {}
+    nxt: dict[str, str | None] = {}
+    for i, n in enumerate(path):
+        prev[n] = path[i - 1] if i else None
+        nxt[n] = path[i + 1] if i + 1 < len(path) else None
+    for n in order:
+        if n in on_path:
+            continue
+        ps = [p for p in producers[n] if p != _INPUT]
+        ps = [p for p in ps if p in on_path] or ps
+        prev[n] = max(ps, key=index.__getitem__) if ps else None
+        cs = [c for c in order if n in producers[c]]
+        cs = [c for c in cs if c in on_path] or cs
+        nxt[n] = min(cs, key=index.__getitem__) if cs else None
+
+    ignored = []
+    for n in [*order, _OUTPUT]:
+        if n == _OUTPUT:
+            expected, got = path[-1], producers[_OUTPUT] or {path[-1]}
+        else:
+            expected, got = prev[n] or _INPUT, producers[n] or {_INPUT}
+        ignored += [(p, n) for p in sorted(got, key=lambda c: index.get(c, -1)) if p != expected]
+    is_chain = not ignored and len(path) == len(order)
+
+    units = {}
+    for n in order:
+        if prev[n] is not None:
+            units[(prev[n], n)] = _fit(prev[n], modules[prev[n]], n, modules[n])
+        if nxt[n] is not None:
+            units[(n, nxt[n])] = _fit(n, modules[n], nxt[n], modules[nxt[n]])
+    prev = {n: prev[n] for n in order}
+    nxt = {n: nxt[n] for n in order}
+
+    # The BNs and the ReLU of a layer are those between it and its next neighbour (or the
+    # model output): calls whose input depends on the layer and whose output reaches the
+    # neighbour's input without passing through another prunable layer.
+    batchnorms: dict[str, list[nn.Module]] = {}
+    activations: dict[str, tuple[nn.Module, int]] = {}
+    for n in order:
+        consumer = nxt[n] or _OUTPUT
+        for i in sorted(tr.passed[consumer]):
+            if n not in tr.extra_producers[i]:
+                continue
+            module, k = tr.extras[i]
+            if isinstance(module, _BN_TYPES):
+                bns = batchnorms.setdefault(n, [])
+                if all(b is not module for b in bns):
+                    bns.append(module)
+            elif n not in activations:
+                activations[n] = (module, k)
+    return LayerChain(
+        order, prev, nxt, path, units, is_chain, True, ignored, batchnorms, activations
+    )
+
+
+def _short(items: list[str], k: int = 4) -> str:
+    return ", ".join(items[:k]) + (f", ... ({len(items)} in all)" if len(items) > k else "")
+
+
+def _analyse(model: nn.Module, x: Tensor | None, stacklevel: int = 3) -> LayerChain:
+    if x is None and getattr(model, "input_shape", None) is not None:
+        x = example_input(model)
+    chain = _registration_chain(model) if x is None else _traced_chain(model, x)
+    if not chain.is_chain:
+        off = [n for n in chain.order if n not in set(chain.main_path)]
+        msg = (
+            f"the prunable layers of {type(model).__name__} do not form a simple chain "
+            f"(skip connections: {_short([f'{a} -> {b}' for a, b in chain.ignored])}"
+        )
+        if off:
+            msg += f"; layers off the main path: {_short(off)}"
+        msg += (
+            "). Lookahead scores use each layer's neighbours along the main path in forward "
+            "order and ignore skip connections, as Park et al. (2020) do."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=stacklevel)
+    return chain
+
+
+def lookahead_chain(model: nn.Module, x: Tensor | None = None) -> LayerChain:
+    """Work out how lookahead reads ``model``: layer order, neighbours, BatchNorms, ReLUs.
+
+    The neighbours of ``W_i`` in ``L_i(w) = |w| ||W_{i-1}[k, :]|| ||W_{i+1}[:, j]||``
+    are found from the model itself. If an example input is available (``x``, else a zero
+    input built from ``model.input_shape``) the model runs once and the data flow between
+    prunable layers is read from the autograd graph: the layers run in forward order, the
+    main path is the longest chain of layers from input to output, and each layer's
+    neighbours are the adjacent main-path layers. Layers off the main path (1x1 shortcut
+    convs) take their nearest main-path producer and consumer. When the layers do not form
+    a simple chain (skip connections, as in ResNets) a ``UserWarning`` names the skip
+    connections and off-path layers. Without an example input the layers are taken in
+    registration order and skip connections cannot be detected.
+
+    Raises ``ValueError`` when neighbouring layers do not fit (one layer's output units
+    must be the next one's inputs, or ``in_features = C * P`` for a linear layer after a
+    conv with ``C`` channels and flatten), for grouped convolutions, and for layers that do
+    not run exactly once in a forward pass.
+    """
+    return _analyse(model, x)
+
+
+# --------------------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------------------
+
+
+def _bn_factor(bn: nn.Module) -> Tensor:
+    if bn.running_var is None:
+        raise ValueError(
+            f"{type(bn).__name__} without running statistics (track_running_stats=False) "
+            f"has no fixed scale; batch-norm aware scores need running_var"
+        )
+    var = bn.running_var.detach()
+    gamma = bn.weight.detach() if bn.weight is not None else torch.ones_like(var)
+    return gamma / torch.sqrt(var + bn.eps)
+
+
+def _batchnorm_factors(model: nn.Module, chain: LayerChain) -> dict[str, Tensor]:
+    modules = prunable_modules(model)
+    bn_names = {id(m): n for n, m in model.named_modules()}
+    out = {}
+    for name in modules:
+        bns = chain.batchnorms.get(name, [])
+        if not bns:
+            continue
+        factor = None
+        for bn in bns:
+            if bn.num_features != _out_units(modules[name]):
+                raise ValueError(
+                    f"BatchNorm {bn_names.get(id(bn), '?')!r} after layer {name!r} has "
+                    f"{bn.num_features} features but the layer has "
+                    f"{_out_units(modules[name])} output units"
+                )
+            f = _bn_factor(bn)
+            factor = f if factor is None else factor * f
+        out[name] = factor
+    return out
+
+
+def batchnorm_factors(model: nn.Module, x: Tensor | None = None) -> dict[str, Tensor]:
+    """Per-channel scale of the BatchNorm that follows each layer:
+    ``s[j] = gamma[j] / sqrt(running_var[j] + eps)`` (product over the BNs between the layer
+    and the next one, if several). Only layers followed by a BN are keys.
+
+    "Follows" means: the BN lies on the data path from the layer to its next neighbour (or
+    to the model output), with no prunable layer in between (traced as in
+    :func:`lookahead_chain`; without an example input, the BNs registered between the layer
+    and the next prunable layer).
+    """
+    return _batchnorm_factors(model, _analyse(model, x))
+
+
+def _check_rates(model: nn.Module, rates: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    modules = prunable_modules(model)
+    out = {}
+    for name, r in rates.items():
+        if name not in modules:
+            raise ValueError(
+                f"activation rate name {name!r} is not a prunable weight of "
+                f"{type(model).__name__}; valid names: {list(modules)}"
+            )
+        r = torch.as_tensor(r).detach()
+        units = _out_units(modules[name])
+        if r.dim() != 1 or r.numel() != units:
+            raise ValueError(
+                f"activation rates for {name!r} must have shape ({units},) (one per output "
+                f"unit), got {tuple(r.shape)}"
+            )
+        if not torch.isfinite(r).all() or (r < 0).any() or (r > 1).any():
+            raise ValueError(f"activation rates for {name!r} must be probabilities in [0, 1]")
+        out[name] = r
+    return out
+
+
+@dataclass
+class _Scorer:
+    """Everything that stays fixed while weights are pruned: structure, BN scales, rates."""
+
+    chain: LayerChain
+    bn_sq: dict[str, Tensor]
+    rates: dict[str, Tensor]
+
+    def _unit_gain(self, name: str, like: Tensor) -> Tensor | None:
+        """``s_l^2 * p_l`` over the output units of layer ``name`` (None if all 1)."""
+        g = None
+        for t in (self.bn_sq.get(name), self.rates.get(name)):
+            if t is not None:
+                t = t.to(device=like.device, dtype=like.dtype)
+                g = t if g is None else g * t
+        return g
+
+    def score(self, name: str, weights: Mapping[str, Tensor]) -> Tensor:
+        w = weights[name].detach()
+        n_out, n_in = w.shape[0], w.shape[1]
+        lead = (1,) * (w.dim() - 2)
+        # Output side, per output unit j: s_i[j]^2 p_i[j] sum_o p_{i+1}[o] W_{i+1}[o, j]^2.
+        row = torch.ones(n_out, device=w.device, dtype=w.dtype)
+        gain = self._unit_gain(name, w)
+        if gain is not None:
+            row = gain.clone()
+        nxt = self.chain.next[name]
+        if nxt is not None:
+            wn = weights[nxt].detach().to(w.dtype) ** 2
+            rate = self.rates.get(nxt)
+            if rate is not None:
+                wn = wn * rate.to(wn).view(-1, *((1,) * (wn.dim() - 1)))
+            per_input = wn.transpose(0, 1).reshape(wn.shape[1], -1).sum(1)
+            per_unit = per_input.view(n_out, self.chain.units_per_channel[(name, nxt)]).sum(1)
+            row = row * per_unit.to(w.device)
+        # Input side, per input unit k: s_{i-1}[k]^2 p_{i-1}[k] ||W_{i-1}[k, :]||^2.
+        col = torch.ones(n_in, device=w.device, dtype=w.dtype)
+        prv = self.chain.prev[name]
+        if prv is not None:
+            wp = weights[prv].detach().to(w.dtype)
+            rows = (wp**2).reshape(wp.shape[0], -1).sum(1)
+            gain = self._unit_gain(prv, rows)
+            if gain is not None:
+                rows = rows * gain
+            col = rows.repeat_interleave(self.chain.units_per_channel[(prv, name)]).to(w.device)
+        return w.abs() * row.sqrt().view(n_out, 1, *lead) * col.sqrt().view(1, n_in, *lead)
+
+
+def _scorer(
+    model: nn.Module,
+    batchnorm: bool,
+    rates: Mapping[str, Tensor] | None,
+    x: Tensor | None,
+) -> _Scorer:
+    chain = _analyse(model, x, stacklevel=4)  # user -> public function -> _scorer
+    bn_sq = {}
+    if batchnorm:
+        bn_sq = {n: f**2 for n, f in _batchnorm_factors(model, chain).items()}
+    checked = _check_rates(model, rates) if rates is not None else {}
+    return _Scorer(chain, bn_sq, checked)
+
+
+def _normalize(scores: dict[str, Tensor]) -> dict[str, Tensor]:
+    out = {}
+    for name, s in scores.items():
+        norm = s.norm()
+        out[name] = s / norm if norm > 0 else s
+    return out
+
+
+def lookahead_scores(
+    model: nn.Module,
+    batchnorm: bool = False,
+    activation_rates: Mapping[str, Tensor] | None = None,
+    *,
+    normalize: bool = False,
+    x: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Lookahead scores (higher = keep), ``{name: tensor shaped like the weight}``.
+
+    For ``w = W_i[j, k]`` (layers in forward order, effective weights)::
+
+        score(w) = |w| * ||W_{i-1}[k, :]|| * ||W_{i+1}[:, j]||
+
+    the Frobenius norm of the change of the block ``W_{i+1} W_i W_{i-1}`` when ``w`` alone
+    is zeroed. A missing neighbour (first or last layer) counts as 1. Convs: the norm of
+    the whole filter producing input channel ``k`` and of all kernels consuming output
+    channel ``j``; a linear layer after conv + flatten: its input ``c * P + p`` belongs to
+    channel ``c``.
+
+    ``batchnorm=True``: with ``s_l = gamma / sqrt(running_var + eps)`` of the BN that
+    follows layer ``l`` (1 where none does)::
+
+        score(w) = |w| * |s_{i-1}[k]| ||W_{i-1}[k, :]|| * |s_i[j]| ||W_{i+1}[:, j]||
+
+    the distortion of ``W_{i+1} S_i W_i S_{i-1} W_{i-1}`` (for the last layer the missing
+    ``W_{i+1}`` is the identity, so its own BN still counts).
+
+    ``activation_rates={name: p}`` (LAP-act; see :func:`activation_rates`): each weight is
+    scaled by ``sqrt(p)`` of the unit it feeds (layers without rates: ``p = 1``)::
+
+        score(w)^2 = p_i[j] w^2 * p_{i-1}[k] ||W_{i-1}[k, :]||^2
+                     * sum_o p_{i+1}[o] ||W_{i+1}[o, j]||^2
+
+    i.e. ``E ||change of G_{i+1} W_{i+1} G_i W_i G_{i-1} W_{i-1}||_F^2`` when the ReLU
+    after each layer is replaced by independent gates ``G_l`` open with probability ``p_l``
+    (per channel for convs). Both options combine (BN scales inside, gates as above).
+
+    ``normalize=True`` divides each layer's scores by their Frobenius norm
+    ``||score_i||_F`` (the paper's normalisation for global pruning), so that
+    ``masks_from_scores(scores, s, scope="global")`` compares layers on equal footing.
+
+    ``x``: example input used to trace the layer order (default: zeros of
+    ``model.input_shape``); see :func:`lookahead_chain` (warning for non-chain models,
+    ``ValueError`` for models whose layers do not fit together).
+    """
+    scorer = _scorer(model, batchnorm, activation_rates, x)
+    weights = prunable(model)
+    scores = {name: scorer.score(name, weights) for name in weights}
+    return _normalize(scores) if normalize else scores
+
+
+def normalized_lookahead_scores(
+    model: nn.Module,
+    batchnorm: bool = False,
+    activation_rates: Mapping[str, Tensor] | None = None,
+    *,
+    x: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Lookahead scores divided per layer by their Frobenius norm, for global pruning:
+    ``score_i(w) / ||score_i||_F`` with ``score_i`` as in :func:`lookahead_scores`."""
+    return lookahead_scores(model, batchnorm, activation_rates, normalize=True, x=x)
+
+
+# --------------------------------------------------------------------------------------
+# Activation rates (LAP-act)
+# --------------------------------------------------------------------------------------
+
+
+def _batches(data: Tensor | Iterable[Any]) -> Iterable[Tensor]:
+    if isinstance(data, Tensor):
+        yield data
+        return
+    for batch in data:
+        xb = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not isinstance(xb, Tensor):
+            raise ValueError(f"expected batches of tensors, got {type(xb).__name__}")
+        yield xb
+
+
+def activation_rates(model: nn.Module, x: Tensor | Iterable[Any]) -> dict[str, Tensor]:
+    """Measure, for each prunable layer, the probability that each output unit is active:
+    ``p_l[u] = mean over examples (and positions, for convs) of [ReLU output > 0]``.
+
+    The ReLU measured is the first ``nn.ReLU`` / ``nn.ReLU6`` module on the data path from
+    the layer to its next neighbour (see :func:`lookahead_chain`), so for conv -> BN -> ReLU
+    the rate is that of the BN output being positive (functional ``F.relu`` calls are not
+    seen). ``x`` is a batch of inputs or an
+    iterable of batches (tensors, or tuples whose first entry is the input). The model
+    runs in eval mode (BN uses its running statistics) without gradients; its modes are
+    restored afterwards. Layers followed by no ReLU module (the output layer) are not keys
+    and count as always active. Raises ``ValueError`` if no ReLU module is found.
+    """
+    batches = iter(_batches(x))
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("activation_rates needs at least one batch of inputs")
+    chain = _analyse(model, first)
+    modules = prunable_modules(model)
+    wanted: dict[tuple[int, int], list[str]] = {}
+    for name, (m, k) in chain.activations.items():
+        wanted.setdefault((id(m), k), []).append(name)  # a ReLU after a sum serves several
+    if not wanted:
+        raise ValueError(
+            f"no nn.ReLU module follows any prunable layer of {type(model).__name__}; "
+            f"activation rates are measured on ReLU modules"
+        )
+    counts: dict[str, Tensor] = {}
+    totals: dict[str, int] = dict.fromkeys(chain.activations, 0)
+    seen: dict[int, int] = {}
+
+    def hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+        k = seen.get(id(module), 0)
+        seen[id(module)] = k + 1
+        for name in wanted.get((id(module), k), []):
+            layer = modules[name]
+            units = _out_units(layer)
+            dim = -1 if isinstance(layer, nn.Linear) else 1
+            out = output.detach()
+            if out.dim() < 2 or out.shape[dim] != units:
+                raise ValueError(
+                    f"the ReLU after layer {name!r} sees shape {tuple(out.shape)}, which does "
+                    f"not have the layer's {units} output units along dimension {dim}"
+                )
+            active = (out > 0).movedim(dim, 0).reshape(units, -1)
+            c = active.sum(1).to(torch.float64).cpu()
+            counts[name] = counts[name] + c if name in counts else c
+            totals[name] += active.shape[1]
+
+    relus = {id(m): m for m, _ in chain.activations.values()}
+    handles = [m.register_forward_hook(hook) for m in relus.values()]
+    states = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            for xb in (first, *batches):
+                seen.clear()
+                model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in states.items():
+            m.training = training
+    return {
+        name: (counts[name] / totals[name]).to(torch.float32)
+        for name in modules
+        if name in counts and totals[name] > 0
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Pruning: LAP (one-shot), LFP, LBP, global
+# --------------------------------------------------------------------------------------
+
+
+def lookahead_prune(
+    model: nn.Module,
+    sparsity: float | Mapping[str, float],
+    order: str = "oneshot",
+    batchnorm: bool = False,
+    activation_rates: Mapping[str, Tensor] | None = None,
+    *,
+    scope: str = "layer",
+    x: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Prune ``model`` by lookahead scores; apply the masks and return them (True = keep).
+
+    ``sparsity``: the fraction of each layer's weights to remove (one ratio, or a
+    ``{name: ratio}`` mapping naming every prunable layer, e.g. the paper's layer-wise
+    ratios ``1 - (1 - r_l)^t``). Each layer ends with exactly ``round(s_l * n_l)`` of its
+    ``n_l`` weights pruned (weights already masked are removed first, as long as there are
+    no more of them than that).
+
+    ``order``:
+
+    * ``"oneshot"`` (LAP): score every layer, then prune every layer.
+    * ``"forward"`` (LFP): for ``i = 1, ..., L`` in forward order, score layer ``i`` with
+      layers ``< i`` already pruned, prune it (``apply_masks``), go on.
+    * ``"backward"`` (LBP): the same from the last layer back, so layer ``i`` is scored with
+      layers ``> i`` already pruned.
+
+    ``scope="global"`` (with ``order="oneshot"`` and one ratio) removes ``round(s * n)``
+    weights over all layers by the per-layer normalised scores
+    ``score_i / ||score_i||_F`` (:func:`normalized_lookahead_scores`).
+    ``batchnorm``, ``activation_rates`` and ``x`` are as in :func:`lookahead_scores`; BN
+    scales and activation rates are not re-measured between layers.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; valid orders: {', '.join(ORDERS)}")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"unknown scope {scope!r}; valid scopes: layer, global")
+    if scope == "global" and order != "oneshot":
+        raise ValueError("global pruning (scope='global') is one-shot: use order='oneshot'")
+    scorer = _scorer(model, batchnorm, activation_rates, x)
+    names = list(prunable_modules(model))
+    if isinstance(sparsity, Mapping):
+        missing = [n for n in names if n not in sparsity]
+        extra = [n for n in sparsity if n not in names]
+        if missing or extra:
+            raise ValueError(
+                f"per-layer sparsities must name exactly the prunable layers; "
+                f"missing {missing}, unknown {extra}"
+            )
+        ratios: float | dict[str, float] = dict(sparsity)
+    else:
+        ratios = sparsity
+
+    def ratio_of(name: str) -> float | dict[str, float]:
+        return {name: ratios[name]} if isinstance(ratios, dict) else ratios
+
+    old = current_masks(model)
+    if order == "oneshot":
+        weights = prunable(model)
+        scores = {n: scorer.score(n, weights) for n in names}
+        if scope == "global":
+            scores = _normalize(scores)
+        scores = {n: s.masked_fill(~old[n].to(s.device), float("-inf")) for n, s in scores.items()}
+        masks = masks_from_scores(scores, ratios, scope, model=model)
+        apply_masks(model, masks)
+        return masks
+
+    seq = scorer.chain.order if order == "forward" else scorer.chain.order[::-1]
+    masks = {}
+    for name in seq:
+        s = scorer.score(name, prunable(model))
+        s = s.masked_fill(~old[name].to(s.device), float("-inf"))
+        mask = masks_from_scores({name: s}, ratio_of(name), "layer")
+        apply_masks(model, mask)
+        masks[name] = mask[name]
+    return {n: masks[n] for n in names}
