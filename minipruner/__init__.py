@@ -18,6 +18,7 @@ import os
 # Takes effect only if torch has not been imported yet.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from . import structured  # noqa: E402
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
 from .init_pruning import (  # noqa: E402
     grasp_scores,
@@ -88,6 +89,7 @@ __all__ = [
     "remove_masks",
     "seed_everything",
     "snip_scores",
+    "structured",
     "sparsity_report",
     "train",
     "trained",

@@ -79,6 +79,7 @@ __all__ = [
     "lookahead_prune",
     "lookahead_scores",
     "normalized_lookahead_scores",
+    "paper_ratios",
 ]
 
 ORDERS = ("oneshot", "forward", "backward")
@@ -819,3 +820,23 @@ def lookahead_prune(
         apply_masks(model, mask)
         masks[name] = mask[name]
     return {n: masks[n] for n in names}
+
+
+def paper_ratios(
+    model: nn.Module, t: int, ratio: float = 0.5, last_ratio: float = 0.25
+) -> dict[str, float]:
+    """The LAP paper's layer-wise sparsities after ``t`` pruning steps:
+    ``1 - (1 - ratio)^t`` for every layer but the last, ``1 - (1 - last_ratio)^t`` for the
+    last (FCN: ratio 0.5, last 0.25; Conv-6 uses 0.15 for convs and 0.2 for linears).
+
+    >>> net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> paper_ratios(net, 2)
+    {'0.weight': 0.75, '2.weight': 0.4375}
+    """
+    if t < 0:
+        raise ValueError(f"t must be a non-negative number of steps, got {t}")
+    names = list(prunable_modules(model))
+    return {
+        n: 1 - (1 - (last_ratio if i == len(names) - 1 else ratio)) ** t
+        for i, n in enumerate(names)
+    }

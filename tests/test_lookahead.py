@@ -463,3 +463,19 @@ def test_mismatched_layers_raise_naming_both():
     broken.input_shape = (5,)
     with pytest.raises(ValueError, match="could not run"):
         lookahead_scores(broken)
+
+
+def test_paper_ratios_give_the_papers_surviving_fractions():
+    from minipruner.lookahead import paper_ratios
+    from minipruner.models import get_model
+
+    fcn = get_model("fcn")
+    sizes = {n: w.numel() for n, w in prunable(fcn).items()}
+    survive = []
+    for t in range(4, 11):
+        r = paper_ratios(fcn, t)
+        kept = sum(sizes[n] * (1 - r[n]) for n in sizes)
+        survive.append(round(100 * kept / sum(sizes.values()), 2))
+    assert survive == [6.36, 3.21, 1.63, 0.84, 0.43, 0.23, 0.12]
+    with pytest.raises(ValueError, match="non-negative"):
+        paper_ratios(fcn, -1)
