@@ -11,9 +11,10 @@
   scale they are cut to a stratified subset of :data:`QUICK_TRAIN_SIZE` /
   :data:`QUICK_TEST_SIZE` examples; at ``full`` scale they are whole.
 
-``mnist-5k`` and ``mnist1d`` are small already and are the same at both scales. Both are
-in-memory ``TensorDataset``s; images are normalised with the usual per-dataset mean and std
-(:data:`NORMALIZATION`).
+``mnist-5k`` and ``mnist1d`` are small already and are the same at both scales. They, and
+MNIST and Fashion-MNIST (decoded once), are in-memory ``TensorDataset``s; CIFAR-10 stays a
+torchvision dataset because its training images are augmented on the fly. Images are
+normalised with the usual per-dataset mean and std (:data:`NORMALIZATION`).
 """
 
 from __future__ import annotations
@@ -106,10 +107,21 @@ def load_dataset(
     if key == "mnist1d":
         return _mnist1d()
     train, test = _torchvision(key, data_root(root), download)
+    if key != "cifar10":  # no augmentation: decode once into memory, much faster to train on
+        train, test = _in_memory(train, key), _in_memory(test, key)
     if scale == "quick":
         train = _stratified_subset(train, QUICK_TRAIN_SIZE)
         test = _stratified_subset(test, QUICK_TEST_SIZE)
     return train, test
+
+
+def _in_memory(dataset: Dataset, name: str) -> TensorDataset:
+    """An MNIST-like torchvision dataset as normalised tensors (N, 1, 28, 28), labels int64.
+
+    Applies the same normalisation as the dataset's transform, to the decoded ``.data``."""
+    mean, std = NORMALIZATION[name]
+    x = (dataset.data.float().unsqueeze(1) / 255 - mean[0]) / std[0]
+    return TensorDataset(x, torch.as_tensor(dataset.targets, dtype=torch.long))
 
 
 def dataset_labels(dataset: Dataset) -> Tensor:
@@ -175,10 +187,13 @@ def _stratified_order(labels: Tensor, seed: int = SPLIT_SEED) -> Tensor:
     return perm[torch.argsort(key)]
 
 
-def _stratified_subset(dataset: Dataset, size: int) -> Subset:
-    """A deterministic stratified subset of ``min(size, len(dataset))`` examples."""
-    index = _stratified_order(dataset_labels(dataset))[:size]
-    return Subset(dataset, index.sort().values.tolist())
+def _stratified_subset(dataset: Dataset, size: int) -> Dataset:
+    """A deterministic stratified subset of ``min(size, len(dataset))`` examples: a
+    ``TensorDataset`` for a ``TensorDataset``, else a ``Subset``."""
+    index = _stratified_order(dataset_labels(dataset))[:size].sort().values
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset(*(t[index] for t in dataset.tensors))
+    return Subset(dataset, index.tolist())
 
 
 @functools.lru_cache(maxsize=1)

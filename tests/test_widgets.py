@@ -25,7 +25,7 @@ def test_explorer_renders_every_combination_in_row_major_order():
     page = ex._repr_html_()
     assert page.count("<img") == 6 and page.count('type="range"') == 2
     assert page.count("display:block") == 1  # only the starting state is visible without JS
-    assert "src=\"http" not in page and "<script src" not in page  # nothing fetched
+    assert 'src="http' not in page and "<script src" not in page  # nothing fetched
 
 
 def test_explorer_bad_input():
