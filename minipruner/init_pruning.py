@@ -64,6 +64,7 @@ __all__ = [
     "prune_at_init",
     "layer_collapse",
     "layer_densities",
+    "shuffle_masks",
 ]
 
 METHODS = ("grasp", "snip", "random", "magnitude")
@@ -390,3 +391,21 @@ def layer_collapse(masks_or_model: Mapping[str, Tensor] | nn.Module) -> list[str
     weights are the nonzero entries of its effective prunable weights).
     """
     return [name for name, (kept, n) in _kept(masks_or_model).items() if n and kept == 0]
+
+
+def shuffle_masks(masks: Mapping[str, Tensor], seed: int = 0) -> dict[str, Tensor]:
+    """The layer-wise shuffle of Frankle et al. (2021): permute the entries of each layer's
+    mask uniformly at random, within that layer.
+
+    Each layer keeps exactly as many weights as before (its density is unchanged); which
+    weights are kept becomes random. If a method's accuracy survives the shuffle, what it
+    contributes is its per-layer densities, not its choice of individual weights. The
+    permutations are drawn layer by layer in the order of ``masks`` from a CPU
+    ``torch.Generator`` seeded with ``seed``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = {}
+    for name, mask in masks.items():
+        order = torch.randperm(mask.numel(), generator=generator).to(mask.device)
+        shuffled[name] = mask.reshape(-1)[order].reshape(mask.shape)
+    return shuffled

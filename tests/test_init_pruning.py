@@ -250,3 +250,16 @@ def test_scores_of_an_already_masked_model_are_zero_where_pruned():
         scores = scorer(model, x, y)
         assert all((scores[k][~masks[k]] == 0).all() for k in masks)
         assert all((scores[k][masks[k]] != 0).any() for k in masks)
+
+
+def test_shuffle_masks_keeps_every_layer_density_and_moves_weights():
+    g = torch.Generator().manual_seed(0)
+    masks = {"a": torch.rand(20, 30, generator=g) < 0.1, "b": torch.rand(50, generator=g) < 0.5}
+    shuffled = ip.shuffle_masks(masks, seed=1)
+    for name, mask in masks.items():
+        assert shuffled[name].shape == mask.shape and shuffled[name].dtype == torch.bool
+        assert int(shuffled[name].sum()) == int(mask.sum())
+    assert not torch.equal(shuffled["a"], masks["a"])
+    again = ip.shuffle_masks(masks, seed=1)
+    assert all(torch.equal(again[k], shuffled[k]) for k in masks)
+    assert not torch.equal(ip.shuffle_masks(masks, seed=2)["a"], shuffled["a"])
