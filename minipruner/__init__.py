@@ -18,7 +18,7 @@ import os
 # Takes effect only if torch has not been imported yet.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import structured  # noqa: E402
+from . import obs, structured  # noqa: E402
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
 from .init_pruning import (  # noqa: E402
     grasp_scores,
@@ -81,6 +81,7 @@ __all__ = [
     "magnitude_prune",
     "magnitude_scores",
     "masks_from_scores",
+    "obs",
     "prunable",
     "prunable_modules",
     "prune",
