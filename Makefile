@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONHASHSEED  ?= 0
 
-.PHONY: test book lint clean
+.PHONY: test book lint clean site-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ _build/.package-stamp: minipruner/*.py
 book: $(VENV)/.installed-book _build/.package-stamp
 	$(BIN)/jupyter-book build .
 	@echo "site: _build/html/index.html"
+
+# Headless Chromium opens every built page (needs: apt-get install chromium).
+site-test: book
+	$(BIN)/python tests/browser/check_site.py
 
 clean:
 	rm -rf _build .pytest_cache
