@@ -65,6 +65,7 @@ from .masks import (
     apply_masks,
     current_masks,
     example_input,
+    layer_sparsities,
     masks_from_scores,
     prunable,
     prunable_modules,
@@ -786,14 +787,7 @@ def lookahead_prune(
     scorer = _scorer(model, batchnorm, activation_rates, x)
     names = list(prunable_modules(model))
     if isinstance(sparsity, Mapping):
-        missing = [n for n in names if n not in sparsity]
-        extra = [n for n in sparsity if n not in names]
-        if missing or extra:
-            raise ValueError(
-                f"per-layer sparsities must name exactly the prunable layers; "
-                f"missing {missing}, unknown {extra}"
-            )
-        ratios: float | dict[str, float] = dict(sparsity)
+        ratios: float | dict[str, float] = layer_sparsities(names, sparsity)
     else:
         ratios = sparsity
 

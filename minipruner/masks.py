@@ -40,9 +40,10 @@ def prunable_modules(model: nn.Module) -> dict[str, nn.Module]:
     return out
 
 
-def _effective_weight(module: nn.Module) -> Tensor:
-    # A pruned module's ``weight`` attribute is only refreshed by its forward pre-hook, so
-    # after an optimiser step it is stale; weight_orig * weight_mask is always current.
+def effective_weight(module: nn.Module) -> Tensor:
+    """The weight a layer computes with: ``weight_orig * weight_mask`` if it carries a mask
+    (its ``weight`` attribute is refreshed only by the forward pre-hook, so it is stale
+    after an optimiser step), else ``weight``."""
     if hasattr(module, "weight_mask"):
         return module.weight_orig * module.weight_mask
     return module.weight
@@ -59,7 +60,7 @@ def prunable(model: nn.Module) -> dict[str, Tensor]:
     >>> {k: tuple(v.shape) for k, v in prunable(net).items()}
     {'0.weight': (3, 4), '2.weight': (2, 3)}
     """
-    return {name: _effective_weight(m) for name, m in prunable_modules(model).items()}
+    return {name: effective_weight(m) for name, m in prunable_modules(model).items()}
 
 
 def current_masks(model: nn.Module) -> dict[str, Tensor]:
@@ -97,6 +98,19 @@ def _check_sparsity(value: object, where: str) -> float:
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"sparsity{where} must be in [0, 1), got {value}")
     return float(value)
+
+
+def layer_sparsities(names: list[str], sparsity: Mapping[str, float]) -> dict[str, float]:
+    """Check per-layer sparsities: ``sparsity`` must name exactly the layers ``names``, each
+    with a number in [0, 1); returns them in the order of ``names``."""
+    missing = [k for k in names if k not in sparsity]
+    extra = [k for k in sparsity if k not in names]
+    if missing or extra:
+        raise ValueError(
+            f"per-layer sparsities must name exactly the layers {names}; "
+            f"missing {missing}, unknown {extra}"
+        )
+    return {k: _check_sparsity(sparsity[k], f"[{k!r}]") for k in names}
 
 
 def _removal_order(flat: Tensor) -> Tensor:
@@ -145,14 +159,7 @@ def masks_from_scores(
     if isinstance(sparsity, Mapping):
         if scope != "layer":
             raise ValueError("per-layer sparsities (a mapping) need scope='layer'")
-        missing = [k for k in scores if k not in sparsity]
-        extra = [k for k in sparsity if k not in scores]
-        if missing or extra:
-            raise ValueError(
-                f"per-layer sparsities must name exactly the scored layers; "
-                f"missing {missing}, unknown {extra}"
-            )
-        ratios = {k: _check_sparsity(sparsity[k], f"[{k!r}]") for k in scores}
+        ratios = layer_sparsities(list(scores), sparsity)
     else:
         ratios = dict.fromkeys(scores, _check_sparsity(sparsity, ""))
 

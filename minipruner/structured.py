@@ -60,6 +60,7 @@ from torch.utils.data import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from .masks import effective_weight
 from .models import BasicBlock, WideBlock, WideResNet
 from .train import batches, default_device
 
@@ -407,13 +408,6 @@ def _accumulated_fisher(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
-def _effective_weight(conv: nn.Module) -> Tensor:
-    # A conv pruned through torch.nn.utils.prune: weight_orig * weight_mask is current.
-    if hasattr(conv, "weight_mask"):
-        return conv.weight_orig * conv.weight_mask
-    return conv.weight
-
-
 def l1_saliency(model: nn.Module) -> dict[str, Tensor]:
     """L1 saliency: ``S_k = ||W1[k]||_1 = sum_{c, p} |W1[k, c, p]|`` of the first conv's
     filter ``k`` of every chain (absolute values: a large negative filter is salient).
@@ -423,7 +417,7 @@ def l1_saliency(model: nn.Module) -> dict[str, Tensor]:
     masks = channel_masks(model)
     out = {}
     for key, chain in _keys(model).items():
-        w = _effective_weight(model.get_submodule(chain.conv1)).detach()
+        w = effective_weight(model.get_submodule(chain.conv1)).detach()
         s = w.abs().flatten(1).sum(1)
         out[key] = torch.where(masks[key].to(s.device), s, torch.full_like(s, math.inf))
     return out
@@ -550,8 +544,8 @@ def compress(model: nn.Module) -> nn.Module:
         conv1 = new.get_submodule(chain.conv1)
         conv2 = new.get_submodule(chain.conv2)
         bn = new.get_submodule(chain.bn)
-        w1 = _effective_weight(conv1).detach()
-        w2 = _effective_weight(conv2).detach()
+        w1 = effective_weight(conv1).detach()
+        w2 = effective_weight(conv2).detach()
         b1 = None if conv1.bias is None else conv1.bias.detach()[keep]
         b2 = None if conv2.bias is None else conv2.bias.detach()
         _set_module(new, chain.conv1, _new_conv(conv1, w1[keep], b1))
