@@ -82,6 +82,7 @@ __all__ = [
     "oneshot_prune",
     "per_sample_grads",
     "set_saliency",
+    "set_flat_weights",
     "single_weight_saliency",
     "single_weight_update",
     "unflatten_weights",
@@ -1088,13 +1089,22 @@ def oneshot_prune(
         keep = cbs_select(w64, g, k, **cbs_kwargs)  # type: ignore[arg-type]
         if method == "cbs":
             new_w = w64 + multi_weight_update(w64, operator(), ~keep)
-    new_w[~keep] = 0.0
+    return set_flat_weights(model, new_w, keep)
 
+
+def set_flat_weights(model: nn.Module, w: Tensor, keep: Tensor) -> dict[str, Tensor]:
+    """Write the flat vector ``w`` (zeroed where ``keep`` is False) into the model's prunable
+    weights, in the order of :func:`minipruner.masks.prunable`, and apply ``keep`` as masks
+    (:func:`minipruner.masks.apply_masks`). Returns the masks. Modifies ``model`` in place.
+    """
+    weights = prunable(model)
+    d = sum(t.numel() for t in weights.values())
+    w = _check_vector(w, d)
+    keep = _check_pruned(keep, d, "keep")
     masks = {n: m.clone() for n, m in unflatten_weights(keep, weights).items()}
-    updates = unflatten_weights(new_w, weights)
-    modules = prunable_modules(model)
+    updates = unflatten_weights(torch.where(keep, w, torch.zeros_like(w)), weights)
     with torch.no_grad():
-        for n, module in modules.items():
+        for n, module in prunable_modules(model).items():
             target = module.weight_orig if hasattr(module, "weight_orig") else module.weight
             target.copy_(updates[n].to(target.dtype).reshape(target.shape))
     apply_masks(model, masks)

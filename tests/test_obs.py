@@ -498,3 +498,16 @@ def test_oneshot_block_fisher_on_a_residual_network():
         masks = obs.oneshot_prune(net, method, 0.5, grads, 1e-5, blocks=blocks, **kwargs)
         assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * d)
         assert torch.isfinite(net(x)).all()
+
+
+def test_set_flat_weights_writes_weights_and_masks():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    w = torch.arange(18, dtype=torch.float64) + 1
+    keep = torch.arange(18) % 3 != 0
+    masks = obs.set_flat_weights(net, w, keep)
+    flat = obs.flatten_weights(mp.prunable(net))
+    assert torch.equal(flat, torch.where(keep, w, torch.zeros_like(w)).float())
+    assert torch.equal(obs.flatten_weights(masks), keep)
+    with pytest.raises(ValueError, match="bool vector"):
+        obs.set_flat_weights(net, w, keep.float())
