@@ -323,21 +323,30 @@ class SparsityReport:
         return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def layer_flops(model: nn.Module, x: Tensor | None = None) -> dict[str, int]:
-    """FLOPs of each prunable layer for input ``x`` (default: one example from
-    ``model.input_shape``), counted by :class:`torch.utils.flop_counter.FlopCounterMode`
-    (a multiply-add counts as 2 FLOPs; bias additions are not counted)."""
+def flop_counter(model: nn.Module, x: Tensor | None = None) -> FlopCounterMode:
+    """Run one forward pass of ``model`` (in eval mode, without gradients) on ``x`` (default:
+    one zero example from ``model.input_shape``) under
+    :class:`torch.utils.flop_counter.FlopCounterMode` and return the counter (a multiply-add
+    counts as 2 FLOPs; batch norm, activations and bias additions are not counted). The
+    model's train/eval mode is restored afterwards."""
     x = example_input(model) if x is None else x
-    modules = prunable_modules(model)
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
-    counts = counter.get_flop_counts()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter
+
+
+def layer_flops(model: nn.Module, x: Tensor | None = None) -> dict[str, int]:
+    """FLOPs of each prunable layer for input ``x`` (default: one example from
+    ``model.input_shape``), counted by :func:`flop_counter`."""
+    counts = flop_counter(model, x).get_flop_counts()
     root = type(model).__name__
     out = {}
-    for name in modules:
+    for name in prunable_modules(model):
         module_path = name.removesuffix(".weight").removesuffix("weight")
         key = f"{root}.{module_path}" if module_path else root
         out[name] = int(sum(counts.get(key, {}).values()))

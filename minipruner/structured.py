@@ -57,10 +57,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import Dataset
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from .masks import effective_weight
+from .masks import effective_weight, flop_counter
 from .models import BasicBlock, WideBlock, WideResNet
 from .train import batches, default_device
 
@@ -569,20 +568,7 @@ def count_flops(model: nn.Module, x: Tensor | None = None) -> int:
     """FLOPs of one forward pass on ``x`` (default: one zero example of ``model.input_shape``)
     counted by :class:`torch.utils.flop_counter.FlopCounterMode`: 2 per multiply-add of
     convs and matmuls; batch norm, activations and bias additions are not counted."""
-    if x is None:
-        shape = getattr(model, "input_shape", None)
-        if shape is None:
-            raise ValueError(f"{type(model).__name__} has no input_shape; pass an example x")
-        p = next(model.parameters())
-        x = torch.zeros(1, *shape, device=p.device, dtype=p.dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops())
+    return int(flop_counter(model, x).get_total_flops())
 
 
 @dataclass(frozen=True)
