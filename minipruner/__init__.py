@@ -42,6 +42,7 @@ from .masks import (  # noqa: E402
     sparsity_report,
 )
 from .models import MODELS, get_model  # noqa: E402
+from .results import Results, reproduce  # noqa: E402
 from .scale import SCALES, by_scale, get_scale  # noqa: E402
 from .train import (  # noqa: E402
     Evaluation,
@@ -61,6 +62,7 @@ __all__ = [
     "SCALES",
     "DatasetNotFoundError",
     "Evaluation",
+    "Results",
     "SparsityReport",
     "apply_masks",
     "by_scale",
@@ -87,6 +89,7 @@ __all__ = [
     "prune",
     "prune_at_init",
     "random_scores",
+    "reproduce",
     "remove_masks",
     "seed_everything",
     "snip_scores",

@@ -1,0 +1,68 @@
+"""Command line: ``python -m minipruner reproduce CHAPTER --scale quick|full``.
+
+Subcommands:
+
+- ``list``: the chapters and how many results each has stored at each scale;
+- ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
+  figures and table under ``results/<chapter>/<scale>/``;
+- ``table CHAPTER``: print the chapter's results table from stored results (computes nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .results import CHAPTERS, chapter_name, describe, reproduce, results_dir, save_outputs
+from .scale import SCALES
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run one subcommand; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minipruner", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the chapters and their stored results")
+    for command, text in (
+        ("reproduce", "run a chapter's experiments (resumable) and save figures and table"),
+        ("table", "print a chapter's results table from stored results"),
+    ):
+        p = sub.add_parser(command, help=text)
+        p.add_argument("chapter", help="number or name, e.g. 1, 01_magnitude or magnitude")
+        p.add_argument("--scale", choices=SCALES, default=None, help="default: $MINIPRUNER_SCALE")
+        p.add_argument("--results", default=None, help="results folder (default: ./results)")
+        if command == "reproduce":
+            p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        root = results_dir()
+        for name in CHAPTERS:
+            stored = {s: len(list((root / name / s).glob("*.json"))) for s in SCALES}
+            counts = ", ".join(f"{s}: {n} results" for s, n in stored.items())
+            print(f"{name:18s} {counts}")
+        return 0
+    try:
+        name = chapter_name(args.chapter)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.command == "reproduce":
+        results = reproduce(name, args.scale, root=args.results, quiet=args.quiet)
+        print(describe(results))
+        for path in save_outputs(results):
+            print("wrote", path)
+        return 0
+    try:
+        results = reproduce(name, args.scale, root=args.results, compute=False)
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
+        return 1
+    from .results import chapter_module
+
+    print(chapter_module(name).table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Chapter 1's experiments: global vs layer-wise magnitude pruning, and distortion vs loss.
+
+Two experiments:
+
+- ``sweep``: train the network (cached), prune it once to each sparsity with global or
+  layer-wise magnitude pruning, measure test accuracy, retrain with the mask fixed, measure
+  again; one configuration per (seed, method, sparsity);
+- ``distortion``: prune one layer at a time (magnitude or random mask) and record the
+  relative Frobenius distortion ``||W - M⊙W||_F / ||W||_F`` beside the training-loss
+  increase it causes; one configuration per layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..data import load_dataset
+from ..experiment import prune_retrain_sweep
+from ..magnitude import frobenius_distortion, magnitude_prune
+from ..masks import apply_masks, masks_from_scores, prunable
+from ..models import get_model
+from ..results import Results, markdown_table, mean_sd_cell
+from ..scale import by_scale
+from ..train import evaluate, trained
+
+VERSION = 1
+TITLE = "Magnitude pruning minimises a layer's distortion"
+METHODS = ("global", "layer-wise")
+
+
+def settings(scale: str) -> dict[str, Any]:
+    """The chapter's settings at ``scale``: LeNet-300-100 on mnist-5k (quick) or the
+    paper's FCN on MNIST with Adam (full)."""
+    return {
+        "seeds": [0, 1, 2],
+        "sparsities": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995],
+        "layer_sparsities": [0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98],
+        "dataset": by_scale("mnist-5k", "mnist", scale),
+        "model": by_scale("lenet300100", "fcn", scale),
+        "scale": scale,
+        "train": by_scale(
+            dict(epochs=15, lr=0.05, batch_size=64, schedule="cosine"),
+            dict(optimizer="adam", lr=1.2e-3, batch_size=60, iterations=50_000),
+            scale,
+        ),
+        "retrain": by_scale(
+            dict(epochs=2, lr=0.01, batch_size=64),
+            dict(optimizer="adam", lr=1.2e-3, batch_size=60, iterations=10_000),
+            scale,
+        ),
+    }
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``sweep`` configuration per (seed, method, sparsity), one ``distortion``
+    configuration per prunable layer (seed 0)."""
+    sweep = [
+        {"experiment": "sweep", "seed": seed, "method": method, "sparsity": s}
+        for seed in settings["seeds"]
+        for method in METHODS
+        for s in settings["sparsities"]
+    ]
+    layers = list(prunable(get_model(settings["model"])))
+    return sweep + [{"experiment": "distortion", "layer": name} for name in layers]
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, scale: str):
+    return load_dataset(dataset, scale=scale)
+
+
+def model(settings: dict[str, Any], seed: int = 0) -> torch.nn.Module:
+    """The chapter's trained network for ``seed`` (trained once, then loaded from the cache)."""
+    return trained(
+        settings["model"],
+        settings["dataset"],
+        seed=seed,
+        scale=settings["scale"],
+        quiet=True,
+        **settings["train"],
+    )
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration (see the module docstring) and return its measurements."""
+    train_data, test_data = _data(settings["dataset"], settings["scale"])
+    if config["experiment"] == "sweep":
+        scope = "global" if config["method"] == "global" else "layer"
+        (record,) = prune_retrain_sweep(
+            model(settings, config["seed"]),
+            {config["method"]: lambda m, s: magnitude_prune(m, s, scope=scope)},
+            [config["sparsity"]],
+            test_data,
+            train_data,
+            settings["retrain"],
+            seed=config["seed"],
+            quiet=True,
+        )
+        return {k: v for k, v in record.items() if k not in config}
+    net0 = model(settings, 0)
+    base_loss = evaluate(net0, train_data).loss
+    weight = prunable(net0)[config["layer"]]
+    rows = []
+    for kind in ("magnitude", "random"):
+        for s in settings["layer_sparsities"]:
+            if kind == "magnitude":
+                score = weight.abs()
+            else:
+                score = torch.rand(weight.shape, generator=torch.Generator().manual_seed(0))
+            mask = masks_from_scores({config["layer"]: score}, s, scope="layer")
+            net = copy.deepcopy(net0)
+            apply_masks(net, mask)
+            relative = frobenius_distortion(weight, mask[config["layer"]]) / weight.norm()
+            loss_increase = evaluate(net, train_data).loss - base_loss
+            rows.append(
+                {
+                    "kind": kind,
+                    "sparsity": s,
+                    "distortion": relative.item(),
+                    "loss_increase": loss_increase,
+                }
+            )
+    return {"rows": rows}
+
+
+def rank_correlation(a: Any, b: Any) -> float:
+    """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed)."""
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def correlations(results: Results) -> dict[str, float]:
+    """Per layer: the rank correlation of distortion and loss increase over all its rows."""
+    out = {}
+    for r in results.select(experiment="distortion"):
+        out[r["layer"]] = rank_correlation(
+            [x["distortion"] for x in r["rows"]], [x["loss_increase"] for x in r["rows"]]
+        )
+    return out
+
+
+def accuracy_figure(results: Results) -> Figure:
+    """Test accuracy against weights kept, right after pruning and after retraining."""
+    sparsities = results.settings["sparsities"]
+    density = 100 * (1 - np.array(sparsities))
+    dense = results.values("acc_dense", experiment="sweep", method="global").mean()
+    fig = Figure(figsize=(10, 3.5), layout="tight")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, key, title in zip(
+        axes,
+        ["acc_pruned", "acc_retrained"],
+        ["right after pruning", "after retraining"],
+        strict=True,
+    ):
+        for method, color in zip(METHODS, ["tab:blue", "tab:orange"], strict=True):
+            stats = [
+                results.stat(key, experiment="sweep", method=method, sparsity=s) for s in sparsities
+            ]
+            mean, sd = np.array(stats).T
+            ax.errorbar(
+                density, 100 * mean, yerr=100 * sd, marker="o", capsize=3, color=color, label=method
+            )
+        ax.axhline(100 * dense, color="gray", ls="--", lw=1, label="dense")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("weights kept (%)")
+        ax.set_title(title)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend()
+    return fig
+
+
+def layer_density_figure(results: Results) -> Figure:
+    """Per-layer fraction kept by global magnitude pruning (seed 0) against the overall one."""
+    sparsities = results.settings["sparsities"]
+    density = 100 * (1 - np.array(sparsities))
+    rows = [
+        results.select(experiment="sweep", method="global", seed=0, sparsity=s)[0]
+        for s in sparsities
+    ]
+    fig = Figure(figsize=(5, 3.5), layout="tight")
+    ax = fig.subplots()
+    for name in rows[0]["density"]:
+        ax.plot(density, [100 * r["density"][name] for r in rows], marker="o", label=name)
+    ax.plot(density, density, "k--", lw=1, label="layer-wise (every layer)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights kept overall (%)")
+    ax.set_ylabel("weights kept in the layer (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def distortion_figure(results: Results) -> Figure:
+    """Per layer: training-loss increase against relative distortion, magnitude vs random."""
+    layers = results.select(experiment="distortion")
+    corr = correlations(results)
+    fig = Figure(figsize=(4 * len(layers), 3.2), layout="tight")
+    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    for ax, r in zip(axes, layers, strict=True):
+        for kind, marker in (("magnitude", "o"), ("random", "x")):
+            pts = np.array(
+                [(x["distortion"], x["loss_increase"]) for x in r["rows"] if x["kind"] == kind]
+            )
+            ax.plot(pts[:, 0], pts[:, 1], marker=marker, ls="-", lw=0.8, label=f"{kind} mask")
+        ax.set_title(f"{r['layer']}  (rank corr. {corr[r['layer']]:.2f})")
+        ax.set_xlabel("relative Frobenius distortion")
+        ax.set_yscale("symlog", linthresh=1e-3)
+    axes[0].set_ylabel("training-loss increase")
+    axes[0].legend()
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's three plots."""
+    return {
+        "accuracy": accuracy_figure(results),
+        "layer_density": layer_density_figure(results),
+        "distortion": distortion_figure(results),
+    }
+
+
+def table(results: Results) -> str:
+    """Test accuracy (%, mean ± sd over seeds) per sparsity, before and after retraining."""
+    rows = []
+    for s in results.settings["sparsities"]:
+        cells = [
+            mean_sd_cell(results.values(key, experiment="sweep", method=m, sparsity=s))
+            for m in METHODS
+            for key in ("acc_pruned", "acc_retrained")
+        ]
+        rows.append([f"{s:.1%}", *cells])
+    header = [
+        "sparsity",
+        "global, pruned",
+        "global, retrained",
+        "layer-wise, pruned",
+        "layer-wise, retrained",
+    ]
+    return markdown_table(header, rows)

@@ -1,0 +1,284 @@
+"""Run a chapter's experiments outside its notebook, resumably, into ``results/``.
+
+Each chapter of the book is a module in :mod:`minipruner.chapters` with five parts:
+
+- ``settings(scale) -> dict``: every setting of its experiments at that scale (seeds,
+  sparsities, models, training schedules), JSON-serialisable;
+- ``configurations(settings) -> list[dict]``: the independent units of work, for example
+  one ``{"seed": 0, "method": "global", "sparsity": 0.9}`` each;
+- ``run(config, settings) -> dict``: run one configuration and return its measurements;
+- ``figures(results) -> {name: Figure}``: the chapter's plots, from results alone;
+- ``table(results) -> str``: its main result as a Markdown table.
+
+:func:`reproduce` runs every configuration that has no result yet and stores each result
+as its own JSON file, written atomically (a temporary file, then ``os.replace``), at::
+
+    results/<chapter>/<scale>/<key>.json      key = hash(chapter version, settings, config)
+
+so an interrupted run resumes from its last finished configuration, nothing is computed
+twice, and a changed setting gets new files instead of silently reusing old ones. The
+notebooks call the same function, so they read what ``python -m minipruner reproduce``
+wrote (on a GPU machine at the full scale, say) and compute only what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .scale import get_scale
+from .train import config_key
+
+# name -> module path; tests may register extra chapters with `register`.
+CHAPTERS: dict[str, str] = {
+    "01_magnitude": "minipruner.chapters.magnitude",
+    "02_lookahead": "minipruner.chapters.lookahead",
+    "03_init_pruning": "minipruner.chapters.init_pruning",
+    "04_obs": "minipruner.chapters.obs",
+    "05_structured": "minipruner.chapters.structured",
+    "06_comparison": "minipruner.chapters.comparison",
+}
+
+RESULTS_ENV = "MINIPRUNER_RESULTS"
+
+
+def register(name: str, module: str) -> None:
+    """Add (or replace) a chapter: ``name`` -> importable ``module`` path."""
+    CHAPTERS[name] = module
+
+
+def chapter_name(chapter: str | int) -> str:
+    """Resolve ``1``, ``"1"``, ``"01"``, ``"magnitude"`` or ``"01_magnitude"`` to a chapter name.
+
+    Raises ``ValueError`` listing the chapters when nothing (or more than one) matches.
+    """
+    text = str(chapter).strip().lower()
+    if text in CHAPTERS:
+        return text
+    matches = [
+        name
+        for name in CHAPTERS
+        if (
+            text.isdigit() and name.split("_")[0].isdigit() and int(name.split("_")[0]) == int(text)
+        )
+        or name.split("_", 1)[-1] == text
+    ]
+    if len(matches) != 1:
+        raise ValueError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTERS)}")
+    return matches[0]
+
+
+def chapter_module(chapter: str | int) -> ModuleType:
+    """The module that defines a chapter's experiments."""
+    return importlib.import_module(CHAPTERS[chapter_name(chapter)])
+
+
+def results_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where results live: ``root`` if given, else ``$MINIPRUNER_RESULTS``, else the
+    ``results/`` folder of the repository that contains the working directory (found by
+    walking up to a folder holding ``pyproject.toml`` and ``minipruner/``), else
+    ``./results``. Notebooks run from ``notebooks/`` and the command line from the
+    repository root therefore share one folder."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "minipruner").is_dir():
+            return folder / "results"
+    return here / "results"
+
+
+def _json_ready(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically: a temporary file in the same folder,
+    flushed to disk, then renamed over ``path`` (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class Results:
+    """One chapter's results at one scale: ``records`` holds one flat dict per
+    configuration (its config merged with what ``run`` measured)."""
+
+    chapter: str
+    scale: str
+    settings: dict[str, Any]
+    records: list[dict[str, Any]]
+    folder: Path
+    computed: int = 0  # configurations run by this call (the rest were loaded)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def select(self, **where: Any) -> list[dict[str, Any]]:
+        """The records whose fields equal every ``where`` value."""
+        return [r for r in self.records if all(r.get(k) == v for k, v in where.items())]
+
+    def values(self, key: str, **where: Any) -> np.ndarray:
+        """``key`` of every selected record, as an array (one entry per seed, say)."""
+        rows = self.select(**where)
+        if not rows:
+            raise KeyError(f"no record of {self.chapter} matches {where}")
+        return np.array([r[key] for r in rows], dtype=float)
+
+    def stat(self, key: str, **where: Any) -> tuple[float, float]:
+        """Mean and (population) standard deviation of ``key`` over the selected records."""
+        v = self.values(key, **where)
+        return float(v.mean()), float(v.std())
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (
+            f"Results({self.chapter!r}, scale={self.scale!r}, {len(self.records)} records, "
+            f"{self.computed} computed now, folder={str(self.folder)!r})"
+        )
+
+
+def result_path(folder: Path, chapter: ModuleType, settings: Mapping, config: Mapping) -> Path:
+    """The file of one configuration's result."""
+    key = config_key(_keyed(chapter, settings, config))
+    return folder / f"{key}.json"
+
+
+def _keyed(chapter: ModuleType, settings: Mapping, config: Mapping) -> dict[str, Any]:
+    return _json_ready(
+        {"version": getattr(chapter, "VERSION", 1), "settings": settings, "config": config}
+    )
+
+
+def _load(path: Path, keyed: dict[str, Any]) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+        if {k: entry.get(k) for k in keyed} == keyed:
+            return entry["result"]
+        warnings.warn(f"stale result {path} (other configuration); recomputing", stacklevel=3)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"unreadable result {path} ({err!r}); recomputing", stacklevel=3)
+    return None
+
+
+def reproduce(
+    chapter: str | int,
+    scale: str | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    compute: bool = True,
+    figures: bool = False,
+    quiet: bool = False,
+    settings: Mapping[str, Any] | None = None,
+) -> Results:
+    """Load every configuration's result of ``chapter`` at ``scale``, running the missing ones.
+
+    Results are read from and written to ``results_dir(root)/<chapter>/<scale>/``, one JSON
+    file per configuration, each written as soon as its configuration finishes. With
+    ``compute=False`` a missing result raises ``FileNotFoundError`` naming the command that
+    produces it. With ``figures=True`` the chapter's figures are saved as PNG files in the
+    ``figures/`` subfolder and its table as ``table.md``. ``settings`` overrides the
+    chapter's settings for this scale (for small test runs); overridden settings get their
+    own result files, because every file is keyed on the settings too.
+    """
+    name = chapter_name(chapter)
+    module = chapter_module(name)
+    scale = get_scale(scale)
+    settings = _json_ready(dict(settings) if settings is not None else module.settings(scale))
+    folder = results_dir(root) / name / scale
+    configs = [_json_ready(c) for c in module.configurations(settings)]
+    paths = [result_path(folder, module, settings, c) for c in configs]
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"{name}: two configurations share a key; make them differ")
+
+    records, computed, started = [], 0, time.perf_counter()
+    missing = []
+    for config, path in zip(configs, paths, strict=True):
+        result = _load(path, _keyed(module, settings, config))
+        records.append(None if result is None else {**config, **result})
+        if result is None:
+            missing.append(len(records) - 1)
+    if missing and not compute:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(configs)} results of {name} at scale {scale!r} are missing "
+            f"under {folder}; run: python -m minipruner reproduce {name} --scale {scale}"
+        )
+    bar = tqdm(missing, desc=f"{name} ({scale})", disable=quiet or not missing, unit="config")
+    for i in bar:
+        config = configs[i]
+        bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in config.items()), refresh=False)
+        t0 = time.perf_counter()
+        result = _json_ready(module.run(dict(config), settings))
+        result.setdefault("seconds", time.perf_counter() - t0)
+        write_json_atomic(paths[i], {**_keyed(module, settings, config), "result": result})
+        records[i] = {**config, **result}
+        computed += 1
+    results = Results(
+        name, scale, settings, records, folder, computed, time.perf_counter() - started
+    )
+    if figures:
+        save_outputs(results, module)
+    return results
+
+
+def save_outputs(results: Results, module: ModuleType | None = None) -> list[Path]:
+    """Save a chapter's figures (``figures/<name>.png``) and table (``table.md``)."""
+    module = module or chapter_module(results.chapter)
+    written = []
+    for fig_name, fig in module.figures(results).items():
+        path = results.folder / "figures" / f"{fig_name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        written.append(path)
+    table = results.folder / "table.md"
+    table.write_text(module.table(results) + "\n")
+    written.append(table)
+    return written
+
+
+def mean_sd_cell(values: Iterable[float], percent: bool = True) -> str:
+    """``"mean ± sd"`` of a list of numbers, as percentages by default (for tables)."""
+    v = np.asarray(list(values), dtype=float) * (100 if percent else 1)
+    return f"{v.mean():.1f} ± {v.std():.1f}"
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def describe(results: Results) -> str:
+    """One line on what a :class:`Results` holds and where it came from."""
+    return (
+        f"{results.chapter} at scale {results.scale!r}: {len(results)} configurations, "
+        f"{results.computed} computed now, {len(results) - results.computed} loaded from "
+        f"{results.folder}"
+    )
