@@ -1,0 +1,179 @@
+"""The results store behind `python -m minipruner reproduce`: one JSON per configuration,
+atomic, resumable, keyed on the settings; and the command line."""
+
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+from matplotlib.figure import Figure
+
+import minipruner as mp
+from minipruner import results as store
+from minipruner.__main__ import main
+
+CALLS: list[dict] = []
+FAIL_AT: list[int] = []  # run raises when it is called with this "x"
+
+
+def _fake_module() -> types.ModuleType:
+    module = types.ModuleType("fake_chapter")
+    module.VERSION = 1
+
+    def settings(scale):
+        return {"xs": [1, 2, 3, 4], "power": 2, "scale": scale}
+
+    def configurations(settings):
+        return [{"x": x} for x in settings["xs"]]
+
+    def run(config, settings):
+        if config["x"] in FAIL_AT:
+            raise KeyboardInterrupt("interrupted")
+        CALLS.append(config)
+        return {"y": config["x"] ** settings["power"]}
+
+    def figures(results):
+        fig = Figure()
+        fig.subplots().plot(results.values("x"), results.values("y"))
+        return {"curve": fig}
+
+    def table(results):
+        return store.markdown_table(["x", "y"], [[r["x"], r["y"]] for r in results.records])
+
+    for f in (settings, configurations, run, figures, table):
+        setattr(module, f.__name__, f)
+    return module
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "fake_chapter", _fake_module())
+    monkeypatch.setitem(store.CHAPTERS, "99_fake", "fake_chapter")
+    monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path))
+    CALLS.clear()
+    FAIL_AT.clear()
+    return tmp_path
+
+
+def test_reproduce_writes_one_json_per_configuration_and_loads_them_again(fake):
+    first = mp.reproduce("99_fake", "quick", quiet=True)
+    assert [r["y"] for r in first.records] == [1, 4, 9, 16]
+    assert first.computed == 4 and len(CALLS) == 4
+    files = sorted((fake / "99_fake" / "quick").glob("*.json"))
+    assert len(files) == 4
+    entry = json.loads(files[0].read_text())
+    assert set(entry) == {"version", "settings", "config", "result"}
+    assert "seconds" in entry["result"]
+    again = mp.reproduce("99_fake", "quick", quiet=True)
+    assert again.computed == 0 and len(CALLS) == 4  # nothing recomputed
+    assert again.records == first.records
+    assert not list((fake / "99_fake" / "quick").glob("*.tmp"))
+
+
+def test_an_interrupted_run_resumes_from_its_last_finished_configuration(fake):
+    FAIL_AT.append(3)
+    with pytest.raises(KeyboardInterrupt):
+        mp.reproduce("99_fake", "quick", quiet=True)
+    assert [c["x"] for c in CALLS] == [1, 2]
+    assert len(list((fake / "99_fake" / "quick").glob("*.json"))) == 2
+    FAIL_AT.clear()
+    resumed = mp.reproduce("99_fake", "quick", quiet=True)
+    assert [c["x"] for c in CALLS] == [1, 2, 3, 4]  # 1 and 2 were not run again
+    assert resumed.computed == 2
+
+
+def test_a_corrupt_result_is_recomputed_with_a_warning(fake):
+    mp.reproduce("99_fake", "quick", quiet=True)
+    victim = sorted((fake / "99_fake" / "quick").glob("*.json"))[0]
+    victim.write_text('{"truncated": ')
+    with pytest.warns(UserWarning, match="unreadable result"):
+        again = mp.reproduce("99_fake", "quick", quiet=True)
+    assert again.computed == 1
+    json.loads(victim.read_text())  # rewritten whole
+
+
+def test_other_settings_and_scales_get_their_own_files(fake):
+    mp.reproduce("99_fake", "quick", quiet=True)
+    cubed = mp.reproduce("99_fake", "quick", quiet=True, settings={"xs": [2], "power": 3})
+    assert cubed.computed == 1 and cubed.records[0]["y"] == 8
+    full = mp.reproduce("99_fake", "full", quiet=True)
+    assert full.computed == 4 and full.folder.name == "full"
+
+
+def test_compute_false_names_the_command_that_fills_the_gap(fake):
+    with pytest.raises(FileNotFoundError, match="python -m minipruner reproduce 99_fake"):
+        mp.reproduce("99_fake", "quick", compute=False)
+    assert not CALLS
+
+
+def test_results_selects_and_summarises(fake):
+    res = mp.reproduce("99_fake", "quick", quiet=True)
+    assert res.select(x=2)[0]["y"] == 4
+    assert res.stat("y") == (7.5, pytest.approx(5.6789083458))
+    with pytest.raises(KeyError, match="no record"):
+        res.values("y", x=99)
+
+
+def test_chapter_names_resolve_from_numbers_and_short_names():
+    assert store.chapter_name(1) == "01_magnitude"
+    assert store.chapter_name("01") == "01_magnitude"
+    assert store.chapter_name("magnitude") == "01_magnitude"
+    assert store.chapter_name("04_obs") == "04_obs"
+    with pytest.raises(ValueError, match="chapters: 01_magnitude"):
+        store.chapter_name("nine")
+
+
+def test_results_dir_is_the_repository_results_folder_from_a_subfolder(monkeypatch, tmp_path):
+    monkeypatch.delenv(store.RESULTS_ENV, raising=False)
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "minipruner").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert store.results_dir() == tmp_path.resolve() / "results"
+    monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path / "elsewhere"))
+    assert store.results_dir() == tmp_path / "elsewhere"
+
+
+def test_command_line_reproduce_then_table(fake, capsys):
+    assert main(["reproduce", "99_fake", "--scale", "quick", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "4 computed now" in out
+    assert (fake / "99_fake" / "quick" / "figures" / "curve.png").stat().st_size > 1000
+    assert (fake / "99_fake" / "quick" / "table.md").read_text().startswith("| x | y |")
+    assert main(["table", "99_fake", "--scale", "quick"]) == 0
+    assert "| 3 | 9 |" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    assert "99_fake" in capsys.readouterr().out
+
+
+def test_command_line_table_without_results_fails_clearly(fake, capsys):
+    assert main(["table", "99_fake", "--scale", "full"]) == 1
+    assert "python -m minipruner reproduce" in capsys.readouterr().err
+
+
+def test_command_line_rejects_an_unknown_chapter(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reproduce", "nine"])
+    assert exit_info.value.code == 2
+    assert "unknown chapter" in capsys.readouterr().err
+
+
+def test_python_dash_m_minipruner_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "minipruner", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "reproduce" in done.stdout
+
+
+@pytest.mark.parametrize("chapter", list(store.CHAPTERS))
+def test_every_chapter_defines_the_five_functions(chapter):
+    module = store.chapter_module(chapter)
+    for scale in mp.SCALES:
+        settings = module.settings(scale)
+        assert json.loads(json.dumps(settings)) == settings
+        configs = module.configurations(settings)
+        keys = [json.dumps(c, sort_keys=True) for c in configs]
+        assert configs and len(set(keys)) == len(keys)
+    for name in ("run", "figures", "table"):
+        assert callable(getattr(module, name)) and getattr(module, name).__doc__
