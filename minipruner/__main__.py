@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--results", default=None, help="results folder (default: ./results)")
         if command == "reproduce":
             p.add_argument("--quiet", action="store_true", help="no progress bars")
+            p.add_argument(
+                "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+            )
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -48,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     if args.command == "reproduce":
+        if args.threads is not None:
+            if args.threads < 1:
+                parser.error("--threads must be at least 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
         results = reproduce(name, args.scale, root=args.results, quiet=args.quiet)
         print(describe(results))
         for path in save_outputs(results):

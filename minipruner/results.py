@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .scale import get_scale
 from .train import config_key

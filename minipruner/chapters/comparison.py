@@ -1,0 +1,320 @@
+"""The comparison chapter, "Which method when?": every method of the book on one trained
+network, the same sparsities and the same examples, with the cost of each method measured.
+
+The network is chapter 4's MLPNet (784-40-20-10, no bias), small enough for the
+second-order methods to use the full empirical Fisher. For each seed the trained network
+(cached) is pruned once to each sparsity by each method; we measure the test accuracy right
+after pruning, the wall time and peak memory of choosing the mask (and, for WoodFisher and
+CBS, of computing the weight update), and the test accuracy after a short retraining with
+the mask fixed. Every method that looks at data sees the same class-balanced batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from .. import obs
+from ..data import class_balanced_batch, load_dataset
+from ..experiment import measure_cost
+from ..init_pruning import grasp_scores, random_scores, snip_scores
+from ..lookahead import lookahead_prune
+from ..magnitude import magnitude_prune
+from ..masks import apply_masks, masks_from_scores, prunable, prunable_modules, sparsity_report
+from ..results import Results, markdown_table
+from ..scale import by_scale
+from ..train import evaluate, train, trained
+
+VERSION = 1
+TITLE = "Which method when?"
+
+Pruner = Callable[[nn.Module, float, Tensor, Tensor, dict[str, Any], int], Any]
+
+
+def settings(scale: str) -> dict[str, Any]:
+    """Chapter 4's MLPNet and training, on mnist-5k (quick) or MNIST (full)."""
+    return {
+        "seeds": by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale),
+        "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98],
+        "methods": list(PRUNERS),
+        "dataset": by_scale("mnist-5k", "mnist", scale),
+        "model": "mlpnet",
+        "scale": scale,
+        "train": dict(epochs=30, lr=0.05, momentum=0.9, batch_size=64),
+        "retrain": dict(epochs=2, lr=0.01, momentum=0.9, batch_size=64),
+        "per_class": by_scale(100, 1000, scale),
+        "fisher": by_scale(dict(damp=1e-6, relative=True), dict(damp=1e-3, relative=False), scale),
+        "cbs": by_scale(dict(max_iters=200), dict(max_iters=1000), scale),
+        "grasp_temperature": 200.0,
+    }
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One configuration per (seed, method, sparsity)."""
+    return [
+        {"seed": seed, "method": method, "sparsity": s}
+        for seed in settings["seeds"]
+        for method in settings["methods"]
+        for s in settings["sparsities"]
+    ]
+
+
+# ------------------------------------------------------------------ the methods
+# Each takes (model, sparsity, x, y, settings, seed), prunes the model in place (masks
+# applied with torch.nn.utils.prune, weights updated where the method updates them).
+
+
+def _by_scores(scores: dict[str, Tensor], model: nn.Module, sparsity: float) -> None:
+    apply_masks(model, masks_from_scores(scores, sparsity, model=model))
+
+
+def neuron_masks(model: nn.Module, sparsity: float) -> dict[str, Tensor]:
+    """Structured pruning of a chain of ``nn.Linear`` layers: remove whole hidden units.
+
+    Unit ``k`` of layer ``i`` has saliency ``mean_j |W_i[k, j]|`` (the L1 norm of its
+    incoming weights over the fan-in, so layers of different widths compare). Units are
+    removed from the least salient up, each taking its incoming row and its outgoing column
+    ``W_{i+1}[:, k]``, until at least ``round(sparsity * d)`` of the ``d`` weights are gone
+    or every hidden layer is down to one unit. Returns the keep-masks (True = keep).
+    """
+    weights = prunable(model)
+    names = list(weights)
+    if len(names) < 2 or not all(
+        isinstance(m, nn.Linear) for m in prunable_modules(model).values()
+    ):
+        raise ValueError("neuron_masks needs a chain of at least two nn.Linear layers")
+    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    units = [
+        (float(weights[n].detach().abs().mean(1)[k]), i, k)
+        for i, n in enumerate(names[:-1])
+        for k in range(weights[n].shape[0])
+    ]
+    alive = {i: weights[n].shape[0] for i, n in enumerate(names[:-1])}
+    target = round(sparsity * sum(w.numel() for w in weights.values()))
+    removed = 0
+    for _, i, k in sorted(units):
+        if removed >= target:
+            break
+        if alive[i] == 1:
+            continue
+        row, col = masks[names[i]][k], masks[names[i + 1]][:, k]
+        removed += int(row.sum()) + int(col.sum())
+        row.fill_(False)
+        col.fill_(False)
+        alive[i] -= 1
+    return masks
+
+
+def _oneshot(method: str) -> Pruner:
+    def prune(model, sparsity, x, y, settings, seed):
+        grads = obs.per_sample_grads(model, x, y)
+        extra = dict(settings["cbs"], seed=seed) if method == "cbs" else {}
+        obs.oneshot_prune(model, method, sparsity, grads, **settings["fisher"], **extra)
+
+    return prune
+
+
+PRUNERS: dict[str, Pruner] = {
+    "random": lambda m, s, x, y, st, seed: _by_scores(random_scores(m, seed), m, s),
+    "magnitude (layer)": lambda m, s, x, y, st, seed: magnitude_prune(m, s, scope="layer"),
+    "magnitude (global)": lambda m, s, x, y, st, seed: magnitude_prune(m, s, scope="global"),
+    "LAP (global)": lambda m, s, x, y, st, seed: lookahead_prune(m, s, scope="global"),
+    "SNIP": lambda m, s, x, y, st, seed: _by_scores(snip_scores(m, x, y), m, s),
+    "GraSP": lambda m, s, x, y, st, seed: _by_scores(
+        grasp_scores(m, x, y, st["grasp_temperature"]), m, s
+    ),
+    "WoodFisher": _oneshot("wf"),
+    "CBS": _oneshot("cbs"),
+    "neurons (L1)": lambda m, s, x, y, st, seed: apply_masks(m, neuron_masks(m, s)),
+}
+CHAPTER = {  # where each method is derived
+    "random": 3,
+    "magnitude (layer)": 1,
+    "magnitude (global)": 1,
+    "LAP (global)": 2,
+    "SNIP": 3,
+    "GraSP": 3,
+    "WoodFisher": 4,
+    "CBS": 4,
+    "neurons (L1)": 5,
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, scale: str):
+    return load_dataset(dataset, scale=scale)
+
+
+def model(settings: dict[str, Any], seed: int = 0) -> nn.Module:
+    """The trained MLPNet of ``seed`` (chapter 4's network; trained once, then cached)."""
+    return trained(
+        settings["model"],
+        settings["dataset"],
+        seed=seed,
+        scale=settings["scale"],
+        quiet=True,
+        **settings["train"],
+    )
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Prune the seed's trained network with one method at one sparsity: accuracy before
+    and after retraining, achieved sparsity, and the time and peak memory of pruning."""
+    train_data, test_data = _data(settings["dataset"], settings["scale"])
+    net = model(settings, config["seed"])
+    device = next(net.parameters()).device
+    x, y = class_balanced_batch(train_data, settings["per_class"], seed=config["seed"])
+    x, y = x.to(device), y.to(device)
+    dense = evaluate(net, test_data)
+    prune = PRUNERS[config["method"]]
+    _, cost = measure_cost(
+        lambda: prune(net, config["sparsity"], x, y, settings, config["seed"]), device
+    )
+    report = sparsity_report(net)
+    pruned = evaluate(net, test_data)
+    train(net, train_data, seed=config["seed"], quiet=True, **settings["retrain"])
+    retrained = evaluate(net, test_data)
+    return {
+        "acc_dense": dense.accuracy,
+        "acc_pruned": pruned.accuracy,
+        "acc_retrained": retrained.accuracy,
+        "achieved_sparsity": report.sparsity,
+        "density": {r.name: r.density for r in report.layers},
+        "prune_seconds": cost["seconds"],
+        "prune_peak_mb": cost["peak_mb"],
+        "memory_measured": cost["memory"],
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+
+
+# ------------------------------------------------------------------ summaries and plots
+
+
+def mean_accuracy(results: Results, method: str, sparsity: float, key: str = "acc_pruned") -> float:
+    """Mean over seeds of ``key`` (a test accuracy in [0, 1])."""
+    return results.stat(key, method=method, sparsity=sparsity)[0]
+
+
+def ranking(results: Results, sparsity: float, key: str = "acc_pruned") -> list[str]:
+    """The methods ordered by mean ``key`` at ``sparsity``, best first."""
+    methods = results.settings["methods"]
+    return sorted(methods, key=lambda m: -mean_accuracy(results, m, sparsity, key))
+
+
+def cost(results: Results, method: str) -> dict[str, float]:
+    """Median over every configuration of ``method`` of the pruning time (s) and peak
+    memory (MB): the median, because a shared machine makes single timings noisy."""
+    rows = results.select(method=method)
+    mb = [r["prune_peak_mb"] for r in rows if r["prune_peak_mb"] is not None]
+    return {
+        "seconds": float(np.median([r["prune_seconds"] for r in rows])),
+        "peak_mb": float(np.median(mb)) if mb else float("nan"),
+    }
+
+
+STYLE = {
+    "random": ("gray", ":"),
+    "magnitude (layer)": ("tab:blue", "--"),
+    "magnitude (global)": ("tab:blue", "-"),
+    "LAP (global)": ("tab:cyan", "-"),
+    "SNIP": ("tab:olive", "-"),
+    "GraSP": ("tab:green", "-"),
+    "WoodFisher": ("tab:orange", "-"),
+    "CBS": ("tab:red", "-"),
+    "neurons (L1)": ("tab:purple", "-."),
+}
+
+
+def accuracy_figure(results: Results) -> Figure:
+    """Test accuracy against weights kept for every method, right after one-shot pruning
+    and after retraining; mean ± sd over seeds."""
+    sparsities = results.settings["sparsities"]
+    kept = 100 * (1 - np.array(sparsities))
+    dense = results.values("acc_dense", method=results.settings["methods"][0]).mean()
+    fig = Figure(figsize=(11, 4), layout="tight")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, key, title in zip(
+        axes,
+        ("acc_pruned", "acc_retrained"),
+        ("one-shot, no retraining", "after retraining"),
+        strict=True,
+    ):
+        for method in results.settings["methods"]:
+            mean, sd = np.array(
+                [results.stat(key, method=method, sparsity=s) for s in sparsities]
+            ).T
+            color, ls = STYLE.get(method, (None, "-"))
+            ax.errorbar(
+                kept,
+                100 * mean,
+                yerr=100 * sd,
+                marker="o",
+                ms=4,
+                capsize=2,
+                color=color,
+                ls=ls,
+                label=method,
+            )
+        ax.axhline(100 * dense, color="k", lw=0.8, ls="--", label="dense")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("weights kept (%)")
+        ax.set_title(title)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def cost_figure(results: Results) -> Figure:
+    """Median wall time and peak memory of pruning, per method (log scales)."""
+    methods = results.settings["methods"]
+    costs = [cost(results, m) for m in methods]
+    fig = Figure(figsize=(11, 3.2), layout="tight")
+    axes = fig.subplots(1, 2)
+    colors = [STYLE.get(m, ("gray", "-"))[0] for m in methods]
+    for ax, key, label in zip(
+        axes, ("seconds", "peak_mb"), ("time to prune (s)", "peak memory added (MB)"), strict=True
+    ):
+        values = [max(c[key], 1e-4 if key == "seconds" else 0.01) for c in costs]
+        ax.barh(methods, values, color=colors)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.invert_yaxis()
+    axes[1].set_yticklabels([])
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's two plots: accuracy and cost."""
+    return {"accuracy": accuracy_figure(results), "cost": cost_figure(results)}
+
+
+def table(results: Results) -> str:
+    """Per method: test accuracy (%, mean over seeds) at each sparsity as ``one-shot →
+    retrained``, and the median time and peak memory of pruning."""
+    sparsities = results.settings["sparsities"]
+    rows = []
+    for m in results.settings["methods"]:
+        cells = [
+            f"{100 * mean_accuracy(results, m, s):.1f} → "
+            f"{100 * mean_accuracy(results, m, s, 'acc_retrained'):.1f}"
+            for s in sparsities
+        ]
+        c = cost(results, m)
+        rows.append(
+            [
+                f"{m} (ch. {CHAPTER.get(m, '?')})",
+                *cells,
+                f"{c['seconds']:.3g}",
+                f"{c['peak_mb']:.3g}",
+            ]
+        )
+    header = ["method", *[f"{s:.0%}" for s in sparsities], "time (s)", "memory (MB)"]
+    return markdown_table(header, rows)
