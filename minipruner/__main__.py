@@ -5,7 +5,8 @@ Subcommands:
 - ``list``: the chapters and how many results each has stored at each scale;
 - ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
   figures and table under ``results/<chapter>/<scale>/``;
-- ``table CHAPTER``: print the chapter's results table from stored results (computes nothing).
+- ``table CHAPTER``: print the chapter's results table from stored results (computes nothing);
+  ``table all`` prints every chapter's, each under a heading naming its scale.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             counts = ", ".join(f"{s}: {n} results" for s, n in stored.items())
             print(f"{name:18s} {counts}")
         return 0
+    if args.command == "table" and args.chapter == "all":
+        return _all_tables(args.scale, args.results)
     try:
         name = chapter_name(args.chapter)
     except ValueError as err:
@@ -71,6 +74,25 @@ def main(argv: list[str] | None = None) -> int:
 
     print(chapter_module(name).table(results))
     return 0
+
+
+def _all_tables(scale: str | None, root: str | None) -> int:
+    from .results import chapter_module
+
+    missing = []
+    for name in CHAPTERS:
+        try:
+            results = reproduce(name, scale, root=root, compute=False)
+        except FileNotFoundError:
+            missing.append(name)
+            continue
+        module = chapter_module(name)
+        print(f"### {name}: {module.TITLE}\n")
+        print(f"Scale `{results.scale}`, {len(results)} configurations.\n")
+        print(module.table(results) + "\n")
+    if missing:
+        print(f"no complete results for: {', '.join(missing)}", file=sys.stderr)
+    return 1 if len(missing) == len(CHAPTERS) else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ FAIL_AT: list[int] = []  # run raises when it is called with this "x"
 def _fake_module() -> types.ModuleType:
     module = types.ModuleType("fake_chapter")
     module.VERSION = 1
+    module.TITLE = "A fake chapter"
 
     def settings(scale):
         return {"xs": [1, 2, 3, 4], "power": 2, "scale": scale}
@@ -177,3 +178,11 @@ def test_every_chapter_defines_the_five_functions(chapter):
         assert configs and len(set(keys)) == len(keys)
     for name in ("run", "figures", "table"):
         assert callable(getattr(module, name)) and getattr(module, name).__doc__
+
+
+def test_command_line_table_all_prints_each_stored_chapter_under_a_heading(fake, capsys):
+    mp.reproduce("99_fake", "quick", quiet=True)
+    assert main(["table", "all", "--scale", "quick"]) == 0
+    captured = capsys.readouterr()
+    assert "### 99_fake" in captured.out and "Scale `quick`, 4 configurations." in captured.out
+    assert "no complete results for: 01_magnitude" in captured.err
