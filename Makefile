@@ -30,9 +30,18 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(BIN)/python -m pytest
 
-# Jupyter Book's execution cache is keyed on each notebook's code only; when the package
-# changes, every notebook's results may change, so the cache (and Sphinx's) is dropped.
-_build/.package-stamp: minipruner/*.py
+# Jupyter Book's execution cache is keyed on each notebook's code only. The pages also depend
+# on the package, on the stored results under results/ (a full-scale run adds new ones) and
+# on the scale, so when any of these changes the cache (and Sphinx's) is dropped.
+SCALE_NOW    := $(or $(MINIPRUNER_SCALE),quick)
+RESULTS_DIR  := $(or $(MINIPRUNER_RESULTS),results)
+RESULT_FILES := $(shell find $(RESULTS_DIR) -name '*.json' 2>/dev/null)
+
+_build/.scale-%:
+	rm -f _build/.scale-*
+	mkdir -p _build && touch $@
+
+_build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(RESULT_FILES) _build/.scale-$(SCALE_NOW)
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
