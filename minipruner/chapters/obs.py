@@ -1,0 +1,442 @@
+"""Chapter 4's experiments: one-shot OBS, WoodFisher and CBS pruning without retraining.
+
+Three experiments, each a kind of configuration:
+
+- ``damping``: the damping trap. On the first seed's trained MLPNet, the Fisher's mean
+  diagonal ``tr(F)/d`` and how often WoodFisher's mask (WF-S) agrees with magnitude
+  pruning's at one sparsity, with an absolute damping of ``1e-3`` and with a damping
+  relative to ``tr(F)/d``; one configuration;
+- ``oneshot``: the CBS paper's one-shot experiment. Per (network, seed, sparsity): factorise
+  the damped Fisher of the trained network's per-example gradients (cached across
+  sparsities), compute the masks and weights of MP, MP+U, WF-S, WF, CBS-S and CBS, and
+  measure each pruned network's test accuracy, beside the CBS-S swap search's history;
+- ``swap_trace``: follow one swap search (first seed, one sparsity) and measure, along its
+  iterates, its objective on the gradients it searched, the same objective on held-out
+  training examples' gradients, and the training loss of the pruned network.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from .. import obs
+from ..data import class_balanced_batch, load_dataset
+from ..masks import masks_from_scores, prunable
+from ..results import Results, markdown_table
+from ..scale import by_scale
+from ..train import evaluate, trained
+
+VERSION = 1
+TITLE = "Second-order pruning: OBS, WoodFisher and the Combinatorial Brain Surgeon"
+METHODS = ("MP", "MP+U", "WF-S", "WF", "CBS-S", "CBS")
+NAMES = {"mlpnet": "MLPNet", "resnet20": "ResNet-20"}
+# Yu et al. 2022, MLPNet on MNIST, one-shot, test accuracy (%); dense 93.97.
+PAPER = {
+    "MP": {0.9: 90.30, 0.95: 83.64, 0.98: 32.25},
+    "WF": {0.9: 91.69, 0.95: 85.54, 0.98: 38.26},
+    "CBS": {0.9: 93.14, 0.95: 88.92, 0.98: 55.45},
+    "CBS-S": {0.98: 66.64},
+}
+STYLES = {
+    "MP": "ko--",
+    "MP+U": "ko-",
+    "WF-S": "bs--",
+    "WF": "bs-",
+    "CBS-S": "r^--",
+    "CBS": "r^-",
+}
+
+
+def settings(scale: str) -> dict[str, Any]:
+    """The chapter's settings at ``scale``: MLPNet on mnist-5k with 1,000 gradients and a
+    relative damping of 1e-6, three seeds (quick); MLPNet on MNIST with the paper's 10,000
+    gradients and damping 1e-3, and ResNet-20 on CIFAR-10 with a per-layer block Fisher,
+    five seeds (full)."""
+    mlpnet = {
+        "model": "mlpnet",
+        "dataset": by_scale("mnist-5k", "mnist", scale),
+        "train": dict(epochs=30, lr=0.05, momentum=0.9, batch_size=64),
+        "per_class": by_scale(100, 1000, scale),  # gradients: 10 classes x per_class
+        "damp": by_scale(dict(damp=1e-6, relative=True), dict(damp=1e-3, relative=False), scale),
+        "blocks": None,  # None: the full Fisher; "layer": one block per layer
+    }
+    resnet20 = {
+        "model": "resnet20",
+        "dataset": "cifar10",
+        "train": dict(
+            epochs=160,
+            lr=0.1,
+            momentum=0.9,
+            weight_decay=1e-4,
+            batch_size=128,
+            schedule="multistep",
+            milestones=[80, 120],
+        ),
+        "per_class": 100,
+        "damp": dict(damp=1e-5, relative=False),
+        "blocks": "layer",
+    }
+    return {
+        "seeds": by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale),
+        "sparsities": [0.5, 0.7, 0.9, 0.95, 0.98],
+        "methods": list(METHODS),
+        "networks": by_scale({"mlpnet": mlpnet}, {"mlpnet": mlpnet, "resnet20": resnet20}, scale),
+        # CBS-S's swap search, and the training examples that choose among its iterates
+        "cbs": by_scale(dict(max_iters=200), dict(max_iters=1000), scale),
+        "cbs_loss_per_class": 100,
+        "cbs_loss_every": 10,
+        # the damping trap: WF-S against MP at this sparsity, absolute vs relative damping
+        "damping_trap": dict(sparsity=0.9, absolute=1e-3, relative=1e-6),
+        # the swap search followed in section 4.7 (first seed), at this many iterates
+        "swap_trace": dict(sparsity=0.9, points=12),
+        "scale": scale,
+    }
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``damping`` configuration (MLPNet, first seed), one ``oneshot`` configuration
+    per (network, seed, sparsity), and one ``swap_trace`` configuration (MLPNet, first
+    seed); ordered so that consecutive configurations share a seed's Fisher."""
+    first = settings["seeds"][0]
+    configs: list[dict[str, Any]] = [{"experiment": "damping", "network": "mlpnet", "seed": first}]
+    for network in settings["networks"]:
+        for seed in settings["seeds"]:
+            configs += [
+                {"experiment": "oneshot", "network": network, "seed": seed, "sparsity": s}
+                for s in settings["sparsities"]
+            ]
+            if network == "mlpnet" and seed == first:
+                configs.append(
+                    {
+                        "experiment": "swap_trace",
+                        "network": "mlpnet",
+                        "seed": seed,
+                        "sparsity": settings["swap_trace"]["sparsity"],
+                    }
+                )
+    return configs
+
+
+@functools.lru_cache(maxsize=2)
+def _data(dataset: str, scale: str):
+    return load_dataset(dataset, scale=scale)
+
+
+def model(settings: dict[str, Any], network: str = "mlpnet", seed: int = 0) -> nn.Module:
+    """The chapter's trained ``network`` for ``seed`` (trained once, then loaded from the
+    cache)."""
+    net = settings["networks"][network]
+    return trained(
+        net["model"],
+        net["dataset"],
+        seed=seed,
+        scale=settings["scale"],
+        quiet=True,
+        **net["train"],
+    )
+
+
+def pruned_copy(model: nn.Module, new_w: torch.Tensor, keep: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with flat weights ``new_w`` (zero where not kept) and its masks."""
+    net = copy.deepcopy(model)
+    obs.set_flat_weights(net, new_w, keep)
+    return net
+
+
+@dataclass
+class Prepared:
+    """What every sparsity of one (network, seed) shares: the trained model, its flat
+    weights ``w``, the per-example gradients ``G`` (float64), the damped Fisher operator,
+    WoodFisher's single-weight saliencies, and the training examples that choose among
+    CBS-S's iterates."""
+
+    model: nn.Module
+    w: torch.Tensor
+    grads: torch.Tensor
+    fisher: obs.DampedFisher | obs.BlockDampedFisher
+    saliency: torch.Tensor
+    loss_data: torch.utils.data.TensorDataset
+
+
+def gradients(
+    model: nn.Module, data: torch.utils.data.Dataset, per_class: int, seed: int
+) -> torch.Tensor:
+    """Per-example gradients (float64, ``N x d``) of ``per_class`` training examples of every
+    class, chosen by ``seed``."""
+    device = next(model.parameters()).device
+    x, y = class_balanced_batch(data, per_class, seed=seed)
+    return obs.per_sample_grads(model, x.to(device), y.to(device)).double()
+
+
+@functools.lru_cache(maxsize=1)
+def _prepared(network_json: str, scale: str, seed: int, loss_per_class: int) -> Prepared:
+    net = json.loads(network_json)
+    network = trained(
+        net["model"], net["dataset"], seed=seed, scale=scale, quiet=True, **net["train"]
+    )
+    train_data, _ = _data(net["dataset"], scale)
+    G = gradients(network, train_data, net["per_class"], seed)
+    w = obs.flatten_weights(prunable(network)).double()
+    damp = net["damp"]
+    if net["blocks"] is None:
+        fisher = obs.DampedFisher(G, **damp)
+    else:
+        fisher = obs.BlockDampedFisher(
+            G, damp["damp"], obs.layer_blocks(network), relative=damp["relative"]
+        )
+    saliency = obs.single_weight_saliency(w, fisher)
+    loss_x, loss_y = class_balanced_batch(train_data, loss_per_class, seed=seed + 100)
+    loss_data = torch.utils.data.TensorDataset(loss_x, loss_y)
+    return Prepared(network, w, G, fisher, saliency, loss_data)
+
+
+def prepared(settings: dict[str, Any], network: str, seed: int) -> Prepared:
+    """The Fisher and friends of one trained (network, seed), computed once per process and
+    shared by every sparsity (see :class:`Prepared`)."""
+    net = json.dumps(settings["networks"][network], sort_keys=True)
+    return _prepared(net, settings["scale"], seed, settings["cbs_loss_per_class"])
+
+
+def swap_search(p: Prepared, sparsity: float, settings: dict[str, Any], seed: int) -> obs.CBSResult:
+    """CBS-S's selection at ``sparsity``: the swap search on the Fisher's gradients, its
+    iterate chosen by the training loss of the pruned network (without update) on the
+    ``cbs_loss_per_class`` examples per class of ``p.loss_data``."""
+    n_prune = round(sparsity * p.w.numel())
+
+    def training_loss(keep: torch.Tensor) -> float:
+        return evaluate(pruned_copy(p.model, p.w, keep), p.loss_data).loss
+
+    return obs.cbs_select(
+        p.w,
+        p.grads,
+        n_prune,
+        seed=seed,
+        return_history=True,
+        loss_every=settings["cbs_loss_every"],
+        loss_fn=training_loss,
+        **settings["cbs"],
+    )
+
+
+def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The Fisher's mean diagonal ``tr(F)/d`` and the fraction of weights on which WF-S's
+    mask agrees with MP's at the trap's sparsity, with absolute and with relative damping."""
+    p = prepared(settings, config["network"], config["seed"])
+    trap = settings["damping_trap"]
+    s = trap["sparsity"]
+    mean_diag = (p.grads.square().sum(0) / len(p.grads)).mean().item()
+    mp_keep = masks_from_scores({"w": p.w.abs()}, s)["w"]
+    agree = {}
+    for kind, damping in (
+        ("absolute", obs.DampedFisher(p.grads, trap["absolute"])),
+        ("relative", obs.DampedFisher(p.grads, trap["relative"], relative=True)),
+    ):
+        saliency = obs.single_weight_saliency(p.w, damping)
+        wf_keep = masks_from_scores({"w": saliency}, s)["w"]
+        agree[kind] = (wf_keep == mp_keep).float().mean().item()
+    return {
+        "mean_diag": mean_diag,
+        "agree_absolute": agree["absolute"],
+        "agree_relative": agree["relative"],
+        "n_gradients": len(p.grads),
+        "n_weights": p.w.numel(),
+    }
+
+
+def one_shot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Every method at one sparsity for one trained network, without retraining: the test
+    accuracy of each pruned network (``accuracy[method]``) and of the dense one, the CBS-S
+    swap search's history (objective per iterate, training loss at the iterates measured,
+    the iterate chosen) and where its set differs from MP's (flat weight indices)."""
+    seed, s = config["seed"], config["sparsity"]
+    p = prepared(settings, config["network"], seed)
+    _, test_data = _data(settings["networks"][config["network"]]["dataset"], settings["scale"])
+    w, fisher = p.w, p.fisher
+    keep = {
+        "MP": masks_from_scores({"w": w.abs()}, s)["w"],
+        "WF-S": masks_from_scores({"w": p.saliency}, s)["w"],
+    }
+    search = swap_search(p, s, settings, seed)
+    keep["CBS-S"] = search.keep
+    weights = {
+        "MP": w,
+        "WF-S": w,
+        "CBS-S": w,
+        "MP+U": w + obs.multi_weight_update(w, fisher, ~keep["MP"]),
+        "WF": w + obs.woodfisher_update(w, fisher, ~keep["WF-S"]),
+        "CBS": w + obs.multi_weight_update(w, fisher, ~keep["CBS-S"]),
+    }
+    keep["WF"], keep["CBS"], keep["MP+U"] = keep["WF-S"], keep["CBS-S"], keep["MP"]
+    accuracy = {
+        m: evaluate(pruned_copy(p.model, weights[m], keep[m]), test_data).accuracy
+        for m in settings["methods"]
+    }
+    iterates = sorted(search.losses)
+    return {
+        "accuracy": accuracy,
+        "acc_dense": evaluate(p.model, test_data).accuracy,
+        "n_weights": w.numel(),
+        "n_pruned": int((~keep["MP"]).sum()),
+        "damp": fisher.damp,
+        "cbs": {
+            "objectives": list(search.objectives),
+            "loss_iterates": iterates,
+            "losses": [search.losses[t] for t in iterates],
+            "chosen": search.chosen,
+            "iterations": search.iterations,
+            "start_index": search.start_index,
+            "start_objectives": list(search.start_objectives),
+            "swaps": [list(pair) for pair in search.swaps],
+            "kept_not_mp": (keep["CBS-S"] & ~keep["MP"]).nonzero().squeeze(1).tolist(),
+            "pruned_not_mp": (~keep["CBS-S"] & keep["MP"]).nonzero().squeeze(1).tolist(),
+        },
+    }
+
+
+def swap_trace(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Along one CBS-S swap search (the same search as ``one_shot``'s): at ``points`` evenly
+    spaced iterates, its objective ``f`` on the searched gradients (``fit``), ``f`` on the
+    gradients of other training examples (``held``, chosen by seed + 1) and the training
+    loss of the network pruned to that iterate's set, without update (``loss``)."""
+    seed, s = config["seed"], config["sparsity"]
+    net = settings["networks"][config["network"]]
+    p = prepared(settings, config["network"], seed)
+    train_data, _ = _data(net["dataset"], settings["scale"])
+    search = swap_search(p, s, settings, seed)
+    held_grads = gradients(p.model, train_data, net["per_class"], seed + 1)
+    last = len(search.objectives) - 1
+    steps = sorted({int(t) for t in np.linspace(0, last, settings["swap_trace"]["points"])})
+    return {
+        "steps": steps,
+        "fit": [search.objectives[t] for t in steps],
+        "held": [obs.cbs_objective(p.w, held_grads, search.keep_at(t)) for t in steps],
+        "loss": [
+            evaluate(pruned_copy(p.model, p.w, search.keep_at(t)), train_data).loss for t in steps
+        ],
+        "chosen": search.chosen,
+        "n_iterates": last + 1,
+    }
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration (see the module docstring) and return its measurements."""
+    experiments = {"damping": damping_trap, "oneshot": one_shot, "swap_trace": swap_trace}
+    return experiments[config["experiment"]](config, settings)
+
+
+def accuracies(
+    results: Results, method: str, sparsity: float, network: str = "mlpnet"
+) -> np.ndarray:
+    """Test accuracy (%) of ``method`` at ``sparsity``, one entry per seed (in seed order)."""
+    rows = results.select(experiment="oneshot", network=network, sparsity=sparsity)
+    if not rows:
+        raise KeyError(f"no one-shot result for {network} at sparsity {sparsity}")
+    return 100 * np.array([r["accuracy"][method] for r in rows])
+
+
+def dense_accuracies(results: Results, network: str = "mlpnet") -> np.ndarray:
+    """Test accuracy (%) of the dense trained network, one entry per seed."""
+    first = results.settings["sparsities"][0]
+    rows = results.select(experiment="oneshot", network=network, sparsity=first)
+    return 100 * np.array([r["acc_dense"] for r in rows])
+
+
+def networks(results: Results) -> list[str]:
+    """The networks with one-shot results, in the settings' order."""
+    return [n for n in results.settings["networks"] if results.select(network=n)]
+
+
+def accuracy_figure(results: Results, network: str = "mlpnet") -> Figure:
+    """Test accuracy against sparsity for every method (mean ± sd over seeds), one-shot
+    without retraining, with the CBS paper's numbers for MLPNet."""
+    sparsities = results.settings["sparsities"]
+    x = [100 * s for s in sparsities]
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    ax = fig.subplots()
+    for m in results.settings["methods"]:
+        acc = [accuracies(results, m, s, network) for s in sparsities]
+        ax.errorbar(
+            x,
+            [a.mean() for a in acc],
+            yerr=[a.std() for a in acc],
+            fmt=STYLES.get(m, "o-"),
+            capsize=3,
+            label=m,
+        )
+    if network == "mlpnet":
+        for m, marker in (("MP", "kx"), ("WF", "bx"), ("CBS", "rx")):
+            ax.plot(
+                [100 * s for s in PAPER[m]],
+                list(PAPER[m].values()),
+                marker,
+                ms=9,
+                mew=2,
+                label=f"{m} (paper)",
+            )
+    ax.set_xlabel("sparsity (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{NAMES.get(network, network)}, one-shot, no retraining ({results.scale} scale)")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def swap_trace_figure(results: Results) -> Figure:
+    """Along the followed swap search: ``f`` on the searched and on held-out gradients (log
+    scale, left axis) and the pruned network's training loss (right axis)."""
+    (trace,) = results.select(experiment="swap_trace")
+    steps = trace["steps"]
+    fig = Figure(figsize=(6.5, 3.5), layout="tight")
+    ax = fig.subplots()
+    ax.plot(steps, trace["fit"], "o-", label="f on the gradients searched")
+    ax.plot(steps, trace["held"], "s-", label="f on held-out gradients")
+    ax.set_yscale("log")
+    ax.set_xlabel("swaps made")
+    ax.set_ylabel("objective f")
+    ax2 = ax.twinx()
+    ax2.plot(steps, trace["loss"], "k^:", label="training loss")
+    ax2.set_ylabel("training loss")
+    ax.legend(loc="center left", fontsize=8)
+    ax2.legend(loc="center right", fontsize=8)
+    ax.set_title(
+        f"CBS-S swap search, seed {trace['seed']}, {trace['sparsity']:.0%} sparsity", fontsize=9
+    )
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's plots: accuracy against sparsity per network, and the swap trace."""
+    out = {}
+    for network in networks(results):
+        name = "accuracy" if network == "mlpnet" else f"accuracy_{network}"
+        out[name] = accuracy_figure(results, network)
+    if results.select(experiment="swap_trace"):
+        out["swap_trace"] = swap_trace_figure(results)
+    return out
+
+
+def table(results: Results, network: str | None = None) -> str:
+    """Test accuracy (%, mean ± sd over seeds) per network, sparsity and method, one-shot
+    without retraining; the CBS paper's MLPNet numbers in brackets. ``network``: only that
+    one (default: all)."""
+    methods = results.settings["methods"]
+    rows = []
+    for net in [network] if network is not None else networks(results):
+        for s in results.settings["sparsities"]:
+            cells = []
+            for m in methods:
+                a = accuracies(results, m, s, net)
+                paper = PAPER.get(m, {}).get(s) if net == "mlpnet" else None
+                cells.append(
+                    f"{a.mean():.1f} ± {a.std():.1f}" + (f" [{paper:.1f}]" if paper else "")
+                )
+            rows.append([NAMES.get(net, net), f"{s:.0%}", *cells])
+    return markdown_table(["network", "sparsity", *methods], rows)
