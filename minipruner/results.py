@@ -16,7 +16,10 @@ as its own JSON file, written atomically (a temporary file, then ``os.replace``)
     results/<chapter>/<scale>/<key>.json      key = hash(chapter version, settings, config)
 
 so an interrupted run resumes from its last finished configuration, nothing is computed
-twice, and a changed setting gets new files instead of silently reusing old ones. The
+twice, and a changed setting gets new files instead of silently reusing old ones. A chapter
+may name in ``GRID`` the settings that only enumerate configurations (``"seeds"``,
+``"sparsities"``): those are left out of the key, because each configuration carries its own
+value, so adding a seed runs only the new seed's configurations. The
 notebooks call the same function, so they read what ``python -m minipruner reproduce``
 wrote (on a GPU machine at the full scale, say) and compute only what is missing.
 """
@@ -169,8 +172,13 @@ def result_path(folder: Path, chapter: ModuleType, settings: Mapping, config: Ma
 
 
 def _keyed(chapter: ModuleType, settings: Mapping, config: Mapping) -> dict[str, Any]:
+    # Settings named in the chapter's GRID (the lists that only enumerate configurations,
+    # such as seeds or sparsities) are left out of the key: each configuration carries its
+    # own value, so adding a seed or a method runs only the new configurations.
+    grid = set(getattr(chapter, "GRID", ()))
+    keyed_settings = {k: v for k, v in settings.items() if k not in grid}
     return _json_ready(
-        {"version": getattr(chapter, "VERSION", 1), "settings": settings, "config": config}
+        {"version": getattr(chapter, "VERSION", 1), "settings": keyed_settings, "config": config}
     )
 
 

@@ -186,3 +186,19 @@ def test_command_line_table_all_prints_each_stored_chapter_under_a_heading(fake,
     captured = capsys.readouterr()
     assert "### 99_fake" in captured.out and "Scale `quick`, 4 configurations." in captured.out
     assert "no complete results for: 01_magnitude" in captured.err
+
+
+def test_grid_settings_are_left_out_of_the_key_so_new_values_run_alone(fake, monkeypatch):
+    monkeypatch.setattr(sys.modules["fake_chapter"], "GRID", ("xs",), raising=False)
+    mp.reproduce("99_fake", "quick", quiet=True)
+    more = mp.reproduce(
+        "99_fake",
+        "quick",
+        quiet=True,
+        settings={"xs": [1, 2, 3, 4, 5], "power": 2, "scale": "quick"},
+    )
+    assert more.computed == 1 and [c["x"] for c in CALLS] == [1, 2, 3, 4, 5]
+    entry = json.loads(next((fake / "99_fake" / "quick").glob("*.json")).read_text())
+    assert "xs" not in entry["settings"] and entry["settings"]["power"] == 2
+    other = mp.reproduce("99_fake", "quick", quiet=True, settings={"xs": [1], "power": 3})
+    assert other.computed == 1  # a setting outside the grid still changes every key

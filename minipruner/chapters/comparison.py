@@ -34,6 +34,7 @@ from ..scale import by_scale
 from ..train import evaluate, train, trained
 
 VERSION = 1
+GRID = ("seeds", "sparsities", "methods")  # enumerate configurations only
 TITLE = "Which method when?"
 
 Pruner = Callable[[nn.Module, float, Tensor, Tensor, dict[str, Any], int], Any]

@@ -30,6 +30,7 @@ from ..scale import by_scale
 from ..train import evaluate, trained
 
 VERSION = 1
+GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Magnitude pruning minimises a layer's distortion"
 METHODS = ("global", "layer-wise")
 
