@@ -1,0 +1,368 @@
+"""Chapter 2's experiments: lookahead pruning (LAP) and its variants against magnitude pruning.
+
+One experiment, repeated for each network of the scale (the FCN on ``mnist-5k`` at the quick
+scale; the FCN on MNIST and Conv-6 on CIFAR-10 at the full scale): train the network
+(cached), prune it **once** to each of the paper's levels ``t`` (layer-wise ratios
+``1 - (1 - r)^t``) with each of MP, LAP, LFP, LBP and LAP-act, measure test accuracy, and
+for the (method, level) pairs the settings name, retrain with the mask fixed and measure
+again. One configuration per (experiment, seed, method, level). Each also records, from the
+masks it made, the fraction of kept weights that are disconnected (their input unit receives
+nothing, or their output unit feeds nothing); the LAP configurations record, per layer, the
+fraction of LAP's kept weights that MP would not keep.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from ..data import class_balanced_batch, load_dataset
+from ..experiment import prune_retrain_sweep
+from ..lookahead import activation_rates, lookahead_prune, lookahead_scores
+from ..magnitude import magnitude_prune, magnitude_scores
+from ..masks import masks_from_scores, prunable_modules
+from ..results import Results, markdown_table, mean_sd_cell
+from ..scale import by_scale
+from ..train import trained
+
+VERSION = 1
+TITLE = "Lookahead pruning"
+METHODS = ("MP", "LAP", "LFP", "LBP", "LAP-act")
+METHOD_STYLE = {
+    "MP": ("k", "o"),
+    "LAP": ("tab:red", "s"),
+    "LFP": ("tab:blue", "^"),
+    "LBP": ("tab:green", "v"),
+    "LAP-act": ("tab:purple", "D"),
+}
+
+
+def settings(scale: str) -> dict[str, Any]:
+    """The chapter's settings at ``scale``: the FCN on mnist-5k with a short schedule (quick),
+    or the paper's FCN on MNIST and Conv-6 on CIFAR-10 schedules (full). ``ratios`` are the
+    per-step pruning ratios of (convolutions, linear layers, the output layer)."""
+    return {
+        "seeds": [0, 1, 2],
+        "levels": [4, 5, 6, 7, 8, 9, 10],
+        "methods": list(METHODS),
+        "rate_examples_per_class": 100,  # class-balanced batch that measures LAP-act's rates
+        "scale": scale,
+        "experiments": by_scale(
+            {
+                "FCN / mnist-5k": dict(
+                    model="fcn",
+                    dataset="mnist-5k",
+                    train=dict(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=10),
+                    retrain=dict(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=3),
+                    retrain_methods=["MP", "LAP"],
+                    retrain_levels=[7, 8, 9, 10],
+                    ratios=[0.5, 0.5, 0.25],
+                )
+            },
+            {
+                "FCN / MNIST": dict(
+                    model="fcn",
+                    dataset="mnist",
+                    train=dict(optimizer="adam", lr=1.2e-3, batch_size=60, iterations=50_000),
+                    retrain=dict(optimizer="adam", lr=1.2e-3, batch_size=60, iterations=50_000),
+                    retrain_methods=None,  # all of them
+                    retrain_levels=[4, 5, 6, 7, 8, 9, 10],
+                    ratios=[0.5, 0.5, 0.25],
+                ),
+                "Conv-6 / CIFAR-10": dict(
+                    model="conv6",
+                    dataset="cifar10",
+                    train=dict(optimizer="adam", lr=3e-4, batch_size=60, iterations=30_000),
+                    retrain=dict(optimizer="adam", lr=3e-4, batch_size=60, iterations=20_000),
+                    retrain_methods=None,
+                    retrain_levels=[4, 5, 6, 7, 8, 9, 10],
+                    ratios=[0.15, 0.2, 0.1],
+                ),
+            },
+            scale,
+        ),
+    }
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One configuration per (experiment, seed, method, level); ``retrain`` says whether the
+    experiment's settings retrain that method at that level."""
+    configs = []
+    for name, exp in settings["experiments"].items():
+        retrained = exp["retrain_methods"] or settings["methods"]
+        for seed in settings["seeds"]:
+            for method in settings["methods"]:
+                for t in settings["levels"]:
+                    retrain = method in retrained and t in exp["retrain_levels"]
+                    configs.append(
+                        {
+                            "experiment": name,
+                            "seed": seed,
+                            "method": method,
+                            "level": t,
+                            "retrain": retrain,
+                        }
+                    )
+    return configs
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, scale: str):
+    return load_dataset(dataset, scale=scale)
+
+
+@functools.lru_cache(maxsize=4)
+def _rate_batch(dataset: str, scale: str, per_class: int) -> Tensor:
+    return class_balanced_batch(_data(dataset, scale)[0], per_class=per_class)[0]
+
+
+def model(settings: dict[str, Any], experiment: str, seed: int = 0) -> nn.Module:
+    """The trained network of ``experiment`` for ``seed`` (trained once, then loaded from
+    the cache)."""
+    exp = settings["experiments"][experiment]
+    return trained(
+        exp["model"], exp["dataset"], seed=seed, scale=settings["scale"], quiet=True, **exp["train"]
+    )
+
+
+def level_ratios(
+    model: nn.Module, t: int, conv_ratio: float, linear_ratio: float, last_ratio: float
+) -> dict[str, float]:
+    """The paper's per-layer sparsities after t steps: 1 - (1 - r)^t, r by layer type."""
+    modules = prunable_modules(model)
+    last = list(modules)[-1]
+    base = {
+        n: last_ratio if n == last else conv_ratio if isinstance(m, nn.Conv2d) else linear_ratio
+        for n, m in modules.items()
+    }
+    return {n: 1 - (1 - r) ** t for n, r in base.items()}
+
+
+def make_pruners(
+    ratios: list[float], rate_batch: Tensor | None
+) -> dict[str, Callable[[nn.Module, int], dict[str, Tensor]]]:
+    """The five methods as pruners ``(model, t) -> masks`` at the paper's level ``t``;
+    ``rate_batch`` is the batch of inputs on which LAP-act measures activation rates."""
+    r = lambda m, t: level_ratios(m, t, *ratios)  # noqa: E731
+    return {
+        "MP": lambda m, t: magnitude_prune(m, r(m, t), scope="layer"),
+        "LAP": lambda m, t: lookahead_prune(m, r(m, t)),
+        "LFP": lambda m, t: lookahead_prune(m, r(m, t), order="forward"),
+        "LBP": lambda m, t: lookahead_prune(m, r(m, t), order="backward"),
+        "LAP-act": lambda m, t: lookahead_prune(
+            m, r(m, t), activation_rates=activation_rates(m, rate_batch)
+        ),
+    }
+
+
+def disconnected_fraction(masks: Mapping[str, Tensor]) -> float:
+    """Fraction of kept weights (all but the first and last layer) whose input unit receives
+    no kept weight or whose output unit feeds no kept weight.
+
+    ``masks`` are keep-masks in forward order. For convolutions a unit is a channel; a linear
+    layer after a flattened convolution reads ``positions`` inputs per channel.
+    """
+    keep = [m.bool() for m in masks.values()]
+    dead = total = 0
+    for i in range(1, len(keep) - 1):
+        fed = keep[i - 1].flatten(1).any(dim=1)  # unit k of layer i's input receives something
+        if keep[i].shape[1] != len(fed):  # linear layer after a flattened conv
+            fed = fed.repeat_interleave(keep[i].shape[1] // len(fed))
+        read = keep[i + 1].transpose(0, 1).flatten(1).any(dim=1)  # unit j of its output is read
+        if keep[i].shape[0] != len(read):
+            read = read.reshape(keep[i].shape[0], -1).any(dim=1)
+        extra = (1,) * (keep[i].dim() - 2)
+        alive = keep[i] & fed.view(1, -1, *extra) & read.view(-1, 1, *extra)
+        dead += (keep[i] & ~alive).sum().item()
+        total += keep[i].sum().item()
+    return dead / total
+
+
+def lap_only_fraction(model: nn.Module, t: int, ratios: list[float]) -> dict[str, float]:
+    """Per layer: the fraction of the weights LAP keeps at level ``t`` that MP does not keep
+    (both keep the same number of weights in every layer)."""
+    r = level_ratios(model, t, *ratios)
+    mp_keep = masks_from_scores(magnitude_scores(model), r, scope="layer")
+    lap_keep = masks_from_scores(lookahead_scores(model), r, scope="layer")
+    return {n: ((lap_keep[n] & ~mp_keep[n]).sum() / lap_keep[n].sum()).item() for n in r}
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration (see the module docstring) and return its measurements."""
+    exp = settings["experiments"][config["experiment"]]
+    scale, method = settings["scale"], config["method"]
+    train_data, test_data = _data(exp["dataset"], scale)
+    rate_batch = _rate_batch(exp["dataset"], scale, settings["rate_examples_per_class"])
+    pruner = make_pruners(exp["ratios"], rate_batch)[method]
+    made = {}
+
+    def pruner_keeping_masks(m: nn.Module, t: int) -> dict[str, Tensor]:
+        made["masks"] = pruner(m, t)
+        return made["masks"]
+
+    net = model(settings, config["experiment"], config["seed"])
+    (record,) = prune_retrain_sweep(
+        net,
+        {method: pruner_keeping_masks},
+        [config["level"]],
+        test_data,
+        train_data if config["retrain"] else None,
+        exp["retrain"] if config["retrain"] else None,
+        seed=config["seed"],
+        quiet=True,
+    )
+    result = {k: v for k, v in record.items() if k not in ("method", "sparsity", "seed")}
+    result["disconnected"] = disconnected_fraction(made["masks"])
+    if method == "LAP":
+        result["lap_only"] = lap_only_fraction(net, config["level"], exp["ratios"])
+    return result
+
+
+def experiments(results: Results) -> list[str]:
+    """The names of the experiments (networks and datasets) of ``results``, in order."""
+    return list(results.settings["experiments"])
+
+
+def remaining(results: Results, experiment: str) -> dict[int, float]:
+    """Per level ``t``: the percentage of the network's weights that pruning leaves."""
+    return {
+        t: 100 * (1 - results.select(experiment=experiment, level=t)[0]["achieved_sparsity"])
+        for t in results.settings["levels"]
+    }
+
+
+def accuracies(
+    results: Results, experiment: str, method: str, level: int, key: str = "acc_pruned"
+) -> np.ndarray:
+    """``key`` (``acc_pruned`` or ``acc_retrained``) over seeds, one entry per seed; empty
+    where that method was not retrained at that level."""
+    rows = results.select(experiment=experiment, method=method, level=level)
+    return np.array([r[key] for r in rows if key in r], dtype=float)
+
+
+def dense_accuracy(results: Results, experiment: str) -> np.ndarray:
+    """The trained (unpruned) network's test accuracy, one entry per seed."""
+    level = results.settings["levels"][0]
+    return results.values("acc_dense", experiment=experiment, method="MP", level=level)
+
+
+def disconnected(results: Results, experiment: str, method: str) -> dict[int, float]:
+    """Per level: the mean over seeds of the fraction of kept hidden-layer weights that are
+    disconnected (see :func:`disconnected_fraction`)."""
+    return {
+        t: float(
+            results.values("disconnected", experiment=experiment, method=method, level=t).mean()
+        )
+        for t in results.settings["levels"]
+    }
+
+
+def _remaining_axis(ax: Any, survive: Mapping[int, float]) -> None:
+    """Log x-axis of weights remaining, ticked at the levels, sparsest on the right."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(survive.values()), [f"{s:.2f}" for s in survive.values()])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+
+
+def error_figure(results: Results) -> Figure:
+    """Test error against weights remaining, per method (mean ± sd over seeds), right after
+    pruning and after retraining; one row per experiment."""
+    names = experiments(results)
+    fig = Figure(figsize=(11, 3.6 * len(names)), layout="tight")
+    grid = fig.subplots(len(names), 2, sharey="row", squeeze=False)
+    for axes, name in zip(grid, names, strict=True):
+        survive = remaining(results, name)
+        for ax, key, title in zip(
+            axes,
+            ["acc_pruned", "acc_retrained"],
+            ["right after pruning", "after retraining"],
+            strict=True,
+        ):
+            for method in results.settings["methods"]:
+                color, marker = METHOD_STYLE[method]
+                pts = [(survive[t], accuracies(results, name, method, t, key)) for t in survive]
+                pts = [(s, a) for s, a in pts if len(a)]
+                if pts:
+                    ax.errorbar(
+                        [s for s, _ in pts],
+                        [100 * (1 - a.mean()) for _, a in pts],
+                        yerr=[100 * a.std() for _, a in pts],
+                        color=color,
+                        marker=marker,
+                        capsize=3,
+                        label=method,
+                    )
+            _remaining_axis(ax, survive)
+            ax.set_title(f"{name}: {title}")
+        axes[0].set_ylabel("test error (%)")
+        axes[0].legend()
+    return fig
+
+
+def disagreement_figure(results: Results, experiment: str | None = None, seed: int = 0) -> Figure:
+    """Per layer: the percentage of LAP's kept weights that MP does not keep, against the
+    weights remaining (one seed; the first experiment unless ``experiment`` is given)."""
+    experiment = experiment or experiments(results)[0]
+    survive = remaining(results, experiment)
+    rows = [
+        results.select(experiment=experiment, method="LAP", seed=seed, level=t)[0]["lap_only"]
+        for t in survive
+    ]
+    fig = Figure(figsize=(6, 3.2), layout="tight")
+    ax = fig.subplots()
+    for n in rows[0]:
+        ax.plot(list(survive.values()), [100 * r[n] for r in rows], marker="o", label=n)
+    _remaining_axis(ax, survive)
+    ax.set_ylabel("kept by LAP, not by MP (%)")
+    ax.set_title(f"{experiment}, seed {seed}", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's two plots."""
+    return {"error": error_figure(results), "disagreement": disagreement_figure(results)}
+
+
+def disconnected_table(
+    results: Results, experiment: str | None = None, methods: tuple[str, ...] = ("MP", "LAP")
+) -> str:
+    """Percentage of kept hidden-layer weights that are disconnected (mean over seeds), per
+    method and level (the first experiment unless ``experiment`` is given)."""
+    experiment = experiment or experiments(results)[0]
+    header = [f"{s:.2f} %" for s in remaining(results, experiment).values()]
+    rows = [
+        [method, *(f"{100 * v:.1f}" for v in disconnected(results, experiment, method).values())]
+        for method in methods
+    ]
+    return markdown_table(["method", *header], rows)
+
+
+def table(results: Results) -> str:
+    """Test accuracy (%, mean ± sd over seeds) per method and level, right after pruning and
+    after retraining, one table per experiment, headed by the dense network's accuracy."""
+    parts = []
+    for name in experiments(results):
+        survive = remaining(results, name)
+        dense = dense_accuracy(results, name)
+        rows = []
+        for key, label in (("acc_pruned", ""), ("acc_retrained", ", retrained")):
+            for method in results.settings["methods"]:
+                cells = [accuracies(results, name, method, t, key) for t in survive]
+                if any(len(c) for c in cells):
+                    rows.append(
+                        [method + label, *(mean_sd_cell(c) if len(c) else "" for c in cells)]
+                    )
+        parts.append(
+            f"**{name}**: dense test accuracy {mean_sd_cell(dense)} %; test accuracy (%) at "
+            "each fraction of the weights remaining:\n\n"
+            + markdown_table(["method", *(f"{s:.2f} %" for s in survive.values())], rows)
+        )
+    return "\n\n".join(parts)

@@ -1,0 +1,108 @@
+"""Chapter 2's module (minipruner.chapters.lookahead) without training: settings,
+configurations, the disconnected-weights measure, and the figures and tables on a small
+synthetic Results shaped like run's output."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from minipruner.chapters import lookahead as chapter
+from minipruner.results import Results
+
+LAYERS = ["fc1.weight", "fc2.weight", "fc3.weight"]
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_settings_are_json_and_configurations_unique(scale):
+    settings = chapter.settings(scale)
+    assert json.loads(json.dumps(settings)) == settings
+    assert settings["scale"] == scale
+    configs = chapter.configurations(settings)
+    keys = {json.dumps(c, sort_keys=True) for c in configs}
+    assert len(keys) == len(configs)
+    n_exp = len(settings["experiments"])
+    assert len(configs) == n_exp * 3 * len(chapter.METHODS) * len(settings["levels"])
+
+
+def test_quick_retrains_mp_and_lap_at_the_four_sparsest_levels_only():
+    configs = chapter.configurations(chapter.settings("quick"))
+    retrained = {(c["method"], c["level"]) for c in configs if c["retrain"]}
+    assert retrained == {(m, t) for m in ("MP", "LAP") for t in (7, 8, 9, 10)}
+    full = chapter.configurations(chapter.settings("full"))
+    assert all(c["retrain"] for c in full)
+
+
+def test_level_ratios_follow_the_layer_types():
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 4), torch.nn.Linear(4, 2)
+    )
+    ratios = chapter.level_ratios(net, 2, 0.15, 0.2, 0.1)
+    assert ratios == pytest.approx({"0.weight": 1 - 0.85**2, "2.weight": 0.36, "3.weight": 0.19})
+
+
+def test_disconnected_fraction():
+    keep = {
+        "a": torch.tensor([[1, 0], [0, 0], [1, 1]], dtype=torch.bool),  # unit 1 receives nothing
+        "b": torch.tensor([[1, 1, 1], [0, 1, 0]], dtype=torch.bool),
+        "c": torch.tensor([[1, 0]], dtype=torch.bool),  # unit 1 of b's output is never read
+    }
+    # b keeps 4 weights; (0,1) reads the dead unit 1, (1,1) feeds the unread unit 1
+    assert chapter.disconnected_fraction(keep) == 0.5
+    # conv -> flatten -> linear: channel 1 of the conv reads nothing of the first conv
+    conv = {
+        "c1": torch.tensor([1, 0], dtype=torch.bool).view(2, 1, 1, 1).expand(2, 1, 3, 3),
+        "c2": torch.ones(2, 2, 3, 3, dtype=torch.bool),
+        "fc": torch.ones(3, 2 * 4, dtype=torch.bool),
+    }
+    assert chapter.disconnected_fraction(conv) == 0.5
+
+
+def _synthetic_results(tmp_path: Path) -> Results:
+    settings = chapter.settings("quick")
+    rng = np.random.default_rng(0)
+    records = []
+    for config in chapter.configurations(settings):
+        t = config["level"]
+        acc = max(0.1, 0.95 - 0.1 * (t - 4) + (0.05 if config["method"] != "MP" else 0))
+        record = {
+            **config,
+            "achieved_sparsity": 1 - 0.5**t,
+            "density": dict.fromkeys(LAYERS, 0.5**t),
+            "acc_dense": 0.93 + 0.01 * config["seed"],
+            "acc_pruned": acc + 0.01 * rng.standard_normal(),
+            "loss_pruned": 1.0,
+            "disconnected": 0.01 * t + (0.02 if config["method"] == "MP" else 0),
+            "seconds": 0.1,
+        }
+        if config["retrain"]:
+            record |= {"acc_retrained": min(1.0, acc + 0.2), "loss_retrained": 0.5}
+        if config["method"] == "LAP":
+            record["lap_only"] = {n: 0.03 * t for n in LAYERS}
+        records.append(record)
+    return Results("02_lookahead", "quick", settings, records, tmp_path)
+
+
+def test_figures_and_tables_from_synthetic_results(tmp_path):
+    results = _synthetic_results(tmp_path)
+    exp = chapter.experiments(results)[0]
+    survive = chapter.remaining(results, exp)
+    assert survive[4] == pytest.approx(100 * 0.5**4)
+    assert len(chapter.accuracies(results, exp, "MP", 4, "acc_retrained")) == 0
+    assert len(chapter.accuracies(results, exp, "LAP", 10, "acc_retrained")) == 3
+    assert (
+        chapter.disconnected(results, exp, "MP")[6] > chapter.disconnected(results, exp, "LAP")[6]
+    )
+    figs = chapter.figures(results)
+    assert set(figs) == {"error", "disagreement"}
+    assert all(isinstance(f, Figure) for f in figs.values())
+    for fig in figs.values():
+        fig.savefig(tmp_path / "fig.png", dpi=30)
+    table = chapter.table(results)
+    assert "LAP, retrained" in table and "LFP" in table and "6.25 %" in table
+    assert table.count("\n|") == 2 + 5 + 2  # header, separator, five methods, two retrained
+    dead = chapter.disconnected_table(results)
+    assert dead.startswith("| method |") and dead.count("\n") == 3
