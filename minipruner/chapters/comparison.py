@@ -269,7 +269,7 @@ def accuracy_figure(results: Results) -> Figure:
     sparsities = results.settings["sparsities"]
     kept = 100 * (1 - np.array(sparsities))
     dense = results.values("acc_dense", method=results.settings["methods"][0]).mean()
-    fig = Figure(figsize=(11, 4), layout="tight")
+    fig = Figure(figsize=(12, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, key, title in zip(
         axes,
@@ -278,9 +278,8 @@ def accuracy_figure(results: Results) -> Figure:
         strict=True,
     ):
         for method in results.settings["methods"]:
-            mean, sd = np.array(
-                [results.stat(key, method=method, sparsity=s) for s in sparsities]
-            ).T
+            stats = [results.stat(key, method=method, sparsity=s) for s in sparsities]
+            mean, sd = np.array(stats).T
             color, ls = STYLE.get(method, (None, "-"))
             ax.errorbar(
                 kept,
@@ -295,30 +294,38 @@ def accuracy_figure(results: Results) -> Figure:
             )
         ax.axhline(100 * dense, color="k", lw=0.8, ls="--", label="dense")
         ax.set_xscale("log")
+        ax.set_xticks(kept, [f"{k:g}" for k in kept])
+        ax.minorticks_off()
         ax.invert_xaxis()
         ax.set_xlabel("weights kept (%)")
         ax.set_title(title)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[1].legend(fontsize=8, loc="lower left")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
     return fig
 
 
 def cost_figure(results: Results) -> Figure:
-    """Median wall time and peak memory of pruning, per method (log scales)."""
+    """Median wall time (log scale) and peak memory added (linear scale) of one pruning
+    call, per method, each bar labelled with its value."""
     methods = results.settings["methods"]
     costs = [cost(results, m) for m in methods]
-    fig = Figure(figsize=(11, 3.2), layout="tight")
-    axes = fig.subplots(1, 2)
+    fig = Figure(figsize=(11, 3.4), layout="tight")
+    axes = fig.subplots(1, 2, sharey=True)
     colors = [STYLE.get(m, ("gray", "-"))[0] for m in methods]
-    for ax, key, label in zip(
-        axes, ("seconds", "peak_mb"), ("time to prune (s)", "peak memory added (MB)"), strict=True
-    ):
-        values = [max(c[key], 1e-4 if key == "seconds" else 0.01) for c in costs]
-        ax.barh(methods, values, color=colors)
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.invert_yaxis()
-    axes[1].set_yticklabels([])
+    seconds = [c["seconds"] for c in costs]
+    axes[0].barh(methods, seconds, color=colors)
+    axes[0].set_xscale("log")
+    axes[0].set_xlim(min(seconds) / 2, max(seconds) * 20)
+    axes[0].set_xlabel("time to prune (s, log scale)")
+    memory = [0.0 if np.isnan(c["peak_mb"]) else c["peak_mb"] for c in costs]
+    axes[1].barh(methods, memory, color=colors)
+    axes[1].set_xlim(0, max(max(memory), 1) * 1.3)
+    axes[1].set_xlabel("peak memory added (MB)")
+    for i, (t, m, c) in enumerate(zip(seconds, memory, costs, strict=True)):
+        axes[0].text(t * 1.15, i, f"{t:.2g} s", va="center", fontsize=8)
+        label = "not measured" if np.isnan(c["peak_mb"]) else ("< 1 MB" if m < 1 else f"{m:.0f} MB")
+        axes[1].text(m + max(memory) * 0.02, i, label, va="center", fontsize=8)
+    axes[0].invert_yaxis()
     return fig
 
 
