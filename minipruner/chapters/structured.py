@@ -1,0 +1,790 @@
+"""Chapter 5's experiments: prune channels, or train a narrower network, and time both.
+
+Crowley et al.'s comparison of pruned-and-tuned, pruned-architecture and reduced wide
+residual networks, and the measurements behind it. Configurations, by ``experiment``:
+
+- ``saliency``: on the trained 1-D WRN-10-1 (MNIST-1D, seed 0), close every fourth gate of
+  each block in turn and compare the actual increase of the mean training loss with its
+  second-order Taylor estimate and with the Fisher saliency (float64, eval mode);
+- ``dense``: the dense network of one seed (trained once, cached): test error, parameters;
+- ``prune``: one seed's dense network pruned channel by channel with Fisher or L1 saliency
+  (:func:`pruning_run`, cached because the ``scratch``, ``reduced`` and ``latency``
+  configurations build on it): test error of every snapshot, and of the compared snapshot
+  after its extra fine-tuning;
+- ``scratch``: the architecture Fisher pruning found (seed's snapshot at ``compare``),
+  freshly initialised and trained from scratch;
+- ``reduced``: the uniformly narrowed WRN with the parameter count closest to it, trained
+  from scratch;
+- ``latency``: for one input setting and batch size, the forward-pass time of the dense,
+  pruned (compressed and masks-only) and reduced networks, in interleaved rounds; each such
+  configuration measures in its own ``run`` call and records the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import platform
+import statistics
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+
+from .. import structured as st
+from ..data import load_dataset
+from ..models import WideResNet
+from ..results import Results, markdown_table, mean_sd_cell
+from ..scale import by_scale
+from ..train import default_device, evaluate, load_or_compute, train, trained
+
+VERSION = 1
+TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
+METHODS = ("fisher", "l1")
+LABELS = {"fisher": "Fisher", "l1": "L1"}
+
+# The 1-D WRN-10-1 for MNIST-1D (interior widths 16 / 32 / 64) and its training recipe: the
+# quick-scale experiment, and the network the saliency check runs on at every scale.
+MNIST1D_WRN: dict[str, Any] = dict(
+    depth=10, widen=1, num_classes=10, in_channels=1, dim=1, input_shape=(1, 40)
+)
+MNIST1D_TRAIN: dict[str, Any] = dict(
+    epochs=15, lr=0.1, schedule="onecycle", weight_decay=5e-4, batch_size=128
+)
+
+
+def settings(scale: str) -> dict[str, Any]:
+    """The chapter's settings at ``scale``: the 1-D WRN-10-1 on MNIST-1D on the CPU (quick)
+    or Crowley et al.'s WRN-40-2 on CIFAR-10 with its 200-epoch schedule (full)."""
+    arch = by_scale(
+        MNIST1D_WRN,
+        dict(depth=40, widen=2, num_classes=10, in_channels=3, dim=2, input_shape=(3, 32, 32)),
+        scale,
+    )
+    prune = by_scale(dict(prune_every=5, lr=1e-3), dict(prune_every=100, lr=8e-4), scale)
+    # the input settings timed, in order (a list: settings are stored with sorted keys)
+    latency_inputs = [{"name": f"{arch['dim']}-D, as trained", "arch": arch}]
+    if scale == "quick":  # the same channel shapes as 2-D convolutions on 28x28 inputs
+        latency_inputs.insert(
+            0, {"name": "2-D 28x28", "arch": dict(arch, dim=2, input_shape=(1, 28, 28))}
+        )
+    return {
+        "scale": scale,
+        "seeds": [0, 1, 2],
+        "methods": list(METHODS),
+        "dataset": by_scale("mnist1d", "cifar10", scale),
+        "arch": arch,
+        "train": by_scale(
+            MNIST1D_TRAIN,
+            dict(
+                epochs=200,
+                lr=0.1,
+                schedule="multistep",
+                milestones=(60, 120, 160),
+                gamma=0.2,
+                weight_decay=5e-4,
+                batch_size=128,
+            ),
+            scale,
+        ),
+        "device": by_scale("cpu", "auto", scale),  # "auto": a GPU if there is one
+        # torch threads while a configuration runs (None: torch's default). One thread is
+        # fastest for these small convolutions on a shared 2-core CPU, and makes the numbers
+        # the same whether the notebook or the command line computes them.
+        "threads": by_scale(1, None, scale),
+        "prune": prune,
+        # extra fine-tuning of the compared snapshot, with its mask fixed
+        "tune_steps": 20 * prune["prune_every"],
+        "tune_weight_decay": 5e-4,
+        "compare": 0.75,  # fraction of interior channels removed where the families meet
+        "grid": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75],  # snapshots of each run
+        "saliency": {
+            "dataset": "mnist1d",
+            "arch": MNIST1D_WRN,
+            "train": MNIST1D_TRAIN,
+            "seed": 0,
+            "examples": 300,
+            "every": 4,  # close channels 0, 4, 8, ... of each block
+            "h": 1e-3,  # step of the central difference for phi''
+        },
+        "latency": {
+            "inputs": latency_inputs,
+            "fractions": [0.5, 0.75],  # snapshots of the Fisher run of seed 0
+            "batch_sizes": [1, 64],
+            "rounds": 5,
+            "repeats": 10,
+            "warmup": 3,
+            "threads": 1,
+            "seed": 0,  # random weights: latency does not depend on their values
+        },
+    }
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``saliency`` configuration; per seed one ``dense``, one ``prune`` per method, one
+    ``scratch`` and one ``reduced``; one ``latency`` per (input setting, batch size)."""
+    seeds = settings["seeds"]
+    lat = settings["latency"]
+    return (
+        [{"experiment": "saliency"}]
+        + [{"experiment": "dense", "seed": s} for s in seeds]
+        + [
+            {"experiment": "prune", "seed": s, "method": m}
+            for s in seeds
+            for m in settings["methods"]
+        ]
+        + [{"experiment": "scratch", "seed": s} for s in seeds]
+        + [{"experiment": "reduced", "seed": s} for s in seeds]
+        + [
+            {"experiment": "latency", "setting": name, "batch_size": b}
+            for name in latency_settings(settings)
+            for b in lat["batch_sizes"]
+        ]
+    )
+
+
+def latency_settings(settings: dict[str, Any]) -> list[str]:
+    """The names of the input settings the latency configurations time, in order."""
+    return [i["name"] for i in settings["latency"]["inputs"]]
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, scale: str):
+    return load_dataset(dataset, scale=scale)
+
+
+def _device(settings: dict[str, Any]) -> torch.device:
+    return default_device() if settings["device"] == "auto" else torch.device(settings["device"])
+
+
+def model(settings: dict[str, Any], seed: int, **width: Any) -> nn.Module:
+    """The WRN of ``settings["arch"]`` for ``seed``, narrowed by ``interior`` or
+    ``interior_widths`` if given, trained from scratch with ``settings["train"]`` (trained
+    once, then loaded from the cache)."""
+    return trained(
+        "wrn",
+        settings["dataset"],
+        seed=seed,
+        model_kwargs={**settings["arch"], **width},
+        scale=settings["scale"],
+        device=_device(settings),
+        quiet=True,
+        **settings["train"],
+    )
+
+
+def mnist1d_model(settings: dict[str, Any], seed: int = 0) -> nn.Module:
+    """The dense 1-D WRN-10-1 trained on MNIST-1D (cached; at the quick scale the same
+    network as ``model(settings, seed)``), on the CPU."""
+    sal = settings["saliency"]
+    return trained(
+        "wrn",
+        sal["dataset"],
+        seed=seed,
+        model_kwargs=sal["arch"],
+        scale=settings["scale"],
+        device="cpu",
+        quiet=True,
+        **sal["train"],
+    )
+
+
+def error_rate(settings: dict[str, Any], net: nn.Module) -> float:
+    """Test error (%) of ``net`` on the chapter's dataset."""
+    _, test_data = _data(settings["dataset"], settings["scale"])
+    return 100 * (1 - evaluate(net, test_data, device=_device(settings)).accuracy)
+
+
+def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, Any]:
+    """Prune the dense network of ``seed`` one channel every ``prune_every`` steps with
+    ``method`` saliency (:func:`~minipruner.structured.prune_and_finetune`), taking snapshots
+    at the fractions ``settings["grid"]`` of interior channels removed; the snapshot at
+    ``settings["compare"]`` is compressed and fine-tuned ``tune_steps`` more steps.
+
+    Returns ``{"snapshots": [{step, removed, total, widths, parameters, masks, state}],
+    "tuned": state}`` (``state``: a state dict; the snapshots are gated networks, ``tuned``
+    the compressed one). Cached like a trained network, keyed by every setting it uses, so
+    the configurations that build on a run (``prune``, ``scratch``, ``reduced``,
+    ``latency``) share it.
+    """
+    device = _device(settings)
+    train_data, _ = _data(settings["dataset"], settings["scale"])
+
+    def compute() -> dict[str, Any]:
+        snaps = st.prune_and_finetune(
+            model(settings, seed),
+            train_data,
+            snapshots_at=settings["grid"],
+            method=method,
+            seed=seed,
+            device=device,
+            quiet=True,
+            **settings["prune"],
+        )
+        out, tuned = [], None
+        for s in snaps:
+            out.append(
+                dict(
+                    step=s.step,
+                    removed=s.removed,
+                    total=s.total,
+                    widths=s.widths,
+                    parameters=s.parameters,
+                    masks=s.masks,
+                    state={k: v.detach().cpu() for k, v in s.model.state_dict().items()},
+                )
+            )
+            if s.removed == round(settings["compare"] * s.total):
+                small = st.compress(s.model)
+                train(
+                    small,
+                    train_data,
+                    iterations=settings["tune_steps"],
+                    lr=settings["prune"]["lr"],
+                    weight_decay=settings["tune_weight_decay"],
+                    seed=seed,
+                    device=device,
+                    quiet=True,
+                )
+                tuned = {k: v.detach().cpu() for k, v in small.state_dict().items()}
+        return {"snapshots": out, "tuned": tuned}
+
+    keys = ("dataset", "arch", "train", "prune", "tune_steps", "tune_weight_decay", "grid")
+    config = {k: settings[k] for k in keys}
+    config.update(seed=seed, method=method, compare=settings["compare"], scale=settings["scale"])
+    return load_or_compute("ch05-pruning-run", config, compute)
+
+
+def snapshot_model(settings: dict[str, Any], snapshot: dict[str, Any]) -> nn.Module:
+    """The gated network of one snapshot of :func:`pruning_run`, in eval mode on the CPU."""
+    net = st.set_channel_masks(WideResNet(**settings["arch"]), snapshot["masks"])
+    net.load_state_dict(snapshot["state"])
+    return net.eval()
+
+
+# --------------------------------------------------------------------------------- runs
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration (see the module docstring) and return its measurements, with
+    ``settings["threads"]`` torch threads if given."""
+    experiment, previous = config["experiment"], torch.get_num_threads()
+    torch.set_num_threads(settings["threads"] or previous)
+    try:
+        if experiment == "saliency":
+            return run_saliency(settings)
+        if experiment == "dense":
+            return _network_record(settings, model(settings, config["seed"]))
+        if experiment == "prune":
+            return run_prune(settings, config["seed"], config["method"])
+        if experiment in ("scratch", "reduced"):
+            return run_from_scratch(settings, config["seed"], experiment)
+        if experiment == "latency":
+            return run_latency(settings, config["setting"], config["batch_size"])
+        raise ValueError(f"unknown experiment {experiment!r}")
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _network_record(settings: dict[str, Any], net: nn.Module) -> dict[str, Any]:
+    return dict(
+        error=error_rate(settings, net),
+        parameters=st.count_parameters(net),
+        widths=list(net.interior_widths),
+    )
+
+
+def _per_example_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return F.cross_entropy(net(x), y, reduction="none")
+
+
+def run_saliency(settings: dict[str, Any]) -> dict[str, Any]:
+    """Close every ``every``-th gate of each block of the trained MNIST-1D WRN one at a time:
+    the actual increase of the mean loss on ``examples`` training signals, the first-order
+    term ``-phi'(1)`` (from the gate gradients), half the curvature ``phi''(1)/2`` (central
+    difference of step ``h``), their sum (the second-order Taylor estimate) and the Fisher
+    saliency ``Delta_k``; float64, eval mode."""
+    sal = settings["saliency"]
+    net = copy.deepcopy(mnist1d_model(settings, sal["seed"])).double().eval()
+    st.add_gates(net)
+    train_data, _ = _data(sal["dataset"], settings["scale"])
+    x, y = (
+        train_data.tensors[0][: sal["examples"]].double(),
+        train_data.tensors[1][: sal["examples"]],
+    )
+    grads = st.gate_gradients(net, x, y)
+    fisher = st.fisher_saliency(net, x, y)
+    loss_1 = _per_example_loss(net, x, y).mean().item()
+    h, rows = sal["h"], []
+    for chain in st.prunable_channels(net):
+        gate = net.get_submodule(chain.act)
+        for k in range(0, gate.channels, sal["every"]):
+            phi = {}
+            for t in (0.0, 1 - h, 1 + h):
+                gate.mask[k] = t
+                phi[t] = _per_example_loss(net, x, y).mean().item()
+            gate.mask[k] = 1.0
+            d1 = grads[chain.block][:, k].mean().item()
+            d2 = (phi[1 + h] - 2 * loss_1 + phi[1 - h]) / h**2
+            rows.append(
+                dict(
+                    block=chain.block,
+                    channel=k,
+                    actual=phi[0.0] - loss_1,
+                    taylor2=-d1 + d2 / 2,
+                    fisher=fisher[chain.block][k].item(),
+                    first=-d1,
+                    half_curvature=d2 / 2,
+                )
+            )
+    return {"loss": loss_1, "gates": rows}
+
+
+def run_prune(settings: dict[str, Any], seed: int, method: str) -> dict[str, Any]:
+    """The test error of every snapshot of :func:`pruning_run` right after its last removal,
+    and of the compared snapshot after its extra fine-tuning (``tuned_error``), with the
+    snapshot's widths, parameter count (compressed), step and keep-masks (0/1 lists)."""
+    pruned = pruning_run(settings, seed, method)
+    records = []
+    for snap in pruned["snapshots"]:
+        net = snapshot_model(settings, snap)
+        rec = dict(
+            fraction=snap["removed"] / snap["total"],
+            step=snap["step"],
+            widths=snap["widths"],
+            parameters=snap["parameters"],
+            masks={k: m.int().tolist() for k, m in snap["masks"].items()},
+            error=error_rate(settings, net),
+        )
+        if snap["removed"] == round(settings["compare"] * snap["total"]):
+            small = st.compress(net)
+            small.load_state_dict(pruned["tuned"])
+            rec["tuned_error"] = error_rate(settings, small)
+        records.append(rec)
+    return {"snapshots": records}
+
+
+def _compared_snapshot(settings: dict[str, Any], seed: int, method: str) -> dict[str, Any]:
+    snaps = pruning_run(settings, seed, method)["snapshots"]
+    return next(s for s in snaps if s["removed"] == round(settings["compare"] * s["total"]))
+
+
+def run_from_scratch(settings: dict[str, Any], seed: int, family: str) -> dict[str, Any]:
+    """Train from scratch (with the dense network's schedule) either the architecture that
+    Fisher pruning found at ``compare`` (``family="scratch"``: its interior widths, a fresh
+    initialisation) or the reduced WRN whose common interior factor gives the parameter
+    count closest to it (``family="reduced"``); its test error, parameters and widths."""
+    snap = _compared_snapshot(settings, seed, "fisher")
+    if family == "scratch":
+        return _network_record(settings, model(settings, seed, interior_widths=snap["widths"]))
+    arch = settings["arch"]
+    shape = {k: v for k, v in arch.items() if k not in ("depth", "widen")}
+    factor = st.matched_interior(arch["depth"], arch["widen"], snap["parameters"], **shape)
+    net = model(settings, seed, interior=factor)
+    return dict(_network_record(settings, net), factor=factor)
+
+
+def latency_models(settings: dict[str, Any], arch: dict[str, Any]) -> dict[str, nn.Module]:
+    """The timed networks, with random weights (seeded): the dense WRN of ``arch``; for each
+    latency fraction, the Fisher-pruned network of seed 0 compressed (and, at ``compare``,
+    with its masks only) and the reduced WRN with the parameter count closest to it."""
+    lat = settings["latency"]
+    torch.manual_seed(lat["seed"])
+    dense_net = WideResNet(**arch)
+    models: dict[str, nn.Module] = {"dense": dense_net}
+    snaps = pruning_run(settings, 0, "fisher")["snapshots"]
+    shape = {k: v for k, v in arch.items() if k not in ("depth", "widen")}
+    for f in lat["fractions"]:
+        snap = next(s for s in snaps if abs(s["removed"] / s["total"] - f) < 0.01)
+        gated = st.set_channel_masks(copy.deepcopy(dense_net), snap["masks"])
+        if f == settings["compare"]:
+            models[f"pruned {f:.0%}, masks only"] = gated
+        models[f"pruned {f:.0%}"] = st.compress(gated)
+        p = st.count_parameters(models[f"pruned {f:.0%}"])
+        factor = st.matched_interior(arch["depth"], arch["widen"], p, **shape)
+        models[f"reduced {f:.0%}"] = WideResNet(**arch, interior=factor)
+    return models
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def run_latency(settings: dict[str, Any], setting: str, batch_size: int) -> dict[str, Any]:
+    """Time every network of :func:`latency_models` for input setting ``setting``: in each
+    of ``rounds`` rounds, one :func:`~minipruner.structured.measure_latency` per network in
+    turn (``threads`` threads, ``warmup`` untimed and ``repeats`` timed forward passes of a
+    batch of ``batch_size``, the median in seconds). Returns the round medians per network,
+    each network's parameters and FLOPs per example, and the device, thread count and batch
+    size the times were measured with."""
+    lat = settings["latency"]
+    (arch,) = [i["arch"] for i in lat["inputs"] if i["name"] == setting]
+    models = latency_models(settings, arch)
+    rounds: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(lat["rounds"]):
+        for name, net in models.items():
+            rounds[name].append(
+                st.measure_latency(
+                    net,
+                    batch_size=batch_size,
+                    threads=lat["threads"],
+                    warmup=lat["warmup"],
+                    repeats=lat["repeats"],
+                )
+            )
+    device = next(models["dense"].parameters()).device
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {
+        "names": list(models),
+        "rounds": rounds,
+        "counts": {n: [st.count_parameters(m), st.count_flops(m)] for n, m in models.items()},
+        "device": f"{device.type}: {device_name}",
+        "threads": lat["threads"],
+        "batch_size": batch_size,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+
+
+# ------------------------------------------------------------- reading the results
+
+
+def snapshots(results: Results, method: str, seed: int) -> list[dict[str, Any]]:
+    """The snapshot records of the pruning run of ``method`` and ``seed``, in order."""
+    return results.select(experiment="prune", method=method, seed=seed)[0]["snapshots"]
+
+
+def at_compare(results: Results, method: str, seed: int) -> dict[str, Any]:
+    """The snapshot record compared with the other families (the one with a ``tuned_error``)."""
+    return next(r for r in snapshots(results, method, seed) if "tuned_error" in r)
+
+
+def at_fraction(results: Results, method: str, seed: int, fraction: float) -> dict[str, Any]:
+    """The snapshot record of the pruning run at ``fraction`` of interior channels removed."""
+    return next(r for r in snapshots(results, method, seed) if abs(r["fraction"] - fraction) < 0.01)
+
+
+def families(results: Results) -> dict[str, list[dict[str, Any]]]:
+    """Per compared network family (dense, right after the last removal, pruned-and-tuned,
+    Fisher architecture from scratch, reduced): its records, one per seed, each with
+    ``error`` (%), ``parameters`` and ``widths``."""
+    seeds = results.settings["seeds"]
+
+    def one(experiment: str) -> list[dict[str, Any]]:
+        return [results.select(experiment=experiment, seed=s)[0] for s in seeds]
+
+    def tuned(method: str) -> list[dict[str, Any]]:
+        return [
+            dict(
+                at_compare(results, method, s), error=at_compare(results, method, s)["tuned_error"]
+            )
+            for s in seeds
+        ]
+
+    return {
+        "dense": one("dense"),
+        "Fisher: right after the last removal": [at_compare(results, "fisher", s) for s in seeds],
+        "Fisher: pruned-and-tuned": tuned("fisher"),
+        "Fisher architecture, from scratch": one("scratch"),
+        "reduced, from scratch": one("reduced"),
+        "L1: right after the last removal": [at_compare(results, "l1", s) for s in seeds],
+        "L1: pruned-and-tuned": tuned("l1"),
+    }
+
+
+def errors(results: Results) -> dict[str, np.ndarray]:
+    """Test error (%) per family of :func:`families`, one entry per seed."""
+    return {name: np.array([r["error"] for r in recs]) for name, recs in families(results).items()}
+
+
+def saliency_arrays(results: Results) -> dict[str, np.ndarray]:
+    """The ``saliency`` measurement as arrays over the closed gates: ``actual``, ``taylor2``,
+    ``fisher``, ``first`` and ``half_curvature``."""
+    (rec,) = results.select(experiment="saliency")
+    keys = ("actual", "taylor2", "fisher", "first", "half_curvature")
+    return {k: np.array([g[k] for g in rec["gates"]]) for k in keys}
+
+
+def rank_correlation(a: Any, b: Any) -> float:
+    """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed)."""
+    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+
+
+def saliency_summary(results: Results) -> dict[str, float]:
+    """How well the estimates track the actual loss increase when a gate closes: rank
+    correlation of the Fisher saliency (``rho_fisher``) and of the second-order estimate
+    (``rho_taylor``) with it, and the medians of Fisher / actual (``fisher_ratio``) and of
+    |first-order term| / actual (``first_ratio``)."""
+    a = saliency_arrays(results)
+    return dict(
+        rho_fisher=rank_correlation(a["fisher"], a["actual"]),
+        rho_taylor=rank_correlation(a["taylor2"], a["actual"]),
+        fisher_ratio=float(np.median(a["fisher"] / a["actual"])),
+        first_ratio=float(np.median(np.abs(a["first"] / a["actual"]))),
+    )
+
+
+def latency_rounds(results: Results) -> dict[tuple[str, int], dict[str, list[float]]]:
+    """``{(setting, batch size): {network: [round medians in seconds]}}``."""
+    return {
+        (r["setting"], r["batch_size"]): {n: r["rounds"][n] for n in r["names"]}
+        for r in results.select(experiment="latency")
+    }
+
+
+def latency_counts(results: Results) -> dict[tuple[str, str], tuple[int, int]]:
+    """``{(setting, network): (parameters, FLOPs per example)}`` of the timed networks."""
+    return {
+        (r["setting"], n): tuple(r["counts"][n])
+        for r in results.select(experiment="latency")
+        for n in r["names"]
+    }
+
+
+def paired_ratio(
+    results: Results, setting: str, batch_size: int, name: str, reference: str
+) -> float:
+    """Median over rounds of latency(``name``) / latency(``reference``), timed in the same
+    round (pairing cancels what slows a whole round down)."""
+    times = latency_rounds(results)[setting, batch_size]
+    return statistics.median(a / b for a, b in zip(times[name], times[reference], strict=True))
+
+
+# --------------------------------------------------------------------------------- plots
+
+
+def saliency_figure(results: Results) -> Figure:
+    """Second-order Taylor estimate and Fisher saliency against the actual loss increase
+    when one gate of the trained WRN closes (log-log, with the diagonal)."""
+    a = saliency_arrays(results)
+    actual, taylor2, fisher = a["actual"], a["taylor2"], a["fisher"]
+    sal = results.settings["saliency"]
+    fig = Figure(figsize=(5.5, 4), layout="tight")
+    ax = fig.subplots()
+    ax.scatter(
+        actual,
+        taylor2,
+        marker="s",
+        facecolors="none",
+        edgecolors="tab:blue",
+        label=r"second-order Taylor $-\phi' + \phi''/2$",
+    )
+    ax.scatter(
+        actual, fisher, marker="o", color="tab:red", s=14, label=r"Fisher saliency $\Delta_k$"
+    )
+    lim = [min(actual.min(), fisher.min()) * 0.7, max(actual.max(), taylor2.max()) * 1.4]
+    ax.plot(lim, lim, "k:", lw=1, label="estimate = actual")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("actual increase of the mean loss when the gate closes")
+    ax.set_ylabel("estimate")
+    arch = sal["arch"]
+    ax.set_title(
+        f"{len(actual)} gates of the trained WRN-{arch['depth']}-{arch['widen']} "
+        f"({sal['examples']} training signals)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    return fig
+
+
+def error_figure(results: Results) -> Figure:
+    """Test error against parameters: each pruning run right after each removal (mean ± sd
+    over seeds), the pruned-and-tuned snapshots, the pruned architectures and the reduced
+    networks trained from scratch, and the dense network."""
+    cfg = results.settings
+    seeds, fam = cfg["seeds"], families(results)
+    err = errors(results)
+    fig = Figure(figsize=(6.5, 4.2), layout="tight")
+    ax = fig.subplots()
+    for method, color in (("fisher", "tab:red"), ("l1", "tab:green")):
+        label = LABELS[method]
+        runs = [snapshots(results, method, s) for s in seeds]
+        params = np.array([[r["parameters"] for r in run] for run in runs]).mean(0)
+        errs = np.array([[r["error"] for r in run] for run in runs])
+        ax.errorbar(
+            params,
+            errs.mean(0),
+            yerr=errs.std(0),
+            color=color,
+            alpha=0.5,
+            lw=1,
+            capsize=2,
+            label=f"{label}: pruning run, right after each removal",
+        )
+        name = f"{label}: pruned-and-tuned"
+        ax.errorbar(
+            np.mean([r["parameters"] for r in fam[name]]),
+            err[name].mean(),
+            yerr=err[name].std(),
+            color=color,
+            marker="o",
+            ms=8,
+            capsize=3,
+            ls="none",
+            label=name,
+        )
+    for name, color, marker in (
+        ("Fisher architecture, from scratch", "tab:blue", "s"),
+        ("reduced, from scratch", "k", "^"),
+        ("dense", "0.5", "*"),
+    ):
+        ax.errorbar(
+            np.mean([r["parameters"] for r in fam[name]]),
+            err[name].mean(),
+            yerr=err[name].std(),
+            color=color,
+            marker=marker,
+            ms=9,
+            capsize=3,
+            ls="none",
+            label=name,
+        )
+    ax.set_yscale("log")
+    ax.set_yticks([1, 2, 5, 10, 20, 50], ["1", "2", "5", "10", "20", "50"])
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test error (%)")
+    arch = cfg["arch"]
+    ax.set_title(
+        f"{cfg['dataset']}, WRN-{arch['depth']}-{arch['widen']}, mean ± sd over {len(seeds)} seeds",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def latency_figure(results: Results, setting: str | None = None) -> Figure:
+    """Latency at the largest batch size against parameters (left) and FLOPs per example
+    (right) of the compressed pruned and reduced networks, the dense network and the
+    masks-only pruned one: median and range over rounds. ``setting`` defaults to the first
+    input setting (2-D 28x28 at the quick scale)."""
+    lat = results.settings["latency"]
+    setting = setting or latency_settings(results.settings)[0]
+    b = max(lat["batch_sizes"])
+    times = latency_rounds(results)[setting, b]
+    counts = latency_counts(results)
+    compare = results.settings["compare"]
+    fig = Figure(figsize=(10, 3.8), layout="tight")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, which, label in ((axes[0], 0, "parameters"), (axes[1], 1, "FLOPs per example")):
+        for family, color, marker in (("pruned", "tab:red", "o"), ("reduced", "k", "^")):
+            names = [f"{family} {f:.0%}" for f in lat["fractions"]]
+            xs = [counts[setting, n][which] for n in names]
+            ys = [1e3 * statistics.median(times[n]) for n in names]
+            lo = [1e3 * min(times[n]) for n in names]
+            hi = [1e3 * max(times[n]) for n in names]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[np.subtract(ys, lo), np.subtract(hi, ys)],
+                color=color,
+                marker=marker,
+                capsize=3,
+                label=f"{family} (compressed)",
+            )
+        for name, color, marker in (
+            ("dense", "0.4", "*"),
+            (f"pruned {compare:.0%}, masks only", "tab:purple", "x"),
+        ):
+            ax.plot(
+                counts[setting, name][which],
+                1e3 * statistics.median(times[name]),
+                marker=marker,
+                ms=10,
+                ls="none",
+                color=color,
+                label=name,
+            )
+        ax.set_xlabel(label)
+        ax.set_xscale("log")
+    axes[0].set_ylabel(f"CPU latency, batch {b} (ms)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{setting}: median and range over {lat['rounds']} rounds", fontsize=10)
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's three plots."""
+    return {
+        "saliency": saliency_figure(results),
+        "errors": error_figure(results),
+        "latency": latency_figure(results),
+    }
+
+
+# -------------------------------------------------------------------------------- tables
+
+
+def accuracy_table(results: Results) -> str:
+    """Per family at ``compare``: mean parameters, test error (%, mean ± sd over seeds) and
+    the interior widths of seed 0."""
+    err = errors(results)
+    rows = [
+        [
+            name,
+            f"{np.mean([r['parameters'] for r in recs]):,.0f}",
+            mean_sd_cell(err[name], percent=False),
+            recs[0]["widths"],
+        ]
+        for name, recs in families(results).items()
+    ]
+    header = ["network", "parameters", "test error (%)", "interior widths (seed 0)"]
+    return markdown_table(header, rows)
+
+
+def latency_table(results: Results, setting: str) -> str:
+    """Per timed network of ``setting``: parameters, MFLOPs per example, and per batch size
+    the median latency over rounds (ms), the paired ratio to the dense network and the
+    round-to-round spread ((slowest - fastest round) / median)."""
+    lat = results.settings["latency"]
+    times, counts = latency_rounds(results), latency_counts(results)
+    header = ["network", "params", "MFLOPs"]
+    for b in lat["batch_sizes"]:
+        header += [f"b={b} ms", "/dense", "spread"]
+    rows = []
+    for name in times[setting, lat["batch_sizes"][0]]:
+        p, fl = counts[setting, name]
+        row = [name, f"{p:,d}", f"{fl / 1e6:.2f}"]
+        for b in lat["batch_sizes"]:
+            t = times[setting, b][name]
+            med = statistics.median(t)
+            row += [
+                f"{1e3 * med:.3f}",
+                f"{paired_ratio(results, setting, b, name, 'dense'):.2f}",
+                f"{(max(t) - min(t)) / med:.0%}",
+            ]
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def table(results: Results) -> str:
+    """Test error at ``compare`` per family (:func:`accuracy_table`), then the latency of
+    every input setting (:func:`latency_table`) with the machine it was measured on."""
+    lat = results.settings["latency"]
+    parts = [
+        f"**Test error at {results.settings['compare']:.0%} of interior channels removed**",
+        accuracy_table(results),
+    ]
+    for setting in latency_settings(results.settings):
+        rec = results.select(experiment="latency", setting=setting)[0]
+        parts += [
+            f"**Latency, {setting}** ({rec['device']}, {rec['threads']} thread(s); median over "
+            f"{lat['rounds']} rounds of {lat['repeats']} runs each)",
+            latency_table(results, setting),
+        ]
+    return "\n\n".join(parts)

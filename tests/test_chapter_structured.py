@@ -1,0 +1,146 @@
+"""Chapter 5's module (minipruner.chapters.structured): settings and configurations, and its
+figures, tables and summaries on hand-made results shaped like ``run``'s (no training)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from minipruner.chapters import structured as chapter
+from minipruner.results import Results
+
+SCALES = ("quick", "full")
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_settings_are_json_serialisable_and_configurations_unique(scale):
+    settings = chapter.settings(scale)
+    assert settings["scale"] == scale
+    json.dumps(settings)
+    configs = chapter.configurations(settings)
+    texts = [json.dumps(c, sort_keys=True) for c in configs]
+    assert len(set(texts)) == len(texts)
+    kinds = {c["experiment"] for c in configs}
+    assert kinds == {"saliency", "dense", "prune", "scratch", "reduced", "latency"}
+    n_seeds, n_inputs = len(settings["seeds"]), len(settings["latency"]["inputs"])
+    per_seed = 3 + len(settings["methods"])  # dense, one prune per method, scratch, reduced
+    assert len(configs) == 1 + n_seeds * per_seed + n_inputs * len(
+        settings["latency"]["batch_sizes"]
+    )
+
+
+def test_full_scale_keeps_the_papers_setup():
+    full = chapter.settings("full")
+    assert full["arch"]["depth"] == 40 and full["arch"]["widen"] == 2
+    assert full["dataset"] == "cifar10" and full["train"]["epochs"] == 200
+    assert full["prune"] == {"prune_every": 100, "lr": 8e-4} and full["tune_steps"] == 2000
+    assert chapter.latency_settings(full) == ["2-D, as trained"]
+    quick = chapter.settings("quick")
+    assert chapter.latency_settings(quick) == ["2-D 28x28", "1-D, as trained"]
+
+
+def _snapshots(settings, seed, method):
+    rng = np.random.default_rng(seed + 10 * (method == "l1"))
+    out = []
+    for i, f in enumerate(settings["grid"]):
+        widths = [16 - 2 * i, 32 - 3 * i, 64 - 6 * i]
+        rec = dict(
+            fraction=f,
+            step=5 * round(112 * f),
+            widths=widths,
+            parameters=28314 - 2300 * i,
+            masks={f"block{b + 1}.0": [1] * w for b, w in enumerate(widths)},
+            error=float(1.5 + 2 * i + rng.uniform(0, 1)),
+        )
+        if f == settings["compare"]:
+            rec["tuned_error"] = float(4 + rng.uniform(0, 1))
+        out.append(rec)
+    return out
+
+
+def _latency(settings, setting, batch_size):
+    names = ["dense", "pruned 50%", "reduced 50%", "pruned 75%, masks only"]
+    names += ["pruned 75%", "reduced 75%"]
+    scale = {"dense": 1.0, "pruned 75%, masks only": 1.0}
+    rounds = {
+        n: [1e-3 * batch_size * scale.get(n, 0.7) * (1 + 0.1 * r) for r in range(5)] for n in names
+    }
+    counts = {n: [10000 * (i + 1), 1000000 * (i + 1)] for i, n in enumerate(names)}
+    return dict(
+        names=names,
+        rounds=rounds,
+        counts=counts,
+        device="cpu: test",
+        threads=1,
+        batch_size=batch_size,
+    )
+
+
+@pytest.fixture(scope="module")
+def results():
+    settings = json.loads(json.dumps(chapter.settings("quick"), sort_keys=True))
+    records = []
+    for config in chapter.configurations(settings):
+        kind = config["experiment"]
+        if kind == "saliency":
+            gates = [
+                dict(
+                    block="block1.0",
+                    channel=k,
+                    actual=0.01 * (k + 1),
+                    taylor2=0.007 * (k + 1),
+                    fisher=0.0003 * (k + 1) ** 1.1,
+                    first=-0.001 * (k + 1),
+                    half_curvature=0.008 * (k + 1),
+                )
+                for k in range(6)
+            ]
+            result = dict(loss=0.02, gates=gates)
+        elif kind in ("dense", "scratch", "reduced"):
+            result = dict(error=2.0 + config["seed"], parameters=28314, widths=[16, 32, 64])
+            if kind == "reduced":
+                result.update(parameters=7873, widths=[3, 5, 11], factor=0.17)
+        elif kind == "prune":
+            result = dict(snapshots=_snapshots(settings, config["seed"], config["method"]))
+        else:
+            result = _latency(settings, config["setting"], config["batch_size"])
+        records.append({**config, **result, "seconds": 0.1})
+    return Results("05_structured", "quick", settings, records, Path("unused"))
+
+
+def test_figures_draw_from_results(results):
+    figs = chapter.figures(results)
+    assert set(figs) == {"saliency", "errors", "latency"}
+    assert all(isinstance(f, Figure) for f in figs.values())
+    assert len(figs["latency"].axes) == 2
+    other = chapter.latency_figure(results, "1-D, as trained")
+    assert "1-D" in other.get_suptitle()
+
+
+def test_tables_and_summaries(results):
+    text = chapter.table(results)
+    assert text.count("| dense |") == 3  # accuracy table and two latency tables
+    assert "Fisher: pruned-and-tuned" in text and "cpu: test" in text
+    acc = chapter.accuracy_table(results).splitlines()
+    assert len(acc) == 2 + len(chapter.families(results))
+    err = chapter.errors(results)
+    assert np.allclose(err["dense"], [2.0, 3.0, 4.0])
+    tuned = [chapter.at_compare(results, "fisher", s)["tuned_error"] for s in (0, 1, 2)]
+    assert np.allclose(err["Fisher: pruned-and-tuned"], tuned)
+    assert chapter.at_fraction(results, "l1", 0, 0.5)["fraction"] == 0.5
+    ratio = chapter.paired_ratio(results, "2-D 28x28", 64, "pruned 75%", "dense")
+    assert ratio == pytest.approx(0.7)
+    counts = chapter.latency_counts(results)
+    assert counts["1-D, as trained", "dense"] == (10000, 1000000)
+    summary = chapter.saliency_summary(results)
+    assert summary["rho_fisher"] == pytest.approx(1.0)
+    assert summary["fisher_ratio"] < 0.1 and summary["first_ratio"] == pytest.approx(0.1)
+
+
+def test_rank_correlation_and_unknown_experiment():
+    assert chapter.rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert chapter.rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        chapter.run({"experiment": "nothing"}, chapter.settings("quick"))
