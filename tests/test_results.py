@@ -202,3 +202,13 @@ def test_grid_settings_are_left_out_of_the_key_so_new_values_run_alone(fake, mon
     assert "xs" not in entry["settings"] and entry["settings"]["power"] == 2
     other = mp.reproduce("99_fake", "quick", quiet=True, settings={"xs": [1], "power": 3})
     assert other.computed == 1  # a setting outside the grid still changes every key
+
+
+def test_command_line_runs_with_one_thread_unless_told(fake, monkeypatch):
+    seen = []
+    monkeypatch.setattr("torch.set_num_threads", seen.append)
+    assert main(["reproduce", "99_fake", "--quiet"]) == 0
+    assert main(["reproduce", "99_fake", "--quiet", "--threads", "3"]) == 0
+    assert seen == [1, 3]
+    with pytest.raises(SystemExit):
+        main(["reproduce", "99_fake", "--threads", "0"])
