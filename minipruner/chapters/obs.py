@@ -36,6 +36,7 @@ from ..scale import by_scale
 from ..train import evaluate, trained
 
 VERSION = 1
+GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Second-order pruning: OBS, WoodFisher and the Combinatorial Brain Surgeon"
 METHODS = ("MP", "MP+U", "WF-S", "WF", "CBS-S", "CBS")
 NAMES = {"mlpnet": "MLPNet", "resnet20": "ResNet-20"}
