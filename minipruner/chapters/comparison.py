@@ -12,7 +12,6 @@ the mask fixed. Every method that looks at data sees the same class-balanced bat
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from .. import obs
-from ..data import class_balanced_batch, load_dataset
+from ..data import class_balanced_batch
 from ..experiment import measure_cost
 from ..init_pruning import grasp_scores, random_scores, snip_scores
 from ..lookahead import lookahead_prune
@@ -31,7 +30,8 @@ from ..magnitude import magnitude_prune
 from ..masks import apply_masks, masks_from_scores, prunable, prunable_modules, sparsity_report
 from ..results import Results, markdown_table
 from ..scale import by_scale
-from ..train import evaluate, train, trained
+from ..train import evaluate, train
+from . import load_data, trained_network
 
 VERSION = 1
 GRID = ("seeds", "sparsities", "methods")  # enumerate configurations only
@@ -129,7 +129,7 @@ def cbs(model, sparsity, x, y, settings, seed):
     ``cbs_loss_per_class`` examples per class, then the exact set update."""
     grads = obs.per_sample_grads(model, x, y)
     w = obs.flatten_weights(prunable(model)).detach()
-    train_data, _ = _data(settings["dataset"], settings["scale"])
+    train_data, _ = load_data(settings["dataset"], settings["scale"])
     lx, ly = class_balanced_batch(train_data, settings["cbs_loss_per_class"], seed=seed + 100)
     loss_data = TensorDataset(lx.to(w.device), ly.to(w.device))
 
@@ -177,27 +177,15 @@ CHAPTER = {  # where each method is derived
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _data(dataset: str, scale: str):
-    return load_dataset(dataset, scale=scale)
-
-
 def model(settings: dict[str, Any], seed: int = 0) -> nn.Module:
     """The trained MLPNet of ``seed`` (chapter 4's network; trained once, then cached)."""
-    return trained(
-        settings["model"],
-        settings["dataset"],
-        seed=seed,
-        scale=settings["scale"],
-        quiet=True,
-        **settings["train"],
-    )
+    return trained_network(settings, settings["scale"], seed)
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Prune the seed's trained network with one method at one sparsity: accuracy before
     and after retraining, achieved sparsity, and the time and peak memory of pruning."""
-    train_data, test_data = _data(settings["dataset"], settings["scale"])
+    train_data, test_data = load_data(settings["dataset"], settings["scale"])
     net = model(settings, config["seed"])
     device = next(net.parameters()).device
     x, y = class_balanced_batch(train_data, settings["per_class"], seed=config["seed"])

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ..data import class_balanced_batch, load_dataset
+from ..data import class_balanced_batch
 from ..experiment import prune_retrain_sweep
 from ..lookahead import activation_rates, lookahead_prune, lookahead_scores
 from ..magnitude import magnitude_prune, magnitude_scores
@@ -29,6 +29,7 @@ from ..masks import masks_from_scores, prunable_modules
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
 from ..train import trained
+from . import load_data
 
 VERSION = 1
 TITLE = "Lookahead pruning"
@@ -112,13 +113,8 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _data(dataset: str, scale: str):
-    return load_dataset(dataset, scale=scale)
-
-
-@functools.lru_cache(maxsize=4)
 def _rate_batch(dataset: str, scale: str, per_class: int) -> Tensor:
-    return class_balanced_batch(_data(dataset, scale)[0], per_class=per_class)[0]
+    return class_balanced_batch(load_data(dataset, scale)[0], per_class=per_class)[0]
 
 
 def model(settings: dict[str, Any], experiment: str, seed: int = 0) -> nn.Module:
@@ -196,7 +192,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration (see the module docstring) and return its measurements."""
     exp = settings["experiments"][config["experiment"]]
     scale, method = settings["scale"], config["method"]
-    train_data, test_data = _data(exp["dataset"], scale)
+    train_data, test_data = load_data(exp["dataset"], scale)
     rate_batch = _rate_batch(exp["dataset"], scale, settings["rate_examples_per_class"])
     pruner = make_pruners(exp["ratios"], rate_batch)[method]
     made = {}

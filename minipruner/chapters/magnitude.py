@@ -13,21 +13,20 @@ Two experiments:
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..data import load_dataset
 from ..experiment import prune_retrain_sweep
 from ..magnitude import frobenius_distortion, magnitude_prune
 from ..masks import apply_masks, masks_from_scores, prunable
 from ..models import get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
-from ..train import evaluate, trained
+from ..train import evaluate
+from . import load_data, trained_network
 
 VERSION = 1
 GRID = ("seeds", "sparsities")  # enumerate configurations only
@@ -71,26 +70,14 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return sweep + [{"experiment": "distortion", "layer": name} for name in layers]
 
 
-@functools.lru_cache(maxsize=4)
-def _data(dataset: str, scale: str):
-    return load_dataset(dataset, scale=scale)
-
-
 def model(settings: dict[str, Any], seed: int = 0) -> torch.nn.Module:
     """The chapter's trained network for ``seed`` (trained once, then loaded from the cache)."""
-    return trained(
-        settings["model"],
-        settings["dataset"],
-        seed=seed,
-        scale=settings["scale"],
-        quiet=True,
-        **settings["train"],
-    )
+    return trained_network(settings, settings["scale"], seed)
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration (see the module docstring) and return its measurements."""
-    train_data, test_data = _data(settings["dataset"], settings["scale"])
+    train_data, test_data = load_data(settings["dataset"], settings["scale"])
     if config["experiment"] == "sweep":
         scope = "global" if config["method"] == "global" else "layer"
         (record,) = prune_retrain_sweep(

@@ -29,11 +29,12 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import obs
-from ..data import class_balanced_batch, load_dataset
+from ..data import class_balanced_batch
 from ..masks import masks_from_scores, prunable
 from ..results import Results, markdown_table
 from ..scale import by_scale
 from ..train import evaluate, trained
+from . import load_data, trained_network
 
 VERSION = 1
 GRID = ("seeds", "sparsities")  # enumerate configurations only
@@ -127,23 +128,10 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return configs
 
 
-@functools.lru_cache(maxsize=2)
-def _data(dataset: str, scale: str):
-    return load_dataset(dataset, scale=scale)
-
-
 def model(settings: dict[str, Any], network: str = "mlpnet", seed: int = 0) -> nn.Module:
     """The chapter's trained ``network`` for ``seed`` (trained once, then loaded from the
     cache)."""
-    net = settings["networks"][network]
-    return trained(
-        net["model"],
-        net["dataset"],
-        seed=seed,
-        scale=settings["scale"],
-        quiet=True,
-        **net["train"],
-    )
+    return trained_network(settings["networks"][network], settings["scale"], seed)
 
 
 def pruned_copy(model: nn.Module, new_w: torch.Tensor, keep: torch.Tensor) -> nn.Module:
@@ -184,7 +172,7 @@ def _prepared(network_json: str, scale: str, seed: int, loss_per_class: int) -> 
     network = trained(
         net["model"], net["dataset"], seed=seed, scale=scale, quiet=True, **net["train"]
     )
-    train_data, _ = _data(net["dataset"], scale)
+    train_data, _ = load_data(net["dataset"], scale)
     G = gradients(network, train_data, net["per_class"], seed)
     w = obs.flatten_weights(prunable(network)).double()
     damp = net["damp"]
@@ -260,7 +248,7 @@ def one_shot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
     the iterate chosen) and where its set differs from MP's (flat weight indices)."""
     seed, s = config["seed"], config["sparsity"]
     p = prepared(settings, config["network"], seed)
-    _, test_data = _data(settings["networks"][config["network"]]["dataset"], settings["scale"])
+    _, test_data = load_data(settings["networks"][config["network"]]["dataset"], settings["scale"])
     w, fisher = p.w, p.fisher
     keep = {
         "MP": masks_from_scores({"w": w.abs()}, s)["w"],
@@ -311,7 +299,7 @@ def swap_trace(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, An
     seed, s = config["seed"], config["sparsity"]
     net = settings["networks"][config["network"]]
     p = prepared(settings, config["network"], seed)
-    train_data, _ = _data(net["dataset"], settings["scale"])
+    train_data, _ = load_data(net["dataset"], settings["scale"])
     search = swap_search(p, s, settings, seed)
     held_grads = gradients(p.model, train_data, net["per_class"], seed + 1)
     last = len(search.objectives) - 1

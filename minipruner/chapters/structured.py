@@ -23,7 +23,6 @@ residual networks, and the measurements behind it. Configurations, by ``experime
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import platform
 import statistics
@@ -36,11 +35,11 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import structured as st
-from ..data import load_dataset
 from ..models import WideResNet
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
 from ..train import default_device, evaluate, load_or_compute, train, trained
+from . import load_data
 
 VERSION = 1
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
@@ -50,7 +49,7 @@ LABELS = {"fisher": "Fisher", "l1": "L1"}
 # The 1-D WRN-10-1 for MNIST-1D (interior widths 16 / 32 / 64) and its training recipe: the
 # quick-scale experiment, and the network the saliency check runs on at every scale.
 MNIST1D_WRN: dict[str, Any] = dict(
-    depth=10, widen=1, num_classes=10, in_channels=1, dim=1, input_shape=(1, 40)
+    depth=10, widen=1, num_classes=10, in_channels=1, dim=1, input_shape=[1, 40]
 )
 MNIST1D_TRAIN: dict[str, Any] = dict(
     epochs=15, lr=0.1, schedule="onecycle", weight_decay=5e-4, batch_size=128
@@ -62,7 +61,7 @@ def settings(scale: str) -> dict[str, Any]:
     or Crowley et al.'s WRN-40-2 on CIFAR-10 with its 200-epoch schedule (full)."""
     arch = by_scale(
         MNIST1D_WRN,
-        dict(depth=40, widen=2, num_classes=10, in_channels=3, dim=2, input_shape=(3, 32, 32)),
+        dict(depth=40, widen=2, num_classes=10, in_channels=3, dim=2, input_shape=[3, 32, 32]),
         scale,
     )
     prune = by_scale(dict(prune_every=5, lr=1e-3), dict(prune_every=100, lr=8e-4), scale)
@@ -70,7 +69,7 @@ def settings(scale: str) -> dict[str, Any]:
     latency_inputs = [{"name": f"{arch['dim']}-D, as trained", "arch": arch}]
     if scale == "quick":  # the same channel shapes as 2-D convolutions on 28x28 inputs
         latency_inputs.insert(
-            0, {"name": "2-D 28x28", "arch": dict(arch, dim=2, input_shape=(1, 28, 28))}
+            0, {"name": "2-D 28x28", "arch": dict(arch, dim=2, input_shape=[1, 28, 28])}
         )
     return {
         "scale": scale,
@@ -84,7 +83,7 @@ def settings(scale: str) -> dict[str, Any]:
                 epochs=200,
                 lr=0.1,
                 schedule="multistep",
-                milestones=(60, 120, 160),
+                milestones=[60, 120, 160],
                 gamma=0.2,
                 weight_decay=5e-4,
                 batch_size=128,
@@ -155,11 +154,6 @@ def latency_settings(settings: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- networks
 
 
-@functools.lru_cache(maxsize=4)
-def _data(dataset: str, scale: str):
-    return load_dataset(dataset, scale=scale)
-
-
 def _device(settings: dict[str, Any]) -> torch.device:
     return default_device() if settings["device"] == "auto" else torch.device(settings["device"])
 
@@ -198,7 +192,7 @@ def mnist1d_model(settings: dict[str, Any], seed: int = 0) -> nn.Module:
 
 def error_rate(settings: dict[str, Any], net: nn.Module) -> float:
     """Test error (%) of ``net`` on the chapter's dataset."""
-    _, test_data = _data(settings["dataset"], settings["scale"])
+    _, test_data = load_data(settings["dataset"], settings["scale"])
     return 100 * (1 - evaluate(net, test_data, device=_device(settings)).accuracy)
 
 
@@ -215,7 +209,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
     ``latency``) share it.
     """
     device = _device(settings)
-    train_data, _ = _data(settings["dataset"], settings["scale"])
+    train_data, _ = load_data(settings["dataset"], settings["scale"])
 
     def compute() -> dict[str, Any]:
         snaps = st.prune_and_finetune(
@@ -315,7 +309,7 @@ def run_saliency(settings: dict[str, Any]) -> dict[str, Any]:
     sal = settings["saliency"]
     net = copy.deepcopy(mnist1d_model(settings, sal["seed"])).double().eval()
     st.add_gates(net)
-    train_data, _ = _data(sal["dataset"], settings["scale"])
+    train_data, _ = load_data(sal["dataset"], settings["scale"])
     x, y = (
         train_data.tensors[0][: sal["examples"]].double(),
         train_data.tensors[1][: sal["examples"]],
