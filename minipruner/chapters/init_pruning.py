@@ -1,0 +1,634 @@
+"""Chapter 3's experiments: pruning at initialisation with GraSP, SNIP, random and magnitude.
+
+Every method scores the weights of a freshly initialised network once (the network of one
+seed, in train mode, data-driven methods on a class-balanced batch of ``per_class`` training
+examples per class, GraSP at ``temperature``), and one global threshold keeps the highest
+scores. Besides the four methods of :data:`minipruner.init_pruning.METHODS`, two variants of
+GraSP's sign are measured: the opposite sign (``-theta * Hg``) and ``|theta * Hg|``.
+
+Two experiments:
+
+- ``masks``: measure a mask without training it, on the first network of the settings: the
+  weights it keeps in each layer, the layers it empties, the output channels it keeps alive
+  (as chosen and after the layer-wise shuffle), and the gradient flow ``G = |g|^2`` it keeps
+  (``G`` after pruning over ``G`` before, at temperature 1, on a class-balanced batch that is
+  not the scoring batch); one configuration per (seed, method, sparsity);
+- ``train``: prune the initial network (sparsity 0: the dense network), optionally shuffle
+  each layer's mask, train the survivors with the mask fixed and measure test accuracy; one
+  configuration per (network, seed, method, sparsity, shuffled). A mask that empties a layer
+  of a plain chain (no skip connections) disconnects the network, which then predicts one
+  class for every input: it is recorded at chance accuracy without spending a training run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..data import class_balanced_batch, dataset_labels, load_dataset
+from ..init_pruning import METHODS, init_scores, layer_collapse, shuffle_masks
+from ..masks import apply_masks, masks_from_scores, prunable_modules
+from ..models import VGG, get_model
+from ..results import Results, markdown_table, mean_sd_cell
+from ..scale import by_scale
+from ..train import evaluate, seed_everything, train
+
+VERSION = 1
+TITLE = "Pruning at initialisation: keep the gradient flowing"
+
+QUICK_CFG = [16, "M", 16, "M", 32, 32, "M", 64, 64]
+"""VGG-6 of the quick scale: six 3x3 convolutions, BatchNorm, max-pools, global pooling."""
+
+SIGN_VARIANTS = {"grasp, opposite sign": torch.neg, "|theta Hg|": torch.abs}
+"""GraSP's scores ``theta * Hg`` transformed: the opposite sign, and the absolute value."""
+
+PAPER = {
+    "snip": {0.9: 93.63, 0.95: 93.43, 0.98: 92.05},
+    "grasp": {0.9: 93.30, 0.95: 93.04, 0.98: 92.19},
+}
+"""Test accuracies (%) of VGG-19 on CIFAR-10 in the GraSP paper (Wang et al. 2020)."""
+PAPER_DENSE = 94.23
+
+FLOOR = 3e-4
+"""Where an empty layer is drawn on a logarithmic density axis (%)."""
+
+
+def settings(scale: str) -> dict[str, Any]:
+    """The chapter's settings at ``scale``: VGG-6 on mnist-5k for 3 epochs (quick), or the
+    GraSP paper's VGG-19 and ResNet-32 (twice the width) on CIFAR-10 for 160 epochs (full).
+
+    Every network is a dict ``{"name", "model", "kwargs", "plain_chain"}``: ``model`` is a
+    name for :func:`minipruner.models.get_model`, or ``"vgg"`` for ``VGG(**kwargs)``;
+    ``plain_chain`` says that an empty layer disconnects it (no skip connections).
+    """
+    sparsities = [0.9, 0.95, 0.98, 0.99, 0.995]
+    return {
+        "seeds": [0, 1, 2],
+        "sparsities": sparsities,
+        "methods": list(METHODS),
+        "sign_variants": list(SIGN_VARIANTS),
+        "dataset": by_scale("mnist-5k", "cifar10", scale),
+        "networks": by_scale(
+            [
+                {
+                    "name": "vgg6",
+                    "model": "vgg",
+                    "kwargs": {"cfg": QUICK_CFG, "in_channels": 1, "input_shape": [1, 28, 28]},
+                    "plain_chain": True,
+                }
+            ],
+            [
+                {"name": "vgg19", "model": "vgg19", "kwargs": {}, "plain_chain": True},
+                {
+                    "name": "resnet32x2",
+                    "model": "resnet32",
+                    "kwargs": {"width": 2},
+                    "plain_chain": False,
+                },
+            ],
+            scale,
+        ),
+        "per_class": 10,  # scoring batch: examples per class, drawn with the seed
+        "temperature": 200.0,  # GraSP's softmax temperature
+        "flow_batch_seed": 100,  # gradient-flow batch: drawn with flow_batch_seed + seed
+        "trained_sparsities": by_scale([0.9, 0.98, 0.99], sparsities, scale),
+        "shuffle_methods": ["grasp", "snip"],
+        "shuffle_sparsities": by_scale([0.98], [0.9, 0.95, 0.98], scale),
+        "sign_sparsity": 0.98,
+        "scale": scale,
+        "train": by_scale(
+            {"vgg6": dict(epochs=3, lr=0.1, nesterov=True, schedule="onecycle", batch_size=128)},
+            {
+                arch: dict(
+                    epochs=160,
+                    lr=0.1,
+                    momentum=0.9,
+                    batch_size=128,
+                    schedule="multistep",
+                    milestones=[80, 120],
+                    gamma=0.1,
+                    weight_decay=wd,
+                )
+                for arch, wd in [("vgg19", 5e-4), ("resnet32x2", 1e-4)]
+            },
+            scale,
+        ),
+    }
+
+
+def arch_names(settings: dict[str, Any]) -> list[str]:
+    """The names of the chapter's networks; the first one is the one every figure shows."""
+    return [net["name"] for net in settings["networks"]]
+
+
+def all_methods(settings: dict[str, Any]) -> list[str]:
+    """The four methods followed by GraSP's two sign variants."""
+    return settings["methods"] + settings["sign_variants"]
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per network and seed: one ``masks`` configuration per (method or sign variant,
+    sparsity) on the first network, then one ``train`` configuration per network trained:
+    dense, each method at each trained sparsity, the layer-wise shuffle of GraSP and SNIP,
+    and GraSP's sign variants at the sign sparsity. Ordered so that one seed's scores are
+    computed once and reused."""
+    first = arch_names(settings)[0]
+    configs = []
+    for arch in arch_names(settings):
+        for seed in settings["seeds"]:
+            if arch == first:
+                configs += [
+                    {"experiment": "masks", "arch": arch, "seed": seed, "method": m, "sparsity": s}
+                    for m in all_methods(settings)
+                    for s in settings["sparsities"]
+                ]
+            trained = [("dense", 0.0, False)]
+            trained += [
+                (m, s, False) for m in settings["methods"] for s in settings["trained_sparsities"]
+            ]
+            trained += [
+                (m, s, True)
+                for m in settings["shuffle_methods"]
+                for s in settings["shuffle_sparsities"]
+            ]
+            trained += [(m, settings["sign_sparsity"], False) for m in settings["sign_variants"]]
+            configs += [
+                {
+                    "experiment": "train",
+                    "arch": arch,
+                    "seed": seed,
+                    "method": m,
+                    "sparsity": s,
+                    "shuffled": shuffled,
+                }
+                for m, s, shuffled in trained
+            ]
+    return configs
+
+
+# ------------------------------------------------------------------ networks, data, masks
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, scale: str) -> tuple[Dataset, Dataset]:
+    return load_dataset(dataset, scale=scale)
+
+
+def data(settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
+    """The chapter's ``(train, test)`` datasets (loaded once per process)."""
+    return _data(settings["dataset"], settings["scale"])
+
+
+def network(settings: dict[str, Any], arch: str) -> dict[str, Any]:
+    """The settings of the network called ``arch``."""
+    (spec,) = [net for net in settings["networks"] if net["name"] == arch]
+    return spec
+
+
+def init_net(settings: dict[str, Any], arch: str, seed: int) -> nn.Module:
+    """A freshly initialised network ``arch`` (train mode, as GraSP scores it): seeded with
+    ``seed``, so the same for every method and sparsity of one seed."""
+    spec = network(settings, arch)
+    kwargs = dict(spec["kwargs"])
+    if "input_shape" in kwargs:
+        kwargs["input_shape"] = tuple(kwargs["input_shape"])
+    seed_everything(seed)
+    net = VGG(**kwargs) if spec["model"] == "vgg" else get_model(spec["model"], **kwargs)
+    return net.train()
+
+
+@functools.lru_cache(maxsize=8)
+def _base_scores(settings_json: str, arch: str, seed: int, method: str) -> dict[str, Tensor]:
+    settings = json.loads(settings_json)
+    train_data, _ = data(settings)
+    return init_scores(
+        init_net(settings, arch, seed),
+        method,
+        train_data,
+        per_class=settings["per_class"],
+        seed=seed,
+        temperature=settings["temperature"],
+    )
+
+
+def scores_at_init(
+    settings: dict[str, Any], arch: str, seed: int, method: str
+) -> dict[str, Tensor]:
+    """Scores (higher = keep) of one method or GraSP sign variant on the initial network of
+    ``seed``; each method's scores are computed once per process and reused."""
+    base = "grasp" if method in SIGN_VARIANTS else method
+    scores = _base_scores(json.dumps(settings, sort_keys=True), arch, seed, base)
+    transform = SIGN_VARIANTS.get(method)
+    return {name: transform(s) for name, s in scores.items()} if transform else scores
+
+
+def masks_at_init(
+    settings: dict[str, Any], arch: str, seed: int, method: str, sparsity: float
+) -> dict[str, Tensor]:
+    """Keep-masks of one method at ``sparsity``: one global threshold over all layers."""
+    return masks_from_scores(scores_at_init(settings, arch, seed, method), sparsity, "global")
+
+
+def gradient_flow(net: nn.Module, x: Tensor, y: Tensor) -> float:
+    """G = |g|^2 over the kept prunable weights, at temperature 1, in the net's mode. (For a
+    masked layer the gradient with respect to weight_orig is already zero where the mask
+    removes.)"""
+    weights = [getattr(m, "weight_orig", m.weight) for m in prunable_modules(net).values()]
+    grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights)
+    return sum(gw.pow(2).sum() for gw in grads).item()
+
+
+def _flow_batch(settings: dict[str, Any], seed: int) -> tuple[Tensor, Tensor]:
+    train_data, _ = data(settings)
+    return class_balanced_batch(
+        train_data, settings["per_class"], seed=settings["flow_batch_seed"] + seed
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _dense_flow(settings_json: str, arch: str, seed: int) -> float:
+    settings = json.loads(settings_json)
+    return gradient_flow(init_net(settings, arch, seed), *_flow_batch(settings, seed))
+
+
+def count_active_channels(masks: dict[str, Tensor]) -> list[int]:
+    """Output channels (or units) of each layer with at least one kept incoming weight."""
+    return [int((m.reshape(m.shape[0], -1).sum(1) > 0).sum()) for m in masks.values()]
+
+
+def chance(test_data: Dataset) -> float:
+    """The accuracy of a network that predicts one class for every input, ``1 / C``; raises
+    ``ValueError`` unless every class has equally many test examples (then it is exact)."""
+    counts = dataset_labels(test_data).bincount()
+    if not (counts == counts[0]).all():
+        raise ValueError(f"unequal class counts {counts.tolist()}: chance is not 1/C")
+    return 1 / len(counts)
+
+
+# ------------------------------------------------------------------------ the experiments
+
+
+def measure_masks(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """One mask, measured without training: per layer (in forward order) its kind, size,
+    width, kept weights and active output channels (as chosen and shuffled within layers),
+    the empty layers, and the fraction of the dense network's gradient flow it keeps."""
+    arch, seed = config["arch"], config["seed"]
+    masks = masks_at_init(settings, arch, seed, config["method"], config["sparsity"])
+    net = init_net(settings, arch, seed)
+    modules = prunable_modules(net)
+    apply_masks(net, masks)
+    flow = gradient_flow(net, *_flow_batch(settings, seed))
+    return {
+        "layers": list(masks),
+        "kinds": ["fc" if isinstance(m, nn.Linear) else "conv" for m in modules.values()],
+        "sizes": [m.numel() for m in masks.values()],
+        "widths": [m.shape[0] for m in masks.values()],
+        "kept": [int(m.sum()) for m in masks.values()],
+        "collapsed": layer_collapse(masks),
+        "active": count_active_channels(masks),
+        "active_shuffled": count_active_channels(shuffle_masks(masks, seed)),
+        "flow": flow / _dense_flow(json.dumps(settings, sort_keys=True), arch, seed),
+    }
+
+
+def train_pruned(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Test accuracy after pruning at init (sparsity 0: dense), shuffling each layer's mask
+    if ``shuffled``, and training with the mask fixed; a plain chain with an empty layer is
+    recorded at chance accuracy, untrained."""
+    arch, seed, method, sparsity = (config[k] for k in ("arch", "seed", "method", "sparsity"))
+    train_data, test_data = data(settings)
+    out = {"chance": chance(test_data), "test_examples": len(test_data), "collapsed": []}
+    masks = None
+    if sparsity > 0:
+        masks = masks_at_init(settings, arch, seed, method, sparsity)
+        if config["shuffled"]:
+            masks = shuffle_masks(masks, seed)
+        out["collapsed"] = layer_collapse(masks)
+        if out["collapsed"] and network(settings, arch)["plain_chain"]:
+            return {**out, "accuracy": out["chance"], "trained": False}
+    net = init_net(settings, arch, seed)
+    if masks is not None:
+        apply_masks(net, masks)
+    desc = f"{method} {sparsity}"
+    train(net, train_data, seed=seed, quiet=True, desc=desc, **settings["train"][arch])
+    return {**out, "accuracy": evaluate(net, test_data).accuracy, "trained": True}
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration (see the module docstring) and return its measurements."""
+    if config["experiment"] == "masks":
+        return measure_masks(config, settings)
+    return train_pruned(config, settings)
+
+
+# ------------------------------------------------------------------- reading the results
+
+
+def accuracies(
+    results: Results,
+    method: str,
+    sparsity: float,
+    shuffled: bool = False,
+    arch: str | None = None,
+) -> np.ndarray:
+    """Test accuracies in percent, one per seed (``arch``: the first network by default)."""
+    arch = arch or arch_names(results.settings)[0]
+    where = dict(arch=arch, method=method, sparsity=sparsity, shuffled=shuffled)
+    return 100 * results.values("accuracy", experiment="train", **where)
+
+
+def is_trained(results: Results, method: str, sparsity: float, arch: str | None = None) -> bool:
+    """Whether the results hold training runs of ``method`` at ``sparsity`` (not shuffled)."""
+    arch = arch or arch_names(results.settings)[0]
+    where = dict(arch=arch, method=method, sparsity=sparsity, shuffled=False)
+    return bool(results.select(experiment="train", **where))
+
+
+def mask_record(results: Results, method: str, sparsity: float, seed: int = 0) -> dict[str, Any]:
+    """The ``masks`` measurement of one method, sparsity and seed."""
+    (record,) = results.select(experiment="masks", method=method, sparsity=sparsity, seed=seed)
+    return record
+
+
+def flows(results: Results, method: str, sparsity: float) -> np.ndarray:
+    """Gradient flow after pruning over gradient flow before, one per seed."""
+    return results.values("flow", experiment="masks", method=method, sparsity=sparsity)
+
+
+def kept_weights(results: Results, method: str, sparsity: float, seed: int = 0) -> np.ndarray:
+    """Weights kept in each layer (forward order) by one method's mask."""
+    return np.array(mask_record(results, method, sparsity, seed)["kept"])
+
+
+def layer_sizes(results: Results) -> np.ndarray:
+    """The number of weights of each prunable layer, in forward order."""
+    return np.array(results.select(experiment="masks")[0]["sizes"])
+
+
+def densities(results: Results, method: str, sparsity: float, seed: int = 0) -> np.ndarray:
+    """Fraction of each layer's weights kept by one method's mask, ``kept_l / n_l``."""
+    record = mask_record(results, method, sparsity, seed)
+    return np.array(record["kept"]) / np.array(record["sizes"])
+
+
+def layer_labels(results: Results) -> list[str]:
+    """Short names of the prunable layers: ``conv1``, ``conv2``, ... and ``fc``."""
+    kinds = results.select(experiment="masks")[0]["kinds"]
+    return [k if k == "fc" else f"conv{kinds[: i + 1].count(k)}" for i, k in enumerate(kinds)]
+
+
+def collapse_counts(results: Results) -> dict[tuple[str, float], int]:
+    """Per (method, sparsity): how many seeds' masks empty at least one layer."""
+    counts: dict[tuple[str, float], int] = {}
+    for r in results.select(experiment="masks"):
+        key = (r["method"], r["sparsity"])
+        counts[key] = counts.get(key, 0) + bool(r["collapsed"])
+    return counts
+
+
+def active_channels(
+    results: Results, method: str, sparsity: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Active output channels per layer of one mask, as chosen and shuffled within layers."""
+    record = mask_record(results, method, sparsity, seed)
+    return np.array(record["active"]), np.array(record["active_shuffled"])
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+def accuracy_figure(results: Results) -> Figure:
+    """Test accuracy after pruning at init and training against weights kept, per method
+    (mean ± sd over seeds), with the dense network and chance; one panel per network."""
+    archs = arch_names(results.settings)
+    sparsities = results.settings["trained_sparsities"]
+    kept = 100 * (1 - np.array(sparsities))
+    fig = Figure(figsize=(6 * len(archs), 3.8), layout="tight")
+    axes = fig.subplots(1, len(archs), squeeze=False)[0]
+    for ax, arch in zip(axes, archs, strict=True):
+        for i, method in enumerate(results.settings["methods"]):
+            marker = "osv^Dp"[i % 6]
+            a = [accuracies(results, method, s, arch=arch) for s in sparsities]
+            mean, sd = np.array([(x.mean(), x.std()) for x in a]).T
+            ax.errorbar(kept, mean, yerr=sd, marker=marker, capsize=3, label=method)
+        ax.axhline(
+            accuracies(results, "dense", 0.0, arch=arch).mean(),
+            color="gray",
+            ls="--",
+            lw=1,
+            label="dense",
+        )
+        chance_acc = results.select(experiment="train", arch=arch)[0]["chance"]
+        ax.axhline(100 * chance_acc, color="gray", ls=":", lw=1, label="chance")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("weights kept (%)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{arch} on {results.settings['dataset']}: pruned at init, then trained")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def flow_figure(results: Results) -> Figure:
+    """Gradient flow kept by each mask (G after / G before pruning) against weights kept:
+    the mean over seeds (line) and every seed (dots), on the first network. The vertical
+    axis is logarithmic above 1e-5 and linear below, so a mask that keeps no gradient flow
+    at all (an emptied layer) is drawn at 0."""
+    sparsities = results.settings["sparsities"]
+    kept = 100 * (1 - np.array(sparsities))
+    fig = Figure(figsize=(6, 3.8), layout="tight")
+    ax = fig.subplots()
+    for i, method in enumerate(all_methods(results.settings)):
+        color = f"C{i}"
+        values = np.array([flows(results, method, s) for s in sparsities])
+        ax.plot(kept, values.mean(1), marker="o", color=color, label=method)
+        for column in values.T:
+            ax.plot(kept, column, ".", color=color, alpha=0.4, ms=4)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-5)
+    ax.set_ylim(bottom=-3e-6)  # room for the markers at 0
+    ax.invert_xaxis()
+    ax.set_xlabel("weights kept (%)")
+    ax.set_ylabel("G after / G before pruning")
+    ax.set_title(f"{arch_names(results.settings)[0]}: gradient flow kept at initialisation")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def density_figure(results: Results) -> Figure:
+    """Per method: the fraction of each layer its mask keeps at every sparsity (seed 0,
+    log scale; red crosses mark empty layers, drawn at :data:`FLOOR`)."""
+    methods = results.settings["methods"]
+    sparsities = results.settings["sparsities"]
+    labels = layer_labels(results)
+    fig = Figure(figsize=(14, 3.4), layout="tight")
+    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    colors = colormaps["viridis"](np.linspace(0, 0.85, len(sparsities)))
+    for ax, method in zip(axes, methods, strict=True):
+        for s, color in zip(sparsities, colors, strict=True):
+            d = 100 * densities(results, method, s)
+            ax.plot(np.maximum(d, FLOOR), marker="o", ms=4, color=color, label=f"{s:.1%}")
+            ax.plot(np.flatnonzero(d == 0), np.full((d == 0).sum(), FLOOR), "x", color="red", ms=9)
+        ax.set_yscale("log")
+        ax.set_title(method)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    axes[0].set_ylabel("weights kept in the layer (%)")
+    axes[-1].legend(title="sparsity", fontsize=7)
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's three plots."""
+    return {
+        "accuracy": accuracy_figure(results),
+        "flow": flow_figure(results),
+        "density": density_figure(results),
+    }
+
+
+# ------------------------------------------------------------------------------- tables
+
+
+def _pct(values: np.ndarray) -> str:
+    """``"mean ± sd"`` of values already in percent."""
+    return mean_sd_cell(values, percent=False)
+
+
+def table(results: Results) -> str:
+    """Test accuracy (%, mean ± sd over seeds) of every network, method and trained
+    sparsity after pruning at init and training; the dense network in the first row."""
+    methods = results.settings["methods"]
+    rows = []
+    for arch in arch_names(results.settings):
+        dense = _pct(accuracies(results, "dense", 0.0, arch=arch))
+        rows.append([arch, "0 % (dense)", *[dense] * len(methods)])
+        for s in results.settings["trained_sparsities"]:
+            rows.append(
+                [arch, f"{s:.1%}", *[_pct(accuracies(results, m, s, arch=arch)) for m in methods]]
+            )
+    return markdown_table(["network", "sparsity", *methods], rows)
+
+
+def flow_table(results: Results) -> str:
+    """Gradient flow kept, G after / G before pruning (mean over seeds), per method and
+    sparsity."""
+    sparsities = results.settings["sparsities"]
+    rows = [
+        [method, *[f"{flows(results, method, s).mean():.4f}" for s in sparsities]]
+        for method in all_methods(results.settings)
+    ]
+    return markdown_table(["method", *[f"{s:.1%}" for s in sparsities]], rows)
+
+
+def collapse_table(results: Results) -> str:
+    """Per method and sparsity: the seeds whose mask empties at least one layer."""
+    sparsities = results.settings["sparsities"]
+    n = len(results.settings["seeds"])
+    counts = collapse_counts(results)
+    rows = [
+        [method, *[f"{counts[method, s]} of {n}" for s in sparsities]]
+        for method in all_methods(results.settings)
+    ]
+    header = ["seeds with an empty layer", *[f"{s:.1%}" for s in sparsities]]
+    return markdown_table(header, rows)
+
+
+def last_conv_table(results: Results) -> str:
+    """Weights kept in the layer before the classifier (the last convolution), per method
+    and sparsity, one number per seed."""
+    sparsities = results.settings["sparsities"]
+    seeds = results.settings["seeds"]
+    label, size = layer_labels(results)[-2], layer_sizes(results)[-2]
+    rows = [
+        [
+            method,
+            *[
+                " / ".join(str(kept_weights(results, method, s, seed)[-2]) for seed in seeds)
+                for s in sparsities
+            ],
+        ]
+        for method in results.settings["methods"]
+    ]
+    seed_list = ", ".join(map(str, seeds))
+    header = [f"kept in {label} (of {size:,}), seeds {seed_list}"]
+    header += [f"{s:.1%}" for s in sparsities]
+    return markdown_table(header, rows)
+
+
+def shuffle_table(results: Results) -> str:
+    """Test accuracy (%) of the masks as chosen and shuffled within layers, and the change
+    per seed, for each shuffled method and sparsity (first network)."""
+    rows = []
+    for s in results.settings["shuffle_sparsities"]:
+        for method in results.settings["shuffle_methods"]:
+            chosen = accuracies(results, method, s)
+            shuffled = accuracies(results, method, s, shuffled=True)
+            change = ", ".join(f"{c:+.1f}" for c in shuffled - chosen)
+            rows.append([method, f"{s:.0%}", _pct(chosen), _pct(shuffled), change])
+    header = ["method", "sparsity", "as chosen", "shuffled within layers", "change per seed"]
+    return markdown_table(header, rows)
+
+
+def channels_table(results: Results, seed: int = 0) -> str:
+    """Active output channels per layer (of the layer's width) of the shuffled methods'
+    masks at the last shuffle sparsity, as chosen and shuffled within layers (one seed)."""
+    s = results.settings["shuffle_sparsities"][-1]
+    rows = []
+    for method in results.settings["shuffle_methods"]:
+        widths = mask_record(results, method, s, seed)["widths"]
+        for label, counts in zip(
+            ["as chosen", "shuffled"], active_channels(results, method, s, seed), strict=True
+        ):
+            cells = [f"{a}/{w}" for a, w in zip(counts, widths, strict=True)]
+            rows.append([f"{method} at {s:.0%}", label, *cells])
+    return markdown_table(["mask", "weights", *layer_labels(results)], rows)
+
+
+def sign_table(results: Results) -> str:
+    """GraSP and its sign variants at the sign sparsity: test accuracy (%, mean ± sd over
+    seeds) and gradient flow kept (mean over seeds)."""
+    s = results.settings["sign_sparsity"]
+    rows = [
+        [
+            method,
+            _pct(accuracies(results, method, s)),
+            f"{flows(results, method, s).mean():.4f}",
+        ]
+        for method in ["grasp", *results.settings["sign_variants"]]
+    ]
+    return markdown_table([f"scores (at {s:.0%})", "test accuracy (%)", "G kept"], rows)
+
+
+def paper_table(results: Results) -> str:
+    """The GraSP paper's test accuracies (VGG-19, CIFAR-10) beside this run's (VGG-19 when
+    it ran, else the first network), with a caption saying what was measured here."""
+    archs = arch_names(results.settings)
+    ours = "vgg19" if "vgg19" in archs else archs[0]
+    dense_here = _pct(accuracies(results, "dense", 0.0, arch=ours))
+    rows = [["dense", f"{PAPER_DENSE:.2f}", f"{PAPER_DENSE:.2f}", dense_here, dense_here]]
+    for s in sorted(set(PAPER["snip"]) | set(results.settings["trained_sparsities"])):
+        paper = [f"{PAPER[m][s]:.2f}" if s in PAPER[m] else "—" for m in ("snip", "grasp")]
+        here = [
+            _pct(accuracies(results, m, s, arch=ours))
+            if is_trained(results, m, s, arch=ours)
+            else "not trained here"
+            for m in ("snip", "grasp")
+        ]
+        rows.append([f"{s:.1%}", *paper, *here])
+    header = ["sparsity", "paper SNIP", "paper GraSP", f"{ours} SNIP", f"{ours} GraSP"]
+    n_test = results.select(experiment="train", arch=ours)[0]["test_examples"]
+    caption = (
+        f"Paper: VGG-19, CIFAR-10, 160 epochs. This page: {ours} on "
+        f"{results.settings['dataset']} ({results.scale} scale), mean ± sd over "
+        f"{len(results.settings['seeds'])} seeds, {n_test:,} test examples."
+    )
+    return markdown_table(header, rows) + "\n\n" + caption

@@ -1,0 +1,172 @@
+"""Chapter 3's module: settings, configurations, and its figures and tables on made-up
+results (no training)."""
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from minipruner.chapters import init_pruning as chapter
+from minipruner.results import Results
+
+LAYERS = ["features.0.weight", "features.3.weight", "classifier.weight"]
+SIZES = [144, 2304, 640]
+WIDTHS = [16, 16, 10]
+
+
+def fake_run(config: dict, settings: dict) -> dict:
+    """Made-up numbers shaped like ``chapter.run``'s output."""
+    rng = np.random.default_rng(zlib.crc32(json.dumps(config, sort_keys=True).encode()))
+    density = 1 - config["sparsity"]
+    if config["experiment"] == "masks":
+        kept = [int(round(density * n * f)) for n, f in zip(SIZES, [2.0, 0.8, 1.5], strict=True)]
+        if config["method"] == "magnitude":
+            kept[1] = 0
+        return {
+            "layers": LAYERS,
+            "kinds": ["conv", "conv", "fc"],
+            "sizes": SIZES,
+            "widths": WIDTHS,
+            "kept": kept,
+            "collapsed": [n for n, k in zip(LAYERS, kept, strict=True) if k == 0],
+            "active": [min(w, k) for w, k in zip(WIDTHS, kept, strict=True)],
+            "active_shuffled": WIDTHS,
+            "flow": 0.0 if config["method"] == "magnitude" else float(rng.uniform(1e-4, 1)),
+            "seconds": 0.1,
+        }
+    collapsed = config["method"] == "magnitude"
+    return {
+        "accuracy": 0.1 if collapsed else float(rng.uniform(0.2, 0.98)),
+        "trained": not collapsed,
+        "chance": 0.1,
+        "test_examples": 1000,
+        "collapsed": [LAYERS[1]] if collapsed else [],
+        "seconds": 1.0,
+    }
+
+
+def fake_results(scale: str) -> Results:
+    """A ``Results`` of every configuration at ``scale``, with made-up measurements."""
+    settings = json.loads(json.dumps(chapter.settings(scale)))
+    records = [{**c, **fake_run(c, settings)} for c in chapter.configurations(settings)]
+    return Results("03_init_pruning", scale, settings, records, Path("/nonexistent"))
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_settings_are_json_serialisable_and_configurations_unique(scale):
+    settings = chapter.settings(scale)
+    assert json.loads(json.dumps(settings)) == json.loads(json.dumps(settings, sort_keys=True))
+    assert settings["scale"] == scale
+    configs = chapter.configurations(json.loads(json.dumps(settings)))
+    keys = [json.dumps(c, sort_keys=True) for c in configs]
+    assert len(set(keys)) == len(keys)
+    archs = chapter.arch_names(settings)
+    assert set(settings["train"]) == set(archs)
+    trained = [c for c in configs if c["experiment"] == "train"]
+    per_seed = 1 + len(settings["methods"]) * len(settings["trained_sparsities"])
+    per_seed += len(settings["shuffle_methods"]) * len(settings["shuffle_sparsities"])
+    per_seed += len(settings["sign_variants"])
+    assert len(trained) == len(archs) * len(settings["seeds"]) * per_seed
+    masks = [c for c in configs if c["experiment"] == "masks"]
+    assert {c["arch"] for c in masks} == {archs[0]}
+    assert len(masks) == len(settings["seeds"]) * 6 * len(settings["sparsities"])
+
+
+def test_quick_settings_are_the_pages():
+    settings = chapter.settings("quick")
+    assert chapter.arch_names(settings) == ["vgg6"]
+    assert settings["trained_sparsities"] == [0.9, 0.98, 0.99]
+    assert len(chapter.configurations(settings)) == 141
+    net = chapter.init_net(settings, "vgg6", 0)
+    assert net.training
+    assert sum(w.numel() for n, w in net.named_parameters() if n.endswith("weight") and w.ndim > 1)
+    assert len(chapter.configurations(chapter.settings("full"))) == 264
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_figures_and_tables_work_on_made_up_results(scale):
+    results = fake_results(scale)
+    figures = chapter.figures(results)
+    assert set(figures) == {"accuracy", "flow", "density"}
+    assert all(isinstance(f, Figure) for f in figures.values())
+    n_archs = len(chapter.arch_names(results.settings))
+    assert len(figures["accuracy"].axes) == n_archs
+    assert len(figures["density"].axes) == len(results.settings["methods"])
+    for f in figures.values():
+        f.canvas.draw()  # render fully: catches errors that only show when drawn
+
+    text = chapter.table(results)
+    rows = text.splitlines()[2:]
+    assert len(rows) == n_archs * (1 + len(results.settings["trained_sparsities"]))
+    assert rows[0].startswith(f"| {chapter.arch_names(results.settings)[0]} | 0 % (dense) |")
+    for fn in (
+        chapter.flow_table,
+        chapter.collapse_table,
+        chapter.last_conv_table,
+        chapter.shuffle_table,
+        chapter.channels_table,
+        chapter.sign_table,
+        chapter.paper_table,
+    ):
+        lines = fn(results).split("\n\n")[0].splitlines()
+        # every row has as many cells as the header: no unescaped "|" inside a cell
+        widths = {len(line.replace("\\|", "").split("|")) for line in lines}
+        assert len(widths) == 1, (fn.__name__, lines)
+    assert "\\|theta Hg\\|" in chapter.flow_table(results)
+    assert "3 of 3" in chapter.collapse_table(results)  # magnitude empties a layer
+
+
+def test_helpers_read_the_records():
+    results = fake_results("quick")
+    assert chapter.layer_labels(results) == ["conv1", "conv2", "fc"]
+    np.testing.assert_array_equal(chapter.layer_sizes(results), SIZES)
+    d = chapter.densities(results, "grasp", 0.9, seed=1)
+    np.testing.assert_allclose(d, chapter.kept_weights(results, "grasp", 0.9, 1) / SIZES)
+    assert chapter.collapse_counts(results)["magnitude", 0.99] == 3
+    assert chapter.collapse_counts(results)["grasp", 0.99] == 0
+    acc = chapter.accuracies(results, "magnitude", 0.98)
+    np.testing.assert_array_equal(acc, [10.0, 10.0, 10.0])
+    assert chapter.flows(results, "snip", 0.95).shape == (3,)
+    assert chapter.is_trained(results, "snip", 0.98)
+    assert not chapter.is_trained(results, "snip", 0.95)
+    chosen, shuffled = chapter.active_channels(results, "grasp", 0.98, seed=2)
+    assert (shuffled >= chosen).all()
+
+
+def test_run_end_to_end_on_a_tiny_setting(tmp_path):
+    """Every kind of configuration runs, on a 2-conv VGG trained for two steps, and the
+    figures and tables read what ``run`` returns."""
+    import minipruner as mp
+
+    settings = chapter.settings("quick")
+    settings.update(
+        seeds=[0],
+        sparsities=[0.99],
+        methods=["grasp", "magnitude"],
+        sign_variants=["|theta Hg|"],
+        trained_sparsities=[0.99],
+        shuffle_methods=["grasp"],
+        shuffle_sparsities=[0.99],
+        sign_sparsity=0.99,
+        train={"vgg6": {"iterations": 2, "batch_size": 32}},
+    )
+    settings["networks"][0]["kwargs"]["cfg"] = [4, "M", 8]
+    results = mp.reproduce("03_init_pruning", "quick", root=tmp_path, settings=settings, quiet=True)
+    assert len(results) == 8 and results.computed == 8
+    (masks,) = results.select(experiment="masks", method="magnitude")
+    assert masks["layers"] == ["features.0.weight", "features.4.weight", "classifier.weight"]
+    assert masks["kinds"] == ["conv", "conv", "fc"] and masks["sizes"] == [36, 288, 80]
+    assert "features.4.weight" in masks["collapsed"] and masks["flow"] == 0.0
+    (collapsed,) = results.select(experiment="train", method="magnitude")
+    assert collapsed["accuracy"] == 0.1 and not collapsed["trained"]
+    (dense,) = results.select(experiment="train", method="dense")
+    assert dense["trained"] and dense["test_examples"] == 1000 and dense["chance"] == 0.1
+    assert set(chapter.figures(results)) == {"accuracy", "flow", "density"}
+    assert "| vgg6 | 99.0% |" in chapter.table(results)
+    for fn in (chapter.flow_table, chapter.sign_table, chapter.paper_table):
+        assert fn(results)
+    again = mp.reproduce("03_init_pruning", "quick", root=tmp_path, settings=settings, quiet=True)
+    assert again.computed == 0 and again.records == results.records
