@@ -60,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         if args.threads < 1:
             parser.error("--threads must be at least 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
-        results = reproduce(name, args.scale, root=args.results, quiet=args.quiet)
+        results = reproduce(
+            name, args.scale, root=args.results, quiet=args.quiet, threads=args.threads
+        )
         print(describe(results))
         for path in save_outputs(results):
             print("wrote", path)

@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from .scale import get_scale
@@ -106,7 +107,8 @@ def results_dir(root: str | os.PathLike | None = None) -> Path:
 
 
 def _json_ready(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+    # Keys keep their order (per-layer dicts stay in forward order); keys are hashed sorted.
+    return json.loads(json.dumps(value, default=str))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -116,7 +118,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            json.dump(data, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -204,6 +206,7 @@ def reproduce(
     figures: bool = False,
     quiet: bool = False,
     settings: Mapping[str, Any] | None = None,
+    threads: int | None = 1,
 ) -> Results:
     """Load every configuration's result of ``chapter`` at ``scale``, running the missing ones.
 
@@ -213,7 +216,10 @@ def reproduce(
     produces it. With ``figures=True`` the chapter's figures are saved as PNG files in the
     ``figures/`` subfolder and its table as ``table.md``. ``settings`` overrides the
     chapter's settings for this scale (for small test runs); overridden settings get their
-    own result files, because every file is keyed on the settings too.
+    own result files, because every file is keyed on the settings too. ``threads`` is the
+    number of torch CPU threads while configurations run (restored afterwards; ``None``
+    leaves torch's setting): CPU results are reproducible bit for bit only at one thread
+    count, so the notebooks and the command line all use 1. Each result records it.
     """
     name = chapter_name(chapter)
     module = chapter_module(name)
@@ -237,16 +243,25 @@ def reproduce(
             f"{len(missing)} of {len(configs)} results of {name} at scale {scale!r} are missing "
             f"under {folder}; run: python -m minipruner reproduce {name} --scale {scale}"
         )
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1 (or None), got {threads}")
     bar = tqdm(missing, desc=f"{name} ({scale})", disable=quiet or not missing, unit="config")
-    for i in bar:
-        config = configs[i]
-        bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in config.items()), refresh=False)
-        t0 = time.perf_counter()
-        result = _json_ready(module.run(dict(config), settings))
-        result.setdefault("seconds", time.perf_counter() - t0)
-        write_json_atomic(paths[i], {**_keyed(module, settings, config), "result": result})
-        records[i] = {**config, **result}
-        computed += 1
+    previous_threads = torch.get_num_threads()
+    try:
+        if missing and threads is not None:
+            torch.set_num_threads(threads)
+        for i in bar:
+            config = configs[i]
+            bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in config.items()), refresh=False)
+            t0 = time.perf_counter()
+            result = _json_ready(module.run(dict(config), settings))
+            result.setdefault("seconds", time.perf_counter() - t0)
+            result.setdefault("threads", torch.get_num_threads())
+            write_json_atomic(paths[i], {**_keyed(module, settings, config), "result": result})
+            records[i] = {**config, **result}
+            computed += 1
+    finally:
+        torch.set_num_threads(previous_threads)
     results = Results(
         name, scale, settings, records, folder, computed, time.perf_counter() - started
     )
@@ -277,10 +292,12 @@ def mean_sd_cell(values: Iterable[float], percent: bool = True) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A GitHub-flavoured Markdown table; a ``|`` inside a cell is escaped."""
+
+    def line(cells: list[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
 
 
 def describe(results: Results) -> str:

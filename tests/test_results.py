@@ -7,6 +7,7 @@ import sys
 import types
 
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 import minipruner as mp
@@ -204,11 +205,30 @@ def test_grid_settings_are_left_out_of_the_key_so_new_values_run_alone(fake, mon
     assert other.computed == 1  # a setting outside the grid still changes every key
 
 
-def test_command_line_runs_with_one_thread_unless_told(fake, monkeypatch):
-    seen = []
-    monkeypatch.setattr("torch.set_num_threads", seen.append)
+def test_configurations_run_with_one_thread_unless_told_and_record_it(fake):
+    before = torch.get_num_threads()
     assert main(["reproduce", "99_fake", "--quiet"]) == 0
-    assert main(["reproduce", "99_fake", "--quiet", "--threads", "3"]) == 0
-    assert seen == [1, 3]
+    assert {r["threads"] for r in mp.reproduce("99_fake", "quick").records} == {1}
+    other = {"xs": [7], "power": 2, "scale": "quick"}
+    res = mp.reproduce("99_fake", "quick", quiet=True, settings=other, threads=2)
+    assert res.records[0]["threads"] == 2
+    assert torch.get_num_threads() == before  # restored
     with pytest.raises(SystemExit):
         main(["reproduce", "99_fake", "--threads", "0"])
+    with pytest.raises(ValueError, match="threads"):
+        mp.reproduce("99_fake", "full", threads=0)
+
+
+def test_stored_results_keep_the_order_of_their_keys(fake, monkeypatch):
+    def run(config, settings):
+        return {"layers": {"z.weight": 1, "a.weight": 2, "m.weight": 3}}
+
+    monkeypatch.setattr(sys.modules["fake_chapter"], "run", run)
+    mp.reproduce("99_fake", "quick", quiet=True)
+    again = mp.reproduce("99_fake", "quick")
+    assert again.computed == 0
+    assert list(again.records[0]["layers"]) == ["z.weight", "a.weight", "m.weight"]
+
+
+def test_markdown_table_escapes_pipes():
+    assert store.markdown_table(["a"], [["|w|"]]).splitlines()[-1] == "| \\|w\\| |"
