@@ -1,5 +1,6 @@
 """Browser test of the built site: every page loads in headless Chromium without script
-errors, its math is rendered by MathJax, each chapter shows its figures, and a screenshot of
+errors, its math is rendered by MathJax, each chapter shows its figures, numbered, with every
+figure reference resolved, and a screenshot of
 each chapter page is written to ``_build/screenshots``.
 
 Run with ``make site-test`` (after ``make book``); needs Chromium (``apt-get install chromium``).
@@ -33,7 +34,8 @@ FLAGS = [
     "--disable-sync",
     "--virtual-time-budget=15000",
 ]
-MIN_FIGURES = {"notebooks/00_toolkit": 2}  # chapters 1-5: at least 3 each (below)
+# figures (images and explorers) per chapter page: at least 3 unless named here
+MIN_FIGURES = {"notebooks/00_toolkit": 2, "notebooks/06_comparison": 2}
 
 
 def chromium() -> str:
@@ -78,6 +80,8 @@ def main() -> int:
         figures = len(re.findall(r'<img[^>]+src="[^"]*_images/', html))
         figures += html.count('class="minipruner-explorer"')
         want = MIN_FIGURES.get(page, 3 if page.startswith("notebooks/") else 0)
+        numbered = html.count('class="caption-number"')
+        unresolved = html.count("xref std std-numref")  # a {numref} that found no figure
         problems = []
         if dom.returncode != 0 or "<body" not in html:
             problems.append(f"did not load (exit {dom.returncode})")
@@ -87,6 +91,10 @@ def main() -> int:
             problems.append(f"{math_source} math elements, none rendered by MathJax")
         if figures < want:
             problems.append(f"{figures} figures, expected at least {want}")
+        if page.startswith("notebooks/") and numbered < 2:
+            problems.append(f"{numbered} numbered figures, expected at least 2")
+        if unresolved:
+            problems.append(f"{unresolved} figure references that resolve to nothing")
         if page.startswith("notebooks/"):
             shot = SHOTS / f"{Path(page).name}.png"
             run(browser, url, "--window-size=1280,2400", f"--screenshot={shot}")
@@ -94,7 +102,8 @@ def main() -> int:
                 problems.append("no screenshot")
         status = "ok" if not problems else "FAIL: " + "; ".join(problems)
         print(
-            f"{page:32s} math {math_rendered:4d}/{math_source:<4d} figures {figures:3d}  {status}"
+            f"{page:32s} math {math_rendered:4d}/{math_source:<4d} figures {figures:3d} "
+            f"numbered {numbered:2d}  {status}"
         )
         if problems:
             failures.append(page)
