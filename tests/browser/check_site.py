@@ -1,7 +1,7 @@
 """Browser test of the built site: every page loads in headless Chromium without script
 errors, its math is rendered by MathJax, each chapter shows its figures, numbered, with every
-figure reference resolved, and a screenshot of
-each chapter page is written to ``_build/screenshots``.
+figure reference resolved, and a screenshot of each chapter page is written to
+``_build/screenshots``.
 
 Run with ``make site-test`` (after ``make book``); needs Chromium (``apt-get install chromium``).
 The site is served on localhost; Chromium is started with its background networking off, so
@@ -38,6 +38,13 @@ FLAGS = [
 MIN_FIGURES = {"notebooks/00_toolkit": 2, "notebooks/06_comparison": 2}
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site without logging every request (the page summary is the output)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
@@ -60,7 +67,7 @@ def main() -> int:
     if not (SITE / "index.html").exists():
         sys.exit(f"no built site at {SITE}: run make book first")
     browser = chromium()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    handler = functools.partial(QuietHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
