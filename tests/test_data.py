@@ -98,8 +98,11 @@ def write_mnist(root: Path, folder: str, n_train: int = 30, n_test: int = 20) ->
     return arrays
 
 
-def write_cifar(root: Path, monkeypatch, per_batch: int = 4, n_test: int = 10) -> dict:
-    """CIFAR-10 python batches; torchvision's md5 checks are pointed at these files."""
+def write_cifar(
+    root: Path, monkeypatch, per_batch: int = 4, n_test: int = 10, balanced: bool = False
+) -> dict:
+    """CIFAR-10 python batches; torchvision's md5 checks are pointed at these files. With
+    ``balanced`` the labels cycle through the classes, as in the real test set."""
     rng = np.random.default_rng(0)
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
@@ -112,6 +115,8 @@ def write_cifar(root: Path, monkeypatch, per_batch: int = 4, n_test: int = 10) -
     for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
         pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, size=n)]
+        if balanced:
+            labels = [i % 10 for i in range(n)]
         entry = dump(name, {"data": pixels, "labels": labels, "batch_label": name})
         arrays[name] = pixels, labels
         if name != "test_batch":

@@ -1,0 +1,78 @@
+"""The full-scale code path of every chapter, run end to end on the CPU: the papers' networks
+and datasets (MNIST, CIFAR-10 read from tiny files in their official formats), with every
+setting that sets an amount of work shrunk (one seed, a few steps, a few examples).
+
+This cannot check the papers' numbers; it checks that `python -m minipruner reproduce N
+--scale full` runs to the end, stores its results, and draws its figures and table, so a GPU
+run does not fail on a code path nobody has executed.
+"""
+
+from typing import Any
+
+import pytest
+from test_data import write_cifar, write_mnist
+
+import minipruner as mp
+from minipruner.results import CHAPTERS, chapter_module, save_outputs
+
+SHRINK: dict[str, Any] = {
+    "seeds": [0],
+    "sparsities": [0.9, 0.98],
+    "layer_sparsities": [0.9],
+    "trained_sparsities": [0.98],
+    "shuffle_sparsities": [0.98],
+    "levels": [4],
+    "retrain_levels": [4],
+    "iterations": 2,
+    "epochs": 1,
+    "batch_size": 8,
+    "per_class": 2,
+    "cbs_loss_per_class": 2,
+    "rate_examples_per_class": 2,
+    "max_iters": 2,
+    "tune_steps": 2,
+    "prune_every": 1,
+    "examples": 20,
+    "batch_sizes": [1, 2],
+    "rounds": 1,
+    "repeats": 1,
+    "warmup": 0,
+}
+
+
+def shrink(value: Any, key: str = "") -> Any:
+    """``value`` with every amount of work in :data:`SHRINK` replaced, recursively; WRNs are
+    cut to depth 10 (one block per group: the same code path, a sixteenth of the work)."""
+    if key in SHRINK:
+        return SHRINK[key]
+    if key == "depth" and isinstance(value, int):
+        return min(value, 10)
+    if isinstance(value, dict):
+        return {k: shrink(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shrink(v) for v in value]
+    return value
+
+
+@pytest.fixture
+def offline_full_data(tmp_path, monkeypatch):
+    write_mnist(tmp_path / "data", "MNIST", n_train=40, n_test=20)
+    write_cifar(tmp_path / "data", monkeypatch, per_batch=10, n_test=20, balanced=True)
+    monkeypatch.setenv("MINIPRUNER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MINIPRUNER_RESULTS", str(tmp_path / "results"))
+    return tmp_path
+
+
+@pytest.mark.slow  # about 4 CPU-minutes in all, most of it chapters 3 and 5
+@pytest.mark.parametrize("chapter", list(CHAPTERS))
+def test_full_scale_path_runs_end_to_end(chapter, offline_full_data):
+    module = chapter_module(chapter)
+    settings = shrink(module.settings("full"))
+    results = mp.reproduce(chapter, "full", settings=settings, quiet=True)
+    assert results.computed == len(results) > 0
+    written = save_outputs(results)
+    assert any(p.suffix == ".png" for p in written)
+    assert "|---|" in (results.folder / "table.md").read_text()
+    again = mp.reproduce(chapter, "full", settings=settings, compute=False)
+    assert again.computed == 0 and again.records == results.records
