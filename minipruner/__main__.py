@@ -15,7 +15,15 @@ import argparse
 import os
 import sys
 
-from .results import CHAPTERS, chapter_name, describe, reproduce, results_dir, save_outputs
+from .results import (
+    CHAPTERS,
+    chapter_module,
+    chapter_name,
+    describe,
+    reproduce,
+    results_dir,
+    save_outputs,
+)
 from .scale import SCALES
 
 
@@ -73,15 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 1
-    from .results import chapter_module
-
     print(chapter_module(name).table(results))
     return 0
 
 
 def _all_tables(scale: str | None, root: str | None) -> int:
-    from .results import chapter_module
-
     missing = []
     for name in CHAPTERS:
         try:

@@ -29,11 +29,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -43,9 +42,9 @@ import torch
 from tqdm import tqdm
 
 from .scale import get_scale
-from .train import config_key
+from .train import config_key, write_atomic
 
-# name -> module path; tests may register extra chapters with `register`.
+# name -> module path of every chapter's experiments.
 CHAPTERS: dict[str, str] = {
     "01_magnitude": "minipruner.chapters.magnitude",
     "02_lookahead": "minipruner.chapters.lookahead",
@@ -56,11 +55,6 @@ CHAPTERS: dict[str, str] = {
 }
 
 RESULTS_ENV = "MINIPRUNER_RESULTS"
-
-
-def register(name: str, module: str) -> None:
-    """Add (or replace) a chapter: ``name`` -> importable ``module`` path."""
-    CHAPTERS[name] = module
 
 
 def chapter_name(chapter: str | int) -> str:
@@ -112,19 +106,8 @@ def _json_ready(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: a temporary file in the same folder,
-    flushed to disk, then renamed over ``path`` (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``data`` as JSON to ``path`` atomically (:func:`minipruner.train.write_atomic`)."""
+    write_atomic(path, lambda f: json.dump(data, f, indent=1))
 
 
 @dataclass
@@ -139,7 +122,6 @@ class Results:
     folder: Path
     computed: int = 0  # configurations run by this call (the rest were loaded)
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def select(self, **where: Any) -> list[dict[str, Any]]:
         """The records whose fields equal every ``where`` value."""

@@ -226,6 +226,23 @@ def _normalise(config: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
+def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file in ``path``'s folder,
+    which is flushed to disk and then renamed over ``path`` (``os.replace``), so a reader
+    never sees half a file and an interrupted write leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def load_or_compute(
     kind: str,
     config: dict[str, Any],
@@ -255,15 +272,7 @@ def load_or_compute(
         except Exception as err:  # noqa: BLE001 - any unreadable entry is recomputed
             warnings.warn(f"unreadable cache entry {path} ({err!r}); recomputing", stacklevel=2)
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"config": config, "result": result}, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda f: torch.save({"config": config, "result": result}, f), "wb")
     return result
 
 
