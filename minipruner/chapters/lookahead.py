@@ -28,8 +28,7 @@ from ..magnitude import magnitude_prune, magnitude_scores
 from ..masks import masks_from_scores, prunable_modules
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
-from ..train import trained
-from . import load_data
+from . import load_data, trained_network
 
 VERSION = 1
 TITLE = "Lookahead pruning"
@@ -120,10 +119,7 @@ def _rate_batch(dataset: str, scale: str, per_class: int) -> Tensor:
 def model(settings: dict[str, Any], experiment: str, seed: int = 0) -> nn.Module:
     """The trained network of ``experiment`` for ``seed`` (trained once, then loaded from
     the cache)."""
-    exp = settings["experiments"][experiment]
-    return trained(
-        exp["model"], exp["dataset"], seed=seed, scale=settings["scale"], quiet=True, **exp["train"]
-    )
+    return trained_network(settings["experiments"][experiment], settings["scale"], seed)
 
 
 def level_ratios(

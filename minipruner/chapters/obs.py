@@ -33,7 +33,7 @@ from ..data import class_balanced_batch
 from ..masks import masks_from_scores, prunable
 from ..results import Results, markdown_table
 from ..scale import by_scale
-from ..train import evaluate, trained
+from ..train import evaluate
 from . import load_data, trained_network
 
 VERSION = 1
@@ -169,9 +169,7 @@ def gradients(
 @functools.lru_cache(maxsize=1)
 def _prepared(network_json: str, scale: str, seed: int, loss_per_class: int) -> Prepared:
     net = json.loads(network_json)
-    network = trained(
-        net["model"], net["dataset"], seed=seed, scale=scale, quiet=True, **net["train"]
-    )
+    network = trained_network(net, scale, seed)
     train_data, _ = load_data(net["dataset"], scale)
     G = gradients(network, train_data, net["per_class"], seed)
     w = obs.flatten_weights(prunable(network)).double()
