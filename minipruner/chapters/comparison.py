@@ -27,7 +27,7 @@ from ..experiment import measure_cost
 from ..init_pruning import grasp_scores, random_scores, snip_scores
 from ..lookahead import lookahead_prune
 from ..magnitude import magnitude_prune
-from ..masks import apply_masks, masks_from_scores, prunable, prunable_modules, sparsity_report
+from ..masks import apply_masks, prunable, prunable_modules, prune, sparsity_report
 from ..results import Results, markdown_table
 from ..scale import by_scale
 from ..train import evaluate, train
@@ -73,10 +73,6 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ the methods
 # Each takes (model, sparsity, x, y, settings, seed), prunes the model in place (masks
 # applied with torch.nn.utils.prune, weights updated where the method updates them).
-
-
-def _by_scores(scores: dict[str, Tensor], model: nn.Module, sparsity: float) -> None:
-    apply_masks(model, masks_from_scores(scores, sparsity, model=model))
 
 
 def neuron_masks(model: nn.Module, sparsity: float) -> dict[str, Tensor]:
@@ -152,13 +148,13 @@ def cbs(model, sparsity, x, y, settings, seed):
 
 
 PRUNERS: dict[str, Pruner] = {
-    "random": lambda m, s, x, y, st, seed: _by_scores(random_scores(m, seed), m, s),
+    "random": lambda m, s, x, y, st, seed: prune(m, random_scores(m, seed), s),
     "magnitude (layer)": lambda m, s, x, y, st, seed: magnitude_prune(m, s, scope="layer"),
     "magnitude (global)": lambda m, s, x, y, st, seed: magnitude_prune(m, s, scope="global"),
     "LAP (global)": lambda m, s, x, y, st, seed: lookahead_prune(m, s, scope="global"),
-    "SNIP": lambda m, s, x, y, st, seed: _by_scores(snip_scores(m, x, y), m, s),
-    "GraSP": lambda m, s, x, y, st, seed: _by_scores(
-        grasp_scores(m, x, y, st["grasp_temperature"]), m, s
+    "SNIP": lambda m, s, x, y, st, seed: prune(m, snip_scores(m, x, y), s),
+    "GraSP": lambda m, s, x, y, st, seed: prune(
+        m, grasp_scores(m, x, y, st["grasp_temperature"]), s
     ),
     "WoodFisher": woodfisher,
     "CBS": cbs,
@@ -191,9 +187,9 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     x, y = class_balanced_batch(train_data, settings["per_class"], seed=config["seed"])
     x, y = x.to(device), y.to(device)
     dense = evaluate(net, test_data)
-    prune = PRUNERS[config["method"]]
+    pruner = PRUNERS[config["method"]]
     _, cost = measure_cost(
-        lambda: prune(net, config["sparsity"], x, y, settings, config["seed"]), device
+        lambda: pruner(net, config["sparsity"], x, y, settings, config["seed"]), device
     )
     report = sparsity_report(net)
     pruned = evaluate(net, test_data)
