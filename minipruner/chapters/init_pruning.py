@@ -34,13 +34,14 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ..data import class_balanced_batch, dataset_labels, load_dataset
+from ..data import class_balanced_batch, dataset_labels
 from ..init_pruning import METHODS, init_scores, layer_collapse, shuffle_masks
 from ..masks import apply_masks, masks_from_scores, prunable_modules
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
 from ..train import evaluate, seed_everything, train
+from . import load_data
 
 VERSION = 1
 TITLE = "Pruning at initialisation: keep the gradient flowing"
@@ -178,14 +179,9 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ networks, data, masks
 
 
-@functools.lru_cache(maxsize=4)
-def _data(dataset: str, scale: str) -> tuple[Dataset, Dataset]:
-    return load_dataset(dataset, scale=scale)
-
-
 def data(settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
     """The chapter's ``(train, test)`` datasets (loaded once per process)."""
-    return _data(settings["dataset"], settings["scale"])
+    return load_data(settings["dataset"], settings["scale"])
 
 
 def network(settings: dict[str, Any], arch: str) -> dict[str, Any]:
