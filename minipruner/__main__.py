@@ -19,7 +19,6 @@ from .results import (
     CHAPTERS,
     chapter_module,
     chapter_name,
-    describe,
     reproduce,
     results_dir,
     save_outputs,
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         results = reproduce(
             name, args.scale, root=args.results, quiet=args.quiet, threads=args.threads
         )
-        print(describe(results))
+        print(results)
         for path in save_outputs(results):
             print("wrote", path)
         return 0

@@ -280,12 +280,3 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
     return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
-
-
-def describe(results: Results) -> str:
-    """One line on what a :class:`Results` holds and where it came from."""
-    return (
-        f"{results.chapter} at scale {results.scale!r}: {len(results)} configurations, "
-        f"{results.computed} computed now, {len(results) - results.computed} loaded from "
-        f"{results.folder}"
-    )
