@@ -40,7 +40,7 @@ from ..masks import apply_masks, masks_from_scores, prunable_modules
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
-from ..train import evaluate, seed_everything, train
+from ..train import default_device, evaluate, seed_everything, train
 from . import load_data
 
 VERSION = 1
@@ -206,14 +206,15 @@ def init_net(settings: dict[str, Any], arch: str, seed: int) -> nn.Module:
 def _base_scores(settings_json: str, arch: str, seed: int, method: str) -> dict[str, Tensor]:
     settings = json.loads(settings_json)
     train_data, _ = data(settings)
-    return init_scores(
-        init_net(settings, arch, seed),
+    scores = init_scores(
+        init_net(settings, arch, seed).to(default_device()),  # GraSP on VGG-19 wants a GPU
         method,
         train_data,
         per_class=settings["per_class"],
         seed=seed,
         temperature=settings["temperature"],
     )
+    return {name: s.cpu() for name, s in scores.items()}
 
 
 def scores_at_init(
