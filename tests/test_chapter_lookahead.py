@@ -2,6 +2,7 @@
 configurations, the disconnected-weights measure, and the figures and tables on a small
 synthetic Results shaped like run's output."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from minipruner.chapters import lookahead as chapter
+from minipruner.masks import apply_masks
 from minipruner.results import Results
 
 LAYERS = ["fc1.weight", "fc2.weight", "fc3.weight"]
@@ -106,3 +108,50 @@ def test_figures_and_tables_from_synthetic_results(tmp_path):
     assert table.count("\n|") == 2 + 5 + 2  # header, separator, five methods, two retrained
     dead = chapter.disconnected_table(results)
     assert dead.startswith("| method |") and dead.count("\n") == 3
+
+
+def test_lap_act_units_on_a_small_network(monkeypatch):
+    """lap_act_units counts alive units and rates from the masks it returns, restricts LAP to
+    LAP-act's alive units with LAP's per-layer counts, and evaluates each mask."""
+    from torch.utils.data import TensorDataset
+
+    from minipruner.lookahead import activation_rates
+    from minipruner.models import MLP
+    from minipruner.train import evaluate
+
+    torch.manual_seed(0)
+    net = MLP([12, 16, 16, 16, 3], bias=True).eval()
+    x = torch.randn(60, 12)
+    test_data = TensorDataset(torch.randn(30, 12), torch.randint(0, 3, (30,)))
+    monkeypatch.setattr(chapter, "model", lambda settings, experiment, seed: net)
+    monkeypatch.setattr(chapter, "_rate_batch", lambda dataset, scale, per_class: x)
+    monkeypatch.setattr(chapter, "load_data", lambda name, scale: (None, test_data))
+    settings = {
+        "scale": "quick",
+        "rate_examples_per_class": 20,
+        "experiments": {"tiny": {"dataset": "d", "ratios": [0.5, 0.5, 0.25]}},
+    }
+    found = chapter.lap_act_units(settings, "tiny", seed=0, level=3)
+    masks, survival = found["masks"], found["survival"]
+    hidden = ["fc1.weight", "fc2.weight", "fc3.weight"]
+    rates = activation_rates(net, x)
+    assert list(survival) == ["dense", "LAP", "LAP-act"]
+    for name in hidden:
+        assert survival["dense"][name] == (16, 16, pytest.approx(rates[name].mean().item()))
+        for method in ("LAP", "LAP-act"):
+            alive = masks[method][name].any(dim=1)
+            expected = (int(alive.sum()), 16, pytest.approx(rates[name][alive].mean().item()))
+            assert survival[method][name] == expected
+        restricted = masks["LAP within LAP-act's units"][name]
+        assert restricted.sum() == masks["LAP"][name].sum()
+        assert not restricted[~masks["LAP-act"][name].any(dim=1)].any()
+    dead = sum(16 - survival["LAP-act"][name][0] for name in hidden)
+    assert dead > 0  # so the restriction above is not vacuous
+    assert all(p.grad is None for p in net.parameters())
+    assert not hasattr(net.fc1, "weight_orig")  # the trained network itself is not masked
+    for method, keep in masks.items():
+        pruned = copy.deepcopy(net)
+        apply_masks(pruned, keep)
+        assert found["accuracy"][method] == evaluate(pruned, test_data).accuracy
+    table = chapter.lap_act_accuracy_table({0: found, 1: found})
+    assert "| LAP within LAP-act's units |" in table and "seed 1" in table

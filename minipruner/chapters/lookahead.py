@@ -13,6 +13,7 @@ fraction of LAP's kept weights that MP would not keep.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,9 +26,10 @@ from ..data import class_balanced_batch
 from ..experiment import prune_retrain_sweep
 from ..lookahead import activation_rates, lookahead_prune, lookahead_scores
 from ..magnitude import magnitude_prune, magnitude_scores
-from ..masks import masks_from_scores, prunable_modules
+from ..masks import apply_masks, masks_from_scores, prunable_modules
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
+from ..train import evaluate
 from . import load_data, trained_network
 
 VERSION = 1
@@ -182,6 +184,88 @@ def lap_only_fraction(model: nn.Module, t: int, ratios: list[float]) -> dict[str
     mp_keep = masks_from_scores(magnitude_scores(model), r, scope="layer")
     lap_keep = masks_from_scores(lookahead_scores(model), r, scope="layer")
     return {n: ((lap_keep[n] & ~mp_keep[n]).sum() / lap_keep[n].sum()).item() for n in r}
+
+
+def lap_act_units(
+    settings: dict[str, Any], experiment: str, seed: int, level: int
+) -> dict[str, dict[str, Any]]:
+    """What LAP-act removes at level ``t``, against LAP, on the trained network of ``seed``.
+
+    ``"survival"``: per method (``"dense"``, ``"LAP"``, ``"LAP-act"``) and hidden layer,
+    ``(alive, units, rate)``: ``alive`` counts the layer's output units that keep at least
+    one incoming weight, ``units`` is the layer width and ``rate`` the mean activation rate
+    ``p_u = P[ReLU output of unit u > 0]`` of the alive units, measured on the dense network
+    with the batch LAP-act uses.
+
+    ``"accuracy"``: test accuracy right after pruning with LAP, with LAP-act, and with LAP
+    restricted to the units LAP-act keeps alive (LAP scores of the weights into the other
+    units set to 0, the same number of weights kept per layer), which tests whether losing
+    those units is what costs LAP-act its accuracy. ``"masks"``: the three keep-masks.
+    """
+    exp = settings["experiments"][experiment]
+    rate_batch = _rate_batch(exp["dataset"], settings["scale"], settings["rate_examples_per_class"])
+    _, test_data = load_data(exp["dataset"], settings["scale"])
+    net = model(settings, experiment, seed)
+    rates = activation_rates(net, rate_batch)
+    pruners = make_pruners(exp["ratios"], rate_batch)
+    masks = {m: pruners[m](copy.deepcopy(net), level) for m in ("LAP", "LAP-act")}  # they mask
+    hidden = list(masks["LAP"])[:-1]  # their model, so each gets a copy
+
+    def alive(keep: Tensor) -> Tensor:
+        return keep.reshape(keep.shape[0], -1).any(dim=1)
+
+    survival = {"dense": {n: (len(p), len(p), p.mean().item()) for n, p in rates.items()}}
+    for method, keep in masks.items():
+        survival[method] = {}
+        for name in hidden:
+            units = alive(keep[name])
+            rate = rates[name][units].mean().item()
+            survival[method][name] = (int(units.sum()), len(units), rate)
+    restricted = lookahead_scores(net)
+    for name in hidden:
+        restricted[name] = restricted[name] * alive(masks["LAP-act"][name]).view(-1, 1)
+    masks["LAP within LAP-act's units"] = masks_from_scores(
+        restricted, level_ratios(net, level, *exp["ratios"]), scope="layer"
+    )
+    accuracy = {}
+    for method, keep in masks.items():
+        pruned = copy.deepcopy(net)
+        apply_masks(pruned, keep)
+        accuracy[method] = evaluate(pruned, test_data).accuracy
+    return {"survival": survival, "accuracy": accuracy, "masks": masks}
+
+
+def unit_survival_table(survival: Mapping[str, Mapping[str, tuple[int, int, float]]]) -> str:
+    """``lap_act_units(...)["survival"]`` (:func:`lap_act_units`) as a table: per hidden
+    layer, alive units / width and their mean activation rate, one column pair per method."""
+    methods = list(survival)
+    layers = list(survival[methods[0]])
+    header = ["layer"] + [f"{m} {col}" for m in methods for col in ("alive units", "mean p")]
+    rows = [
+        [layer]
+        + [
+            cell
+            for m in methods
+            for cell in (
+                f"{survival[m][layer][0]} / {survival[m][layer][1]}",
+                f"{survival[m][layer][2]:.2f}",
+            )
+        ]
+        for layer in layers
+    ]
+    return markdown_table(header, rows)
+
+
+def lap_act_accuracy_table(units: Mapping[int, Mapping[str, Any]]) -> str:
+    """Test accuracy (%) right after pruning, per method of :func:`lap_act_units`: one column
+    per seed of ``units`` (``{seed: lap_act_units(...)}``), then mean ± sd over seeds."""
+    seeds = list(units)
+    methods = list(units[seeds[0]]["accuracy"])
+    rows = []
+    for method in methods:
+        values = [units[seed]["accuracy"][method] for seed in seeds]
+        rows.append([method, *(f"{100 * v:.1f}" for v in values), mean_sd_cell(values)])
+    return markdown_table(["method", *(f"seed {s}" for s in seeds), "mean ± sd"], rows)
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
