@@ -1,7 +1,7 @@
 """Browser test of the built site: every page loads in headless Chromium without script
 errors, its math is rendered by MathJax, each chapter shows its figures, numbered, with every
-figure reference resolved, and a screenshot of each chapter page is written to
-``_build/screenshots``.
+figure reference resolved, no Markdown table is left as text, and a screenshot of each
+chapter page is written to ``_build/screenshots``.
 
 Run with ``make site-test`` (after ``make book``); needs Chromium (``apt-get install chromium``).
 The site is served on localhost; Chromium is started with its background networking off, so
@@ -89,6 +89,7 @@ def main() -> int:
         want = MIN_FIGURES.get(page, 3 if page.startswith("notebooks/") else 0)
         numbered = html.count('class="caption-number"')
         unresolved = html.count("xref std std-numref")  # a {numref} that found no figure
+        raw_tables = len(re.findall(r"<p>\|[^<]*\|\s*\n?\|", html))  # Markdown left as text
         problems = []
         if dom.returncode != 0 or "<body" not in html:
             problems.append(f"did not load (exit {dom.returncode})")
@@ -100,6 +101,8 @@ def main() -> int:
             problems.append(f"{figures} figures, expected at least {want}")
         if page.startswith("notebooks/") and numbered < 2:
             problems.append(f"{numbered} numbered figures, expected at least 2")
+        if raw_tables:
+            problems.append(f"{raw_tables} Markdown tables shown as text, not rendered")
         if unresolved:
             problems.append(f"{unresolved} figure references that resolve to nothing")
         if page.startswith("notebooks/"):
