@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -265,13 +266,19 @@ def snip_scores(
 def random_scores(model: nn.Module, seed: int = 0) -> dict[str, Tensor]:
     """Random pruning: i.i.d. scores ``score ~ Uniform[0, 1)``, one per prunable weight.
 
-    Drawn layer by layer in forward order from a ``torch.Generator`` seeded with ``seed``
-    (on the CPU, then moved to each weight's device), so the scores depend only on ``seed``
-    and the layer shapes. Keeping the highest scores keeps a uniformly random subset.
+    Drawn layer by layer in forward order from NumPy's PCG64 generator seeded with ``seed``
+    (then moved to each weight's device), so the scores depend only on ``seed`` and the layer
+    shapes. Keeping the highest scores keeps a uniformly random subset.
+
+    Why not ``torch.rand`` with a ``torch.Generator`` seeded with ``seed``: a network
+    initialised after ``torch.manual_seed(seed)`` drew its uniform initial weights from the
+    very same stream, so those "random" scores would equal ``(w + b) / 2b`` for the first
+    layers and keep exactly the most positive initial weights. A different generator
+    algorithm cannot line up with torch's stream for any seed.
     """
-    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     return {
-        name: torch.rand(w.shape, generator=generator).to(device=w.device, dtype=w.dtype)
+        name: torch.from_numpy(rng.random(tuple(w.shape))).to(device=w.device, dtype=w.dtype)
         for name, w in prunable(model).items()
     }
 

@@ -149,6 +149,26 @@ def test_random_scores_are_deterministic_per_seed_and_differ_across_seeds():
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in mp.prunable(model).items()}
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_scores_are_independent_of_the_initial_weights_of_the_same_seed(seed):
+    """A network initialised after torch.manual_seed(seed) draws its uniform weights from the
+    stream a torch.Generator seeded with seed would give random_scores; the scores must not
+    follow the weights (the earlier torch.rand scores had correlation 1 in the first layer,
+    and the "random" mask kept the most positive initial weights)."""
+    vgg = [64, 64, "M", 128, 128, "M", 256, 256]  # chapter 3's quick VGG-6
+    for make in (lambda: MLP([784, 300, 100, 10]), lambda: VGG(vgg, in_channels=1)):
+        torch.manual_seed(seed)
+        model = make()
+        scores = ip.random_scores(model, seed)
+        for name, w in mp.prunable(model).items():
+            pair = torch.stack([w.detach().flatten(), scores[name].flatten()])
+            assert abs(torch.corrcoef(pair)[0, 1]) < 4 / w.numel() ** 0.5, name  # 4 sd
+        first, w = next(iter(scores.items()))
+        keep = mp.masks_from_scores({first: w}, 0.9, scope="layer")[first]
+        positive = (mp.prunable(model)[first][keep] > 0).float().mean()
+        assert 0.4 < positive < 0.6  # a random tenth keeps both signs
+
+
 @pytest.mark.parametrize("train_mode", [True, False])
 def test_scoring_leaves_the_model_untouched(train_mode):
     model, (x, y) = tiny_vgg(), vgg_batch()

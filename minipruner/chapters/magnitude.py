@@ -20,6 +20,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..experiment import prune_retrain_sweep
+from ..init_pruning import random_scores
 from ..magnitude import frobenius_distortion, magnitude_prune
 from ..masks import apply_masks, masks_from_scores, prunable
 from ..models import get_model
@@ -28,7 +29,7 @@ from ..scale import by_scale
 from ..train import evaluate
 from . import load_data, trained_network
 
-VERSION = 1
+VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Magnitude pruning minimises a layer's distortion"
 METHODS = ("global", "layer-wise")
@@ -100,7 +101,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
             if kind == "magnitude":
                 score = weight.abs()
             else:
-                score = torch.rand(weight.shape, generator=torch.Generator().manual_seed(0))
+                score = random_scores(net0, seed=0)[config["layer"]]
             mask = masks_from_scores({config["layer"]: score}, s, scope="layer")
             net = copy.deepcopy(net0)
             apply_masks(net, mask)
