@@ -2,10 +2,10 @@
 
 Three experiments, each a kind of configuration:
 
-- ``damping``: the damping trap. On the first seed's trained MLPNet, the Fisher's mean
-  diagonal ``tr(F)/d`` and how often WoodFisher's mask (WF-S) agrees with magnitude
-  pruning's at one sparsity, with an absolute damping of ``1e-3`` and with a damping
-  relative to ``tr(F)/d``; one configuration;
+- ``damping``: the damping trap. On each seed's trained MLPNet, its training accuracy and
+  loss, the Fisher's mean diagonal ``tr(F)/d``, and how often WoodFisher's mask (WF-S)
+  agrees with magnitude pruning's at one sparsity, with an absolute damping of ``1e-3`` and
+  with a damping relative to ``tr(F)/d``; one configuration per seed;
 - ``oneshot``: the CBS paper's one-shot experiment. Per (network, seed, sparsity): factorise
   the damped Fisher of the trained network's per-example gradients (cached across
   sparsities), compute the masks and weights of MP, MP+U, WF-S, WF, CBS-S and CBS, and
@@ -36,7 +36,7 @@ from ..scale import by_scale
 from ..train import evaluate
 from . import load_data, trained_network
 
-VERSION = 1
+VERSION = 2  # 2: the damping check runs on every seed and records the training fit
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Second-order pruning: OBS, WoodFisher and the Combinatorial Brain Surgeon"
 METHODS = ("MP", "MP+U", "WF-S", "WF", "CBS-S", "CBS")
@@ -105,13 +105,15 @@ def settings(scale: str) -> dict[str, Any]:
 
 
 def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """One ``damping`` configuration (MLPNet, first seed), one ``oneshot`` configuration
-    per (network, seed, sparsity), and one ``swap_trace`` configuration (MLPNet, first
-    seed); ordered so that consecutive configurations share a seed's Fisher."""
+    """One ``damping`` configuration per seed (MLPNet), one ``oneshot`` configuration per
+    (network, seed, sparsity), and one ``swap_trace`` configuration (MLPNet, first seed);
+    ordered so that consecutive configurations share a seed's Fisher."""
     first = settings["seeds"][0]
-    configs: list[dict[str, Any]] = [{"experiment": "damping", "network": "mlpnet", "seed": first}]
+    configs: list[dict[str, Any]] = []
     for network in settings["networks"]:
         for seed in settings["seeds"]:
+            if network == "mlpnet":
+                configs.append({"experiment": "damping", "network": network, "seed": seed})
             configs += [
                 {"experiment": "oneshot", "network": network, "seed": seed, "sparsity": s}
                 for s in settings["sparsities"]
@@ -215,9 +217,13 @@ def swap_search(p: Prepared, sparsity: float, settings: dict[str, Any], seed: in
 
 
 def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """The Fisher's mean diagonal ``tr(F)/d`` and the fraction of weights on which WF-S's
-    mask agrees with MP's at the trap's sparsity, with absolute and with relative damping."""
+    """How well the trained network fits its training set (accuracy and mean loss over all
+    of it), the Fisher's mean diagonal ``tr(F)/d = (1/(N d)) sum_n ||g_n||^2``, and the
+    fraction of weights on which WF-S's mask agrees with MP's at the trap's sparsity, with
+    absolute and with relative damping."""
     p = prepared(settings, config["network"], config["seed"])
+    train_data, _ = load_data(settings["networks"][config["network"]]["dataset"], settings["scale"])
+    fit = evaluate(p.model, train_data)
     trap = settings["damping_trap"]
     s = trap["sparsity"]
     mean_diag = (p.grads.square().sum(0) / len(p.grads)).mean().item()
@@ -231,6 +237,8 @@ def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
         wf_keep = masks_from_scores({"w": saliency}, s)["w"]
         agree[kind] = (wf_keep == mp_keep).float().mean().item()
     return {
+        "train_accuracy": fit.accuracy,
+        "train_loss": fit.loss,
         "mean_diag": mean_diag,
         "agree_absolute": agree["absolute"],
         "agree_relative": agree["relative"],
@@ -408,6 +416,36 @@ def figures(results: Results) -> dict[str, Figure]:
     if results.select(experiment="swap_trace"):
         out["swap_trace"] = swap_trace_figure(results)
     return out
+
+
+def damping_table(results: Results) -> str:
+    """The damping check per seed: training accuracy and loss, ``tr(F)/d``, how many times
+    the absolute damping exceeds it, and how often WF-S's mask agrees with MP's with the
+    absolute and with the relative damping."""
+    absolute = results.settings["damping_trap"]["absolute"]
+    relative = results.settings["damping_trap"]["relative"]
+    rows = [
+        [
+            r["seed"],
+            f"{100 * r['train_accuracy']:.2f}",
+            f"{r['train_loss']:.1e}",
+            f"{r['mean_diag']:.1e}",
+            f"{absolute / r['mean_diag']:,.0f}",
+            f"{100 * r['agree_absolute']:.3f}",
+            f"{100 * r['agree_relative']:.3f}",
+        ]
+        for r in results.select(experiment="damping")
+    ]
+    header = [
+        "seed",
+        "training accuracy (%)",
+        "training loss",
+        "tr(F)/d",
+        f"{absolute:g} / (tr(F)/d)",
+        f"WF-S = MP, damping {absolute:g} (% of weights)",
+        f"WF-S = MP, relative {relative:g} (%)",
+    ]
+    return markdown_table(header, rows)
 
 
 def table(results: Results, network: str | None = None) -> str:
