@@ -185,6 +185,13 @@ def masks_from_scores(
     return masks
 
 
+def fed_units(mask: Tensor) -> Tensor:
+    """Which output units of a layer keep at least one incoming weight: ``fed[u] = any_j
+    mask[u, j]`` (for a convolution, ``u`` is an output channel and ``j`` runs over its input
+    channels and taps). A unit that is not fed outputs only its bias, whatever the input."""
+    return mask.flatten(1).any(dim=1)
+
+
 def apply_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> nn.Module:
     """Apply keep-masks through :func:`torch.nn.utils.prune.custom_from_mask`.
 

@@ -155,7 +155,7 @@ def test_random_scores_are_independent_of_the_initial_weights_of_the_same_seed(s
     stream a torch.Generator seeded with seed would give random_scores; the scores must not
     follow the weights (the earlier torch.rand scores had correlation 1 in the first layer,
     and the "random" mask kept the most positive initial weights)."""
-    vgg = [64, 64, "M", 128, 128, "M", 256, 256]  # chapter 3's quick VGG-6
+    vgg = [64, 64, "M", 128, 128, "M", 256, 256]  # a VGG-6, wider than chapter 3's quick one
     for make in (lambda: MLP([784, 300, 100, 10]), lambda: VGG(vgg, in_channels=1)):
         torch.manual_seed(seed)
         model = make()

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import minipruner as mp
+from minipruner.masks import fed_units
 
 
 def tiny_net() -> nn.Module:
@@ -198,3 +199,11 @@ def test_sparsity_report_without_input_shape_omits_flops():
     assert report.total.weights == 6
     with_input = mp.sparsity_report(net, torch.zeros(1, 3))
     assert with_input.layers[0].flops == 12
+
+
+def test_fed_units_marks_rows_and_channels_with_a_kept_weight():
+    linear = torch.tensor([[1, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=torch.bool)
+    assert fed_units(linear).tolist() == [True, False, True]
+    conv = torch.zeros(3, 2, 3, 3, dtype=torch.bool)
+    conv[1, 1, 2, 0] = True  # one tap of one input channel feeds output channel 1
+    assert fed_units(conv).tolist() == [False, True, False]

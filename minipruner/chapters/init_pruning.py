@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from ..data import class_balanced_batch, dataset_labels
 from ..init_pruning import METHODS, init_scores, layer_collapse, shuffle_masks
-from ..masks import apply_masks, masks_from_scores, prunable_modules
+from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
@@ -259,7 +259,7 @@ def _dense_flow(settings_json: str, arch: str, seed: int) -> float:
 
 def count_active_channels(masks: dict[str, Tensor]) -> list[int]:
     """Output channels (or units) of each layer with at least one kept incoming weight."""
-    return [int((m.reshape(m.shape[0], -1).sum(1) > 0).sum()) for m in masks.values()]
+    return [int(fed_units(m).sum()) for m in masks.values()]
 
 
 def chance(test_data: Dataset) -> float:

@@ -26,7 +26,7 @@ from ..data import class_balanced_batch
 from ..experiment import prune_retrain_sweep
 from ..lookahead import activation_rates, lookahead_prune, lookahead_scores
 from ..magnitude import magnitude_prune, magnitude_scores
-from ..masks import apply_masks, masks_from_scores, prunable_modules
+from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale
 from ..train import evaluate
@@ -164,7 +164,7 @@ def disconnected_fraction(masks: Mapping[str, Tensor]) -> float:
     keep = [m.bool() for m in masks.values()]
     dead = total = 0
     for i in range(1, len(keep) - 1):
-        fed = keep[i - 1].flatten(1).any(dim=1)  # unit k of layer i's input receives something
+        fed = fed_units(keep[i - 1])  # unit k of layer i's input receives something
         if keep[i].shape[1] != len(fed):  # linear layer after a flattened conv
             fed = fed.repeat_interleave(keep[i].shape[1] // len(fed))
         read = keep[i + 1].transpose(0, 1).flatten(1).any(dim=1)  # unit j of its output is read
@@ -210,20 +210,16 @@ def lap_act_units(
     pruners = make_pruners(exp["ratios"], rate_batch)
     masks = {m: pruners[m](copy.deepcopy(net), level) for m in ("LAP", "LAP-act")}  # they mask
     hidden = list(masks["LAP"])[:-1]  # their model, so each gets a copy
-
-    def alive(keep: Tensor) -> Tensor:
-        return keep.reshape(keep.shape[0], -1).any(dim=1)
-
     survival = {"dense": {n: (len(p), len(p), p.mean().item()) for n, p in rates.items()}}
     for method, keep in masks.items():
         survival[method] = {}
         for name in hidden:
-            units = alive(keep[name])
+            units = fed_units(keep[name])
             rate = rates[name][units].mean().item()
             survival[method][name] = (int(units.sum()), len(units), rate)
     restricted = lookahead_scores(net)
     for name in hidden:
-        restricted[name] = restricted[name] * alive(masks["LAP-act"][name]).view(-1, 1)
+        restricted[name] = restricted[name] * fed_units(masks["LAP-act"][name]).view(-1, 1)
     masks["LAP within LAP-act's units"] = masks_from_scores(
         restricted, level_ratios(net, level, *exp["ratios"]), scope="layer"
     )

@@ -95,13 +95,10 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     net0 = model(settings, 0)
     base_loss = evaluate(net0, train_data).loss
     weight = prunable(net0)[config["layer"]]
+    scores = {"magnitude": weight.abs(), "random": random_scores(net0, seed=0)[config["layer"]]}
     rows = []
-    for kind in ("magnitude", "random"):
+    for kind, score in scores.items():
         for s in settings["layer_sparsities"]:
-            if kind == "magnitude":
-                score = weight.abs()
-            else:
-                score = random_scores(net0, seed=0)[config["layer"]]
             mask = masks_from_scores({config["layer"]: score}, s, scope="layer")
             net = copy.deepcopy(net0)
             apply_masks(net, mask)
