@@ -6,7 +6,12 @@ Subcommands:
 - ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
   figures and table under ``results/<chapter>/<scale>/``;
 - ``table CHAPTER``: print the chapter's results table from stored results (computes nothing);
-  ``table all`` prints every chapter's, each under a heading naming its scale.
+  ``table all`` prints every chapter's, each under a heading naming its scale;
+- ``claims [CHAPTER]``: print the chapter's claims (statement, effect over seeds, verdict)
+  from stored results and store them beside them (computes nothing); without a chapter,
+  every chapter's. Exits 1 when an asserted claim did not hold.
+
+The seed offset comes from ``$MINIPRUNER_SEED_OFFSET`` (default 0), as in the notebooks.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import argparse
 import os
 import sys
 
+from .claims import claims_table
 from .results import (
     CHAPTERS,
+    chapter_claims,
     chapter_module,
     chapter_name,
     reproduce,
     results_dir,
+    save_claims,
     save_outputs,
 )
 from .scale import SCALES
@@ -36,9 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     for command, text in (
         ("reproduce", "run a chapter's experiments (resumable) and save figures and table"),
         ("table", "print a chapter's results table from stored results"),
+        ("claims", "print a chapter's claims and verdicts from stored results"),
     ):
         p = sub.add_parser(command, help=text)
-        p.add_argument("chapter", help="number or name, e.g. 1, 01_magnitude or magnitude")
+        p.add_argument(
+            "chapter",
+            nargs="?" if command == "claims" else None,
+            default="all" if command == "claims" else None,
+            help="number or name, e.g. 1, 01_magnitude or magnitude"
+            + (" (default: all)" if command == "claims" else ""),
+        )
         p.add_argument("--scale", choices=SCALES, default=None, help="default: $MINIPRUNER_SCALE")
         p.add_argument("--results", default=None, help="results folder (default: ./results)")
         if command == "reproduce":
@@ -61,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "table" and args.chapter == "all":
         return _all_tables(args.scale, args.results)
+    if args.command == "claims":
+        if args.chapter == "all":
+            return _claims(list(CHAPTERS), args.scale, args.results)
+        try:
+            return _claims([chapter_name(args.chapter)], args.scale, args.results)
+        except ValueError as err:
+            parser.error(str(err))
     try:
         name = chapter_name(args.chapter)
     except ValueError as err:
@@ -74,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(results)
         for path in save_outputs(results):
             print("wrote", path)
+        if hasattr(chapter_module(name), "claims"):
+            print(claims_table(chapter_claims(results)))
         return 0
     try:
         results = reproduce(name, args.scale, root=args.results, compute=False)
@@ -99,6 +123,34 @@ def _all_tables(scale: str | None, root: str | None) -> int:
     if missing:
         print(f"no complete results for: {', '.join(missing)}", file=sys.stderr)
     return 1 if len(missing) == len(CHAPTERS) else 0
+
+
+def _claims(names: list[str], scale: str | None, root: str | None) -> int:
+    missing, failed = [], []
+    for name in names:
+        module = chapter_module(name)
+        if not hasattr(module, "claims"):
+            print(f"{name} states no claims as data yet", file=sys.stderr)
+            continue
+        try:
+            results = reproduce(name, scale, root=root, compute=False)
+        except FileNotFoundError as err:
+            missing.append(name)
+            if len(names) == 1:
+                print(err, file=sys.stderr)
+            continue
+        found = chapter_claims(results, module)
+        save_claims(results, module)
+        offset = results.settings.get("seed_offset", 0)
+        print(f"### {name}: {module.TITLE}\n")
+        print(f"Scale `{results.scale}`, seed offset {offset}, {len(results)} configurations.\n")
+        print(claims_table(found) + "\n")
+        failed += [f"{name}: {c.statement}" for c in found if c.asserted and not c.held]
+    if missing:
+        print(f"no complete results for: {', '.join(missing)}", file=sys.stderr)
+    if failed:
+        print("asserted claims that did not hold:\n  " + "\n  ".join(failed), file=sys.stderr)
+    return 1 if failed or len(missing) == len(names) else 0
 
 
 if __name__ == "__main__":

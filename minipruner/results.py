@@ -135,9 +135,10 @@ class Results:
         return np.array([r[key] for r in rows], dtype=float)
 
     def stat(self, key: str, **where: Any) -> tuple[float, float]:
-        """Mean and (population) standard deviation of ``key`` over the selected records."""
+        """Mean and sample standard deviation (``ddof = 1``; 0 for one record) of ``key``
+        over the selected records."""
         v = self.values(key, **where)
-        return float(v.mean()), float(v.std())
+        return float(v.mean()), sample_sd(v)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -264,13 +265,52 @@ def save_outputs(results: Results, module: ModuleType | None = None) -> list[Pat
     table = results.folder / "table.md"
     table.write_text(module.table(results) + "\n")
     written.append(table)
+    if hasattr(module, "claims"):
+        written += save_claims(results, module)
     return written
 
 
+def chapter_claims(results: Results, module: ModuleType | None = None) -> list:
+    """The chapter's claims (:mod:`minipruner.claims`) computed from ``results``."""
+    module = module or chapter_module(results.chapter)
+    return module.claims(results)
+
+
+def save_claims(results: Results, module: ModuleType | None = None) -> list[Path]:
+    """Store the chapter's claims beside its results: ``claims.md`` (the table) and
+    ``claims.json`` (one dict per claim, with the scale, seed offset and threads); at a
+    non-zero seed offset ``K`` the files are ``claims-offsetK.*``."""
+    from .claims import claims_table
+
+    found = chapter_claims(results, module)
+    offset = results.settings.get("seed_offset", 0)
+    stem = "claims" if not offset else f"claims-offset{offset}"
+    md = results.folder / f"{stem}.md"
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(claims_table(found) + "\n")
+    meta = {
+        "chapter": results.chapter,
+        "scale": results.scale,
+        "seed_offset": offset,
+        "threads": sorted({r.get("threads") for r in results.records if "threads" in r}),
+        "claims": [c.as_dict() for c in found],
+    }
+    path = results.folder / f"{stem}.json"
+    write_json_atomic(path, meta)
+    return [md, path]
+
+
+def sample_sd(values: Iterable[float]) -> float:
+    """The sample standard deviation ``sqrt(sum((v - mean)^2) / (n - 1))``; 0 for one value."""
+    v = np.asarray(list(values), dtype=float)
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
 def mean_sd_cell(values: Iterable[float], percent: bool = True) -> str:
-    """``"mean ± sd"`` of a list of numbers, as percentages by default (for tables)."""
+    """``"mean ± sd"`` of a list of numbers (sample sd over seeds), as percentages by default
+    (for tables)."""
     v = np.asarray(list(values), dtype=float) * (100 if percent else 1)
-    return f"{v.mean():.1f} ± {v.std():.1f}"
+    return f"{v.mean():.1f} ± {sample_sd(v):.1f}"
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

@@ -41,3 +41,40 @@ def by_scale(quick: T, full: T, scale: str | None = None) -> T:
     3
     """
     return quick if get_scale(scale) == "quick" else full
+
+
+SEED_OFFSET_ENV = "MINIPRUNER_SEED_OFFSET"
+
+
+def seed_offset(offset: int | None = None) -> int:
+    """Return the seed offset: ``offset`` if given, else ``$MINIPRUNER_SEED_OFFSET``, else 0.
+
+    Every chapter adds it to each of its seeds (``seeds = base + offset``), so one variable
+    reruns the whole book on other seeds; the chapters' settings record it, so results at
+    different offsets are stored apart. Raises ``ValueError`` for a value that is not an
+    integer or is negative.
+
+    >>> seed_offset(100)
+    100
+    """
+    if offset is None:
+        text = os.environ.get(SEED_OFFSET_ENV, "0").strip() or "0"
+        try:
+            offset = int(text)
+        except ValueError:
+            raise ValueError(
+                f"${SEED_OFFSET_ENV} must be a non-negative integer, got {text!r}"
+            ) from None
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"seed offset must be a non-negative integer, got {offset!r}")
+    return offset
+
+
+def shifted_seeds(base: list[int], offset: int | None = None) -> list[int]:
+    """The seeds ``base`` shifted by the seed offset: ``[s + seed_offset(offset) for s in base]``.
+
+    >>> shifted_seeds([0, 1, 2], 100)
+    [100, 101, 102]
+    """
+    k = seed_offset(offset)
+    return [int(s) + k for s in base]

@@ -38,8 +38,8 @@ from ..data import class_balanced_batch, dataset_labels
 from ..init_pruning import METHODS, init_scores, layer_collapse, shuffle_masks
 from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
 from ..models import VGG, get_model
-from ..results import Results, markdown_table, mean_sd_cell
-from ..scale import by_scale
+from ..results import Results, markdown_table, mean_sd_cell, sample_sd
+from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import default_device, evaluate, seed_everything, train
 from . import load_data
 
@@ -73,7 +73,8 @@ def settings(scale: str) -> dict[str, Any]:
     """
     sparsities = [0.9, 0.95, 0.98, 0.99, 0.995]
     return {
-        "seeds": [0, 1, 2],
+        "seeds": shifted_seeds([0, 1, 2]),
+        "seed_offset": seed_offset(),
         "sparsities": sparsities,
         "methods": list(METHODS),
         "sign_variants": list(SIGN_VARIANTS),
@@ -350,8 +351,11 @@ def is_trained(results: Results, method: str, sparsity: float, arch: str | None 
     return bool(results.select(experiment="train", **where))
 
 
-def mask_record(results: Results, method: str, sparsity: float, seed: int = 0) -> dict[str, Any]:
+def mask_record(
+    results: Results, method: str, sparsity: float, seed: int | None = None
+) -> dict[str, Any]:
     """The ``masks`` measurement of one method, sparsity and seed."""
+    seed = results.settings["seeds"][0] if seed is None else seed  # the first seed by default
     (record,) = results.select(experiment="masks", method=method, sparsity=sparsity, seed=seed)
     return record
 
@@ -361,8 +365,11 @@ def flows(results: Results, method: str, sparsity: float) -> np.ndarray:
     return results.values("flow", experiment="masks", method=method, sparsity=sparsity)
 
 
-def kept_weights(results: Results, method: str, sparsity: float, seed: int = 0) -> np.ndarray:
+def kept_weights(
+    results: Results, method: str, sparsity: float, seed: int | None = None
+) -> np.ndarray:
     """Weights kept in each layer (forward order) by one method's mask."""
+    seed = results.settings["seeds"][0] if seed is None else seed  # the first seed by default
     return np.array(mask_record(results, method, sparsity, seed)["kept"])
 
 
@@ -371,8 +378,11 @@ def layer_sizes(results: Results) -> np.ndarray:
     return np.array(results.select(experiment="masks")[0]["sizes"])
 
 
-def densities(results: Results, method: str, sparsity: float, seed: int = 0) -> np.ndarray:
+def densities(
+    results: Results, method: str, sparsity: float, seed: int | None = None
+) -> np.ndarray:
     """Fraction of each layer's weights kept by one method's mask, ``kept_l / n_l``."""
+    seed = results.settings["seeds"][0] if seed is None else seed  # the first seed by default
     record = mask_record(results, method, sparsity, seed)
     return np.array(record["kept"]) / np.array(record["sizes"])
 
@@ -393,9 +403,10 @@ def collapse_counts(results: Results) -> dict[tuple[str, float], int]:
 
 
 def active_channels(
-    results: Results, method: str, sparsity: float, seed: int = 0
+    results: Results, method: str, sparsity: float, seed: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Active output channels per layer of one mask, as chosen and shuffled within layers."""
+    seed = results.settings["seeds"][0] if seed is None else seed  # the first seed by default
     record = mask_record(results, method, sparsity, seed)
     return np.array(record["active"]), np.array(record["active_shuffled"])
 
@@ -415,7 +426,7 @@ def accuracy_figure(results: Results) -> Figure:
         for i, method in enumerate(results.settings["methods"]):
             marker = "osv^Dp"[i % 6]
             a = [accuracies(results, method, s, arch=arch) for s in sparsities]
-            mean, sd = np.array([(x.mean(), x.std()) for x in a]).T
+            mean, sd = np.array([(x.mean(), sample_sd(x)) for x in a]).T
             ax.errorbar(kept, mean, yerr=sd, marker=marker, capsize=3, label=method)
         ax.axhline(
             accuracies(results, "dense", 0.0, arch=arch).mean(),
@@ -575,9 +586,10 @@ def shuffle_table(results: Results) -> str:
     return markdown_table(header, rows)
 
 
-def channels_table(results: Results, seed: int = 0) -> str:
+def channels_table(results: Results, seed: int | None = None) -> str:
     """Active output channels per layer (of the layer's width) of the shuffled methods'
     masks at the last shuffle sparsity, as chosen and shuffled within layers (one seed)."""
+    seed = results.settings["seeds"][0] if seed is None else seed  # the first seed by default
     s = results.settings["shuffle_sparsities"][-1]
     rows = []
     for method in results.settings["shuffle_methods"]:

@@ -27,8 +27,8 @@ from ..experiment import prune_retrain_sweep
 from ..lookahead import activation_rates, lookahead_prune, lookahead_scores
 from ..magnitude import magnitude_prune, magnitude_scores
 from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
-from ..results import Results, markdown_table, mean_sd_cell
-from ..scale import by_scale
+from ..results import Results, markdown_table, mean_sd_cell, sample_sd
+from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
 from . import load_data, trained_network
 
@@ -49,7 +49,8 @@ def settings(scale: str) -> dict[str, Any]:
     or the paper's FCN on MNIST and Conv-6 on CIFAR-10 schedules (full). ``ratios`` are the
     per-step pruning ratios of (convolutions, linear layers, the output layer)."""
     return {
-        "seeds": [0, 1, 2],
+        "seeds": shifted_seeds([0, 1, 2]),
+        "seed_offset": seed_offset(),
         "levels": [4, 5, 6, 7, 8, 9, 10],
         "methods": list(METHODS),
         "rate_examples_per_class": 100,  # class-balanced batch that measures LAP-act's rates
@@ -118,9 +119,10 @@ def _rate_batch(dataset: str, scale: str, per_class: int) -> Tensor:
     return class_balanced_batch(load_data(dataset, scale)[0], per_class=per_class)[0]
 
 
-def model(settings: dict[str, Any], experiment: str, seed: int = 0) -> nn.Module:
+def model(settings: dict[str, Any], experiment: str, seed: int | None = None) -> nn.Module:
     """The trained network of ``experiment`` for ``seed`` (trained once, then loaded from
     the cache)."""
+    seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings["experiments"][experiment], settings["scale"], seed)
 
 
@@ -365,7 +367,7 @@ def error_figure(results: Results) -> Figure:
                     ax.errorbar(
                         [s for s, _ in pts],
                         [100 * (1 - a.mean()) for _, a in pts],
-                        yerr=[100 * a.std() for _, a in pts],
+                        yerr=[100 * sample_sd(a) for _, a in pts],
                         color=color,
                         marker=marker,
                         capsize=3,
@@ -378,9 +380,12 @@ def error_figure(results: Results) -> Figure:
     return fig
 
 
-def disagreement_figure(results: Results, experiment: str | None = None, seed: int = 0) -> Figure:
+def disagreement_figure(
+    results: Results, experiment: str | None = None, seed: int | None = None
+) -> Figure:
     """Per layer: the percentage of LAP's kept weights that MP does not keep, against the
     weights remaining (one seed; the first experiment unless ``experiment`` is given)."""
+    seed = results.settings["seeds"][0] if seed is None else seed  # the first seed by default
     experiment = experiment or experiments(results)[0]
     survive = remaining(results, experiment)
     rows = [

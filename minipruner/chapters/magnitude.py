@@ -25,7 +25,7 @@ from ..magnitude import frobenius_distortion, magnitude_prune
 from ..masks import apply_masks, masks_from_scores, prunable
 from ..models import get_model
 from ..results import Results, markdown_table, mean_sd_cell
-from ..scale import by_scale
+from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
 from . import load_data, trained_network
 
@@ -39,7 +39,8 @@ def settings(scale: str) -> dict[str, Any]:
     """The chapter's settings at ``scale``: LeNet-300-100 on mnist-5k (quick) or the
     paper's FCN on MNIST with Adam (full)."""
     return {
-        "seeds": [0, 1, 2],
+        "seeds": shifted_seeds([0, 1, 2, 3, 4]),
+        "seed_offset": seed_offset(),
         "sparsities": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995],
         "layer_sparsities": [0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98],
         "dataset": by_scale("mnist-5k", "mnist", scale),
@@ -71,8 +72,9 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return sweep + [{"experiment": "distortion", "layer": name} for name in layers]
 
 
-def model(settings: dict[str, Any], seed: int = 0) -> torch.nn.Module:
+def model(settings: dict[str, Any], seed: int | None = None) -> torch.nn.Module:
     """The chapter's trained network for ``seed`` (trained once, then loaded from the cache)."""
+    seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings, settings["scale"], seed)
 
 
@@ -92,10 +94,11 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
             quiet=True,
         )
         return {k: v for k, v in record.items() if k not in config}
-    net0 = model(settings, 0)
+    first = settings["seeds"][0]
+    net0 = model(settings, first)
     base_loss = evaluate(net0, train_data).loss
     weight = prunable(net0)[config["layer"]]
-    scores = {"magnitude": weight.abs(), "random": random_scores(net0, seed=0)[config["layer"]]}
+    scores = {"magnitude": weight.abs(), "random": random_scores(net0, seed=first)[config["layer"]]}
     rows = []
     for kind, score in scores.items():
         for s in settings["layer_sparsities"]:
@@ -167,7 +170,9 @@ def layer_density_figure(results: Results) -> Figure:
     sparsities = results.settings["sparsities"]
     density = 100 * (1 - np.array(sparsities))
     rows = [
-        results.select(experiment="sweep", method="global", seed=0, sparsity=s)[0]
+        results.select(
+            experiment="sweep", method="global", seed=results.settings["seeds"][0], sparsity=s
+        )[0]
         for s in sparsities
     ]
     fig = Figure(figsize=(5, 3.5), layout="tight")

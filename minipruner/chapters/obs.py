@@ -31,8 +31,8 @@ from torch import nn
 from .. import obs
 from ..data import class_balanced_batch
 from ..masks import masks_from_scores, prunable
-from ..results import Results, markdown_table
-from ..scale import by_scale
+from ..results import Results, markdown_table, sample_sd
+from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
 from . import load_data, trained_network
 
@@ -88,7 +88,8 @@ def settings(scale: str) -> dict[str, Any]:
         "blocks": "layer",
     }
     return {
-        "seeds": by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale),
+        "seeds": shifted_seeds([0, 1, 2, 3, 4]),
+        "seed_offset": seed_offset(),
         "sparsities": [0.5, 0.7, 0.9, 0.95, 0.98],
         "methods": list(METHODS),
         "networks": by_scale({"mlpnet": mlpnet}, {"mlpnet": mlpnet, "resnet20": resnet20}, scale),
@@ -130,9 +131,10 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return configs
 
 
-def model(settings: dict[str, Any], network: str = "mlpnet", seed: int = 0) -> nn.Module:
+def model(settings: dict[str, Any], network: str = "mlpnet", seed: int | None = None) -> nn.Module:
     """The chapter's trained ``network`` for ``seed`` (trained once, then loaded from the
     cache)."""
+    seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings["networks"][network], settings["scale"], seed)
 
 
@@ -362,7 +364,7 @@ def accuracy_figure(results: Results, network: str = "mlpnet") -> Figure:
         ax.errorbar(
             x,
             [a.mean() for a in acc],
-            yerr=[a.std() for a in acc],
+            yerr=[sample_sd(a) for a in acc],
             fmt=STYLES.get(m, "o-"),
             capsize=3,
             label=m,
@@ -461,7 +463,7 @@ def table(results: Results, network: str | None = None) -> str:
                 a = accuracies(results, m, s, net)
                 paper = PAPER.get(m, {}).get(s) if net == "mlpnet" else None
                 cells.append(
-                    f"{a.mean():.1f} ± {a.std():.1f}" + (f" [{paper:.1f}]" if paper else "")
+                    f"{a.mean():.1f} ± {sample_sd(a):.1f}" + (f" [{paper:.1f}]" if paper else "")
                 )
             rows.append([NAMES.get(net, net), f"{s:.0%}", *cells])
     return markdown_table(["network", "sparsity", *methods], rows)

@@ -36,8 +36,8 @@ from torch import nn
 
 from .. import structured as st
 from ..models import WideResNet
-from ..results import Results, markdown_table, mean_sd_cell
-from ..scale import by_scale
+from ..results import Results, markdown_table, mean_sd_cell, sample_sd
+from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import default_device, evaluate, load_or_compute, train, trained
 from . import load_data
 
@@ -73,7 +73,8 @@ def settings(scale: str) -> dict[str, Any]:
         )
     return {
         "scale": scale,
-        "seeds": [0, 1, 2],
+        "seeds": shifted_seeds([0, 1, 2]),
+        "seed_offset": seed_offset(),
         "methods": list(METHODS),
         "dataset": by_scale("mnist1d", "cifar10", scale),
         "arch": arch,
@@ -174,9 +175,10 @@ def model(settings: dict[str, Any], seed: int, **width: Any) -> nn.Module:
     )
 
 
-def mnist1d_model(settings: dict[str, Any], seed: int = 0) -> nn.Module:
+def mnist1d_model(settings: dict[str, Any], seed: int | None = None) -> nn.Module:
     """The dense 1-D WRN-10-1 trained on MNIST-1D (cached; at the quick scale the same
     network as ``model(settings, seed)``), on the CPU."""
+    seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     sal = settings["saliency"]
     return trained(
         "wrn",
@@ -614,7 +616,7 @@ def error_figure(results: Results) -> Figure:
         ax.errorbar(
             params,
             errs.mean(0),
-            yerr=errs.std(0),
+            yerr=errs.std(0, ddof=1) if len(errs) > 1 else None,
             color=color,
             alpha=0.5,
             lw=1,
@@ -625,7 +627,7 @@ def error_figure(results: Results) -> Figure:
         ax.errorbar(
             np.mean([r["parameters"] for r in fam[name]]),
             err[name].mean(),
-            yerr=err[name].std(),
+            yerr=sample_sd(err[name]),
             color=color,
             marker="o",
             ms=8,
@@ -641,7 +643,7 @@ def error_figure(results: Results) -> Figure:
         ax.errorbar(
             np.mean([r["parameters"] for r in fam[name]]),
             err[name].mean(),
-            yerr=err[name].std(),
+            yerr=sample_sd(err[name]),
             color=color,
             marker=marker,
             ms=9,
