@@ -15,12 +15,13 @@ export PYTHONHASHSEED  ?= 0
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[test]'
+# Every version is pinned by constraints.txt: the environment the stated numbers came from.
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-book: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[book]'
+$(VENV)/.installed-book: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -c constraints.txt -e '.[book]'
 	touch $@
 
 lint: $(VENV)/.installed-test

@@ -1,7 +1,8 @@
 """Browser test of the built site: every page loads in headless Chromium without script
 errors, its math is rendered by MathJax, each chapter shows its figures, numbered, with every
-figure reference resolved, no Markdown table is left as text, and a screenshot of each
-chapter page is written to ``_build/screenshots``.
+figure reference resolved, no Markdown table is left as text, no page shows a traceback or
+an error output (a chapter whose execution failed), and a screenshot of each chapter page is
+written to ``_build/screenshots``.
 
 Run with ``make site-test`` (after ``make book``); needs Chromium (``apt-get install chromium``).
 The site is served on localhost; Chromium is started with its background networking off, so
@@ -58,6 +59,26 @@ def run(browser: str, url: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*cmd, *args, url], capture_output=True, text=True, timeout=180)
 
 
+# What a failed cell leaves in a page: MyST-NB's traceback/error output blocks, IPython's
+# traceback text, or a raised exception's name at the start of an output line.
+_ERROR_MARKS = (
+    re.compile(r'class="[^"]*\boutput (?:traceback|error)\b'),
+    re.compile(r"Traceback \(most recent call last\)"),
+    re.compile(r"^-{20,}\s*$\s*^\w*(?:Error|Exception)\b", re.M),
+    re.compile(r"<span[^>]*>\s*\w*(?:Error|Exception)\s*</span>\s*:"),
+)
+
+
+def error_outputs(html: str) -> list[str]:
+    """The marks of failed execution found in a page's HTML (empty for a clean page)."""
+    found = []
+    for mark in _ERROR_MARKS:
+        hit = mark.search(html)
+        if hit:
+            found.append(hit.group(0).strip()[:80])
+    return found
+
+
 def pages() -> list[str]:
     toc = (ROOT / "_toc.yml").read_text()
     return re.findall(r"(?:root|file):\s*(\S+)", toc)
@@ -91,6 +112,9 @@ def main() -> int:
         unresolved = html.count("xref std std-numref")  # a {numref} that found no figure
         raw_tables = len(re.findall(r"<p>\|[^<]*\|\s*\n?\|", html))  # Markdown left as text
         problems = []
+        errors_shown = error_outputs(html)
+        if errors_shown:
+            problems.append(f"shows a traceback or error output: {errors_shown}")
         if dom.returncode != 0 or "<body" not in html:
             problems.append(f"did not load (exit {dom.returncode})")
         if errors:
