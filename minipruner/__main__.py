@@ -131,6 +131,7 @@ def _claims(names: list[str], scale: str | None, root: str | None) -> int:
         module = chapter_module(name)
         if not hasattr(module, "claims"):
             print(f"{name} states no claims as data yet", file=sys.stderr)
+            missing.append(name)
             continue
         try:
             results = reproduce(name, scale, root=root, compute=False)

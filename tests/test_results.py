@@ -112,7 +112,7 @@ def test_compute_false_names_the_command_that_fills_the_gap(fake):
 def test_results_selects_and_summarises(fake):
     res = mp.reproduce("99_fake", "quick", quiet=True)
     assert res.select(x=2)[0]["y"] == 4
-    assert res.stat("y") == (7.5, pytest.approx(5.6789083458))
+    assert res.stat("y") == (7.5, pytest.approx(6.5574385243))  # sample sd
     with pytest.raises(KeyError, match="no record"):
         res.values("y", x=99)
 
@@ -232,3 +232,51 @@ def test_stored_results_keep_the_order_of_their_keys(fake, monkeypatch):
 
 def test_markdown_table_escapes_pipes():
     assert store.markdown_table(["a"], [["|w|"]]).splitlines()[-1] == "| \\|w\\| |"
+
+
+def test_results_at_another_seed_offset_are_keyed_apart(fake, monkeypatch):
+    from minipruner.scale import seed_offset, shifted_seeds
+
+    module = sys.modules["fake_chapter"]
+    monkeypatch.setattr(
+        module,
+        "settings",
+        lambda scale: {"xs": shifted_seeds([0, 1]), "seed_offset": seed_offset(), "power": 2},
+    )
+    monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "0")
+    at0 = mp.reproduce("99_fake", "quick", quiet=True)
+    monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "100")
+    at100 = mp.reproduce("99_fake", "quick", quiet=True)
+    assert [r["x"] for r in at0.records] == [0, 1]
+    assert [r["x"] for r in at100.records] == [100, 101]
+    assert at100.computed == 2  # nothing reused from offset 0
+    assert len(list(at0.folder.glob("*.json"))) == 4  # both offsets stored, apart
+    monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "0")
+    again = mp.reproduce("99_fake", "quick", quiet=True)
+    assert again.computed == 0 and [r["x"] for r in again.records] == [0, 1]
+
+
+def test_claims_command_prints_stores_and_fails_on_an_asserted_claim(fake, monkeypatch, capsys):
+    from minipruner import claims as cl
+
+    module = sys.modules["fake_chapter"]
+    mp.reproduce("99_fake", "quick", quiet=True)
+    assert main(["claims", "99_fake"]) == 1  # no claims function yet: nothing to judge
+
+    def claims(results, margin=0.0):
+        y = results.values("y")
+        x = results.values("x")
+        return [cl.exceeds("y exceeds x - 10", y, x - 10, margin, asserted=True)]
+
+    monkeypatch.setattr(module, "claims", claims, raising=False)
+    capsys.readouterr()
+    assert main(["claims", "99_fake"]) == 0
+    out = capsys.readouterr().out
+    assert "y exceeds x - 10" in out and "**held**" in out
+    folder = fake / "99_fake" / "quick"
+    assert "y exceeds x - 10" in (folder / "claims.md").read_text()
+    stored = json.loads((folder / "claims.json").read_text())
+    assert stored["seed_offset"] == 0 and stored["claims"][0]["verdict"] == "held"
+    monkeypatch.setattr(module, "claims", lambda r: claims(r, margin=100.0), raising=False)
+    assert main(["claims", "99_fake"]) == 1
+    assert "did not hold" in capsys.readouterr().err
