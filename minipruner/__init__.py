@@ -18,7 +18,7 @@ import os
 # Takes effect only if torch has not been imported yet.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import obs, structured  # noqa: E402
+from . import claims, obs, structured  # noqa: E402
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
 from .init_pruning import (  # noqa: E402
     grasp_scores,
@@ -43,7 +43,7 @@ from .masks import (  # noqa: E402
 )
 from .models import MODELS, get_model  # noqa: E402
 from .results import Results, reproduce  # noqa: E402
-from .scale import SCALES, by_scale, get_scale  # noqa: E402
+from .scale import SCALES, by_scale, get_scale, seed_offset, shifted_seeds  # noqa: E402
 from .train import (  # noqa: E402
     Evaluation,
     default_device,
@@ -66,6 +66,7 @@ __all__ = [
     "SparsityReport",
     "apply_masks",
     "by_scale",
+    "claims",
     "class_balanced_batch",
     "current_masks",
     "default_device",
@@ -92,6 +93,8 @@ __all__ = [
     "reproduce",
     "remove_masks",
     "seed_everything",
+    "seed_offset",
+    "shifted_seeds",
     "snip_scores",
     "structured",
     "sparsity_report",
