@@ -88,3 +88,37 @@ def test_magnitude_prune_global_and_per_layer_ratios():
     net = mp.get_model("mlpnet")
     mp.magnitude_prune(net, 0.9)
     assert mp.sparsity_report(net).sparsity == pytest.approx(round(0.9 * 32360) / 32360)
+
+
+def test_chapter_claims_on_synthetic_results(tmp_path):
+    """chapter.claims turns a Results shaped like run's output into Claims with verdicts."""
+    import numpy as np
+
+    from minipruner.chapters import magnitude as chapter
+    from minipruner.claims import VERDICTS, Claim
+    from minipruner.results import Results
+
+    settings = chapter.settings("quick")
+    rng = np.random.default_rng(0)
+    records = []
+    for config in chapter.configurations(settings):
+        if config["experiment"] == "distortion":
+            rows = [
+                {"kind": kind, "sparsity": s, "distortion": s * f, "loss_increase": s * f}
+                for kind, f in (("magnitude", 0.5), ("random", 1.0))
+                for s in settings["layer_sparsities"]
+            ]
+            records.append({**config, "rows": rows})
+            continue
+        drop = config["sparsity"] ** 4 * (0.3 if config["method"] == "global" else 0.6)
+        records.append(
+            {
+                **config,
+                "acc_dense": 0.95,
+                "acc_pruned": 0.95 - drop + 0.005 * rng.standard_normal(),
+                "acc_retrained": 0.95 - drop / 2 + 0.005 * rng.standard_normal(),
+                "density": {"fc1": 0.1, "fc2": 0.2, "fc3": 0.5},
+            }
+        )
+    claims = chapter.claims(Results("01_magnitude", "quick", settings, records, tmp_path))
+    assert claims and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in claims)

@@ -13,12 +13,14 @@ Two experiments:
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..claims import Claim, exceeds, within
 from ..experiment import prune_retrain_sweep
 from ..init_pruning import random_scores
 from ..magnitude import frobenius_distortion, magnitude_prune
@@ -132,6 +134,138 @@ def correlations(results: Results) -> dict[str, float]:
             [x["distortion"] for x in r["rows"]], [x["loss_increase"] for x in r["rows"]]
         )
     return out
+
+
+def _sweep(results: Results, key: str, method: str, sparsity: float) -> np.ndarray:
+    """``key`` of one method at one sparsity, one entry per seed, in seed order."""
+    return results.values(key, experiment="sweep", method=method, sparsity=sparsity)
+
+
+def claims(results: Results) -> list[Claim]:
+    """The chapter's claims (:mod:`minipruner.claims`), each judged over the seeds.
+
+    Accuracies are in points and paired by seed (both methods prune the same trained
+    network): global against layer-wise magnitude pruning right after pruning and after
+    retraining, and global pruning against the dense network it came from. The layer-density
+    claim takes, per seed, the smallest ratio of the kept fractions of consecutive layers
+    (over every sparsity); it is above 1 when at every sparsity the first layer keeps the
+    smallest fraction and the output layer the largest. The distortion claims come from one
+    network (the first seed's), so there is no spread to judge them by (``n = 1``): the
+    smallest rank correlation of distortion and loss increase over the layers, and the
+    smallest margin by which a random mask raises the training loss more than the magnitude
+    mask of the same layer and sparsity. ``asserted`` marks the claims that held at seed
+    offsets 0 and 100 with margins to spare.
+    """
+    sparsities = results.settings["sparsities"]
+    dense = _sweep(results, "acc_dense", "global", sparsities[0])
+    found = []
+    asserted_pruned, asserted_retrained = 0.9, 0.98
+    for s in (s for s in sparsities if s >= 0.7):
+        found.append(
+            exceeds(
+                f"Right after pruning at {s:.1%} sparsity, global magnitude pruning is more "
+                "accurate than layer-wise",
+                _sweep(results, "acc_pruned", "global", s),
+                _sweep(results, "acc_pruned", "layer-wise", s),
+                scale=100,
+                asserted=s >= asserted_pruned,
+            )
+        )
+    for s in (s for s in sparsities if s >= 0.9):
+        found.append(
+            exceeds(
+                f"After retraining at {s:.1%} sparsity, global magnitude pruning is more "
+                "accurate than layer-wise",
+                _sweep(results, "acc_retrained", "global", s),
+                _sweep(results, "acc_retrained", "layer-wise", s),
+                scale=100,
+                asserted=s >= asserted_retrained,
+            )
+        )
+    found.append(
+        within(
+            f"Right after pruning at {sparsities[0]:.1%} sparsity, global and layer-wise "
+            "magnitude pruning are within 1 point of each other",
+            _sweep(results, "acc_pruned", "global", sparsities[0]),
+            _sweep(results, "acc_pruned", "layer-wise", sparsities[0]),
+            margin=1,
+            scale=100,
+            asserted=True,
+        )
+    )
+    for s in (s for s in sparsities if s <= 0.9):
+        found.append(
+            within(
+                f"After retraining at {s:.1%} sparsity, global and layer-wise magnitude "
+                "pruning are within 1 point of each other",
+                _sweep(results, "acc_retrained", "global", s),
+                _sweep(results, "acc_retrained", "layer-wise", s),
+                margin=1,
+                scale=100,
+                asserted=s <= 0.8,
+            )
+        )
+    for key, when, checks in (
+        ("acc_pruned", "without retraining", [(0.7, 1, False), (0.8, 1, False), (0.8, 2, True)]),
+        ("acc_retrained", "after retraining", [(0.8, 1, False), (0.9, 1, False), (0.9, 2, True)]),
+    ):
+        for s, points, asserted in checks:
+            found.append(
+                exceeds(
+                    f"Global magnitude pruning to {s:.0%} sparsity costs less than {points} "
+                    f"point{'s' if points > 1 else ''} of the dense accuracy {when}",
+                    _sweep(results, key, "global", s),
+                    dense,
+                    margin=-points,
+                    scale=100,
+                    asserted=asserted,
+                )
+            )
+    ratios = []
+    for seed in results.settings["seeds"]:
+        rows = [
+            list(r["density"].values())
+            for r in results.select(experiment="sweep", method="global", seed=seed)
+        ]
+        ratios.append(min(b / a for row in rows for a, b in itertools.pairwise(row)))
+    found.append(
+        exceeds(
+            "Global magnitude pruning keeps the smallest fraction in the first layer and the "
+            "largest in the output layer, at every sparsity (effect: the smallest ratio of "
+            "the kept fractions of consecutive layers)",
+            ratios,
+            margin=1,
+            unit="×",
+            asserted=True,
+        )
+    )
+    layers = results.select(experiment="distortion")
+    found.append(
+        exceeds(
+            "Within each layer, relative distortion and training-loss increase have a rank "
+            "correlation above 0.9 (effect: the smallest over the layers; one network)",
+            [min(correlations(results).values())],
+            margin=0.9,
+            unit="ρ",
+        )
+    )
+    gaps = []
+    for r in layers:
+        by_kind = {
+            kind: {x["sparsity"]: x["loss_increase"] for x in r["rows"] if x["kind"] == kind}
+            for kind in ("magnitude", "random")
+        }
+        gaps += [by_kind["random"][s] - by_kind["magnitude"][s] for s in by_kind["magnitude"]]
+    found.append(
+        exceeds(
+            "In every layer and at every sparsity, the magnitude mask raises the training loss "
+            "less than a random mask (effect: the smallest difference; one network)",
+            [min(gaps)],
+            scale=1000,
+            unit="millinats",
+        )
+    )
+    return found
 
 
 def accuracy_figure(results: Results) -> Figure:
