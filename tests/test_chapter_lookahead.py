@@ -155,3 +155,27 @@ def test_lap_act_units_on_a_small_network(monkeypatch):
         assert found["accuracy"][method] == evaluate(pruned, test_data).accuracy
     table = chapter.lap_act_accuracy_table({0: found, 1: found})
     assert "| LAP within LAP-act's units |" in table and "seed 1" in table
+
+
+def test_claims_on_synthetic_results(tmp_path):
+    """claims and unit_claims return Claims with verdicts, from synthetic measurements."""
+    from minipruner.claims import VERDICTS, Claim
+
+    claims = chapter.claims(_synthetic_results(tmp_path))
+    hidden = ["fc1.weight", "fc2.weight"]
+    units = {
+        seed: {
+            "survival": {
+                "LAP": {n: (100 + seed, 500, 0.4) for n in hidden},
+                "LAP-act": {n: (60, 500, 0.5 + 0.01 * seed) for n in hidden},
+            },
+            "accuracy": {
+                "LAP": 0.8 + 0.01 * seed,
+                "LAP-act": 0.6,
+                "LAP within LAP-act's units": 0.81,
+            },
+        }
+        for seed in (0, 1, 2)
+    }
+    claims += chapter.unit_claims(units)
+    assert claims and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in claims)
