@@ -170,3 +170,13 @@ def test_run_end_to_end_on_a_tiny_setting(tmp_path):
         assert fn(results)
     again = mp.reproduce("03_init_pruning", "quick", root=tmp_path, settings=settings, quiet=True)
     assert again.computed == 0 and again.records == results.records
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_claims_have_computed_verdicts(scale):
+    from minipruner.claims import VERDICTS, Claim
+
+    found = chapter.claims(fake_results(scale))
+    assert found and all(isinstance(c, Claim) for c in found)
+    assert all(c.verdict in VERDICTS for c in found)
+    assert any(c.asserted for c in found) == (scale == "quick")
