@@ -45,7 +45,7 @@ def _snapshots(settings, seed, method):
     rng = np.random.default_rng(seed + 10 * (method == "l1"))
     out = []
     for i, f in enumerate(settings["grid"]):
-        widths = [16 - 2 * i, 32 - 3 * i, 64 - 6 * i]
+        widths = [max(1, 16 - 2 * i), 32 - 3 * i, 64 - 6 * i]  # a block keeps a channel
         rec = dict(
             fraction=f,
             step=5 * round(112 * f),
@@ -144,3 +144,11 @@ def test_rank_correlation_and_unknown_experiment():
     assert chapter.rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="unknown experiment"):
         chapter.run({"experiment": "nothing"}, chapter.settings("quick"))
+
+
+def test_claims_have_computed_verdicts(results):
+    from minipruner.claims import VERDICTS, Claim
+
+    found = chapter.claims(results)
+    assert found and all(isinstance(c, Claim) for c in found)
+    assert all(c.verdict in VERDICTS for c in found)

@@ -23,6 +23,7 @@ residual networks, and the measurements behind it. Configurations, by ``experime
 from __future__ import annotations
 
 import copy
+import math
 import os
 import platform
 import statistics
@@ -32,9 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from scipy import stats
 from torch import nn
 
 from .. import structured as st
+from ..claims import CONFIDENCE, HELD, REVERSED, UNDECIDED, Claim, exceeds, within
 from ..models import WideResNet
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -784,3 +787,283 @@ def table(results: Results) -> str:
             latency_table(results, setting),
         ]
     return "\n\n".join(parts)
+
+
+# ------------------------------------------------------------------------------- claims
+
+
+def _correlation_claim(
+    statement: str, x: Any, y: Any, margin: float, *, asserted: bool = False
+) -> Claim:
+    """The claim "the rank correlation of ``x`` and ``y`` exceeds ``margin``", judged on the
+    ``n`` pairs (not over seeds): the one-sided 95 % bounds come from Fisher's z transform,
+    ``tanh(atanh(r) -/+ z_{0.95} / sqrt(n - 3))``; held when the lower bound is above
+    ``margin``, reversed when the upper bound is below it. The sd is not defined (``nan``)."""
+    r, n = rank_correlation(x, y), len(x)
+    half = stats.norm.ppf(CONFIDENCE) / math.sqrt(n - 3) if n > 3 else math.inf
+    z = math.atanh(min(max(r, -1 + 1e-12), 1 - 1e-12))  # a perfect ranking: r = 1
+    low, high = math.tanh(z - half), math.tanh(z + half)
+    verdict = HELD if low > margin else REVERSED if high < margin else UNDECIDED
+    return Claim(
+        statement,
+        "exceeds",
+        r,
+        math.nan,
+        n,
+        low,
+        high,
+        margin,
+        verdict,
+        unit="rank correlation (over gates)",
+        paired=True,
+        asserted=asserted,
+    )
+
+
+def flops_at_compare(results: Results, seed: int, arch: dict[str, Any]) -> tuple[int, int]:
+    """FLOPs per example of the Fisher-pruned architecture of ``seed`` at ``compare`` and of
+    its reduced network, both built with the input setting ``arch`` (e.g. the 2-D 28x28
+    shapes); no weights or training needed."""
+    widths = at_compare(results, "fisher", seed)["widths"]
+    factor = results.select(experiment="reduced", seed=seed)[0]["factor"]
+    pruned = WideResNet(**arch, interior_widths=widths)
+    reduced = WideResNet(**arch, interior=factor)
+    return st.count_flops(pruned), st.count_flops(reduced)
+
+
+def _round_ratios(results: Results, setting: str, batch: int, name: str, ref: str) -> np.ndarray:
+    """latency(``name``) / latency(``ref``) per round, timed in the same round."""
+    times = latency_rounds(results)[setting, batch]
+    return np.array(times[name]) / np.array(times[ref])
+
+
+def claims(results: Results) -> list[Claim]:
+    """The chapter's claims. Test errors (points) at ``compare`` are measured once per seed
+    and paired (the families of a seed share its dense network and pruning run); where the
+    channels go and the FLOPs of the compared networks, per seed; the saliency check on the
+    gates of one trained network (the gates are the sample); latency ratios per timing round
+    of one machine (the rounds are the sample). ``asserted`` marks the claims that held at
+    every seed offset they were checked at (0 and 100), with margins chosen to hold at others
+    too, at the quick scale only. Timings depend on the machine: no latency claim is
+    asserted."""
+    cfg = results.settings
+    quick = cfg["scale"] == "quick"
+    seeds = cfg["seeds"]
+    err = errors(results)
+    tuned, scratch = err["Fisher: pruned-and-tuned"], err["Fisher architecture, from scratch"]
+    reduced, l1_tuned = err["reduced, from scratch"], err["L1: pruned-and-tuned"]
+    after = err["Fisher: right after the last removal"]
+    dense_widths = {
+        s: np.array(results.select(experiment="dense", seed=s)[0]["widths"]) for s in seeds
+    }
+
+    def last_block_margin(seed: int) -> float:
+        """Smallest, over Fisher's snapshots, of (lowest kept share of the other blocks
+        minus the kept share of the last block), in points of share."""
+        gaps = []
+        for r in snapshots(results, "fisher", seed)[1:]:
+            share = 100 * np.array(r["widths"]) / dense_widths[seed]
+            gaps.append(share[:-1].min() - share[-1])
+        return min(gaps)
+
+    def l1_peak_ratio(seed: int) -> float:
+        """L1's over Fisher's mean error right after a removal, at 20-40 % removed."""
+        grid = [f for f in cfg["grid"] if 0.2 <= f <= 0.4]
+        mean = {
+            m: np.mean([at_fraction(results, m, seed, f)["error"] for f in grid]) for m in METHODS
+        }
+        return float(mean["l1"] / mean["fisher"])
+
+    def param(method: str) -> np.ndarray:
+        return np.array([at_compare(results, method, s)["parameters"] for s in seeds], float)
+
+    mid_l1 = np.array(
+        [100 * at_fraction(results, "l1", s, 0.5)["widths"][1] / dense_widths[s][1] for s in seeds]
+    )
+    gates = saliency_arrays(results)
+    actual = gates["actual"]
+    n_gates = len(actual)
+    compare = f"{cfg['compare']:.0%}"
+    claims_list = [
+        exceeds(
+            f"{compare}: the Fisher-pruned architecture trained from scratch is not worse than "
+            "its pruned-and-tuned weights by more than 2 points of test error",
+            tuned,
+            scratch,
+            -2,
+            paper="Crowley et al.: from scratch at least as good as pruned-and-tuned",
+            asserted=quick,
+        ),
+        exceeds(
+            f"{compare}: the Fisher-pruned architecture trained from scratch beats its "
+            "pruned-and-tuned weights",
+            tuned,
+            scratch,
+            paper="Crowley et al.: from scratch at least as good as pruned-and-tuned",
+        ),
+        exceeds(
+            f"{compare}: reduced networks are not worse than the Fisher pruned-and-tuned ones "
+            "by more than 1 point of test error",
+            tuned,
+            reduced,
+            -1,
+            paper="Crowley et al.: reduced networks match or beat pruned-and-tuned ones",
+        ),
+        exceeds(
+            f"{compare}: reduced networks beat the Fisher pruned-and-tuned ones",
+            tuned,
+            reduced,
+            paper="Crowley et al.: reduced networks match or beat pruned-and-tuned ones",
+        ),
+        exceeds(
+            f"{compare}: the Fisher-pruned architecture from scratch beats the reduced network "
+            "of the same size",
+            reduced,
+            scratch,
+            paper="Crowley et al.: pruning as architecture search",
+        ),
+        exceeds(
+            f"{compare}: Fisher pruning beats L1 pruning after fine-tuning by more than 1 point "
+            "of test error",
+            l1_tuned,
+            tuned,
+            1,
+            asserted=quick,
+        ),
+        exceeds(
+            f"{compare}: L1-pruned networks keep more parameters than Fisher-pruned ones",
+            param("l1"),
+            param("fisher"),
+            unit="parameters",
+            asserted=quick,
+        ),
+        exceeds(
+            "Fisher pruning keeps the smallest share of the last block at every snapshot (per "
+            "seed, the smallest lead of the other blocks)",
+            [last_block_margin(s) for s in seeds],
+            unit="points of share",
+            asserted=quick,
+        ),
+        exceeds(
+            "50 %: L1 pruning keeps less than a tenth of the middle block's channels (10 % "
+            "minus the share kept)",
+            10 - mid_l1,
+            unit="points of share",
+            asserted=quick,
+        ),
+        exceeds(
+            "20-40 % removed: L1's test error right after a removal is more than twice "
+            "Fisher's (ratio of the mean errors)",
+            [l1_peak_ratio(s) for s in seeds],
+            margin=2,
+            unit="× (ratio)",
+            asserted=quick,
+        ),
+        exceeds(
+            f"{compare}: the extra fine-tuning lowers the Fisher-pruned networks' test error",
+            after,
+            tuned,
+            asserted=quick,
+        ),
+        _correlation_claim(
+            f"closing one gate: the Fisher saliency ranks the {n_gates} gates like the actual "
+            "loss increase (rank correlation above 0.7)",
+            gates["fisher"],
+            actual,
+            0.7,
+            asserted=quick,
+        ),
+        exceeds(
+            "closing one gate: the Fisher saliency underestimates the loss increase more than "
+            "tenfold (log10 of actual / Fisher, mean over gates)",
+            np.log10(actual / gates["fisher"]),
+            margin=1,
+            unit="decades (over gates)",
+            asserted=quick,
+        ),
+        exceeds(
+            "closing one gate: the first-order term is less than half the loss increase "
+            "(log10 of actual / |first-order term|, mean over gates)",
+            np.log10(actual / np.abs(gates["first"])),
+            margin=0.3,  # log10(2)
+            unit="decades (over gates)",
+            asserted=quick,
+        ),
+    ]
+    two_d = [i for i in cfg["latency"]["inputs"] if i["arch"]["dim"] == 2]
+    if two_d:
+        name, arch = two_d[0]["name"], two_d[0]["arch"]
+        flops = np.array([flops_at_compare(results, s, arch) for s in seeds], float)
+        claims_list.append(
+            exceeds(
+                f"{compare}, {name}: the Fisher-pruned architecture needs more than 1.5 times "
+                "the FLOPs of the reduced network of the same size",
+                flops[:, 0] / flops[:, 1],
+                margin=1.5,
+                unit="× (ratio)",
+                asserted=quick,
+            )
+        )
+        b = max(cfg["latency"]["batch_sizes"])
+        f_lo, f_hi = (f"{f:.0%}" for f in cfg["latency"]["fractions"])
+        speed = {
+            (n, ref): 1 / _round_ratios(results, name, b, n, ref)
+            for n, ref in [
+                (f"pruned {f_hi}", "dense"),
+                (f"pruned {f_hi}, masks only", "dense"),
+                (f"reduced {f_lo}", f"pruned {f_lo}"),
+                (f"reduced {f_hi}", f"pruned {f_hi}"),
+            ]
+        }
+        rounds = "speed-up (over rounds, one machine)"
+        claims_list += [
+            exceeds(
+                f"{name}, batch {b}: the compressed {f_hi} network runs more than 1.1 times as "
+                "fast as the dense one",
+                speed[f"pruned {f_hi}", "dense"],
+                margin=1.1,
+                unit=rounds,
+                paper="Crowley et al.: compressed networks are faster",
+            ),
+            within(
+                f"{name}, batch {b}: the {f_hi} network with its masks only runs at the dense "
+                "network's speed (within 25 %)",
+                speed[f"pruned {f_hi}, masks only", "dense"],
+                np.ones(len(speed[f"pruned {f_hi}", "dense"])),
+                margin=0.25,
+                unit=rounds,
+            ),
+            exceeds(
+                f"{name}, batch {b}: the reduced {f_lo} network runs faster than the pruned one "
+                "of the same size",
+                speed[f"reduced {f_lo}", f"pruned {f_lo}"],
+                margin=1,
+                unit=rounds,
+                paper="Crowley et al.: reduced networks faster than pruned ones",
+            ),
+            exceeds(
+                f"{name}, batch {b}: the reduced {f_hi} network runs faster than the pruned one "
+                "of the same size",
+                speed[f"reduced {f_hi}", f"pruned {f_hi}"],
+                margin=1,
+                unit=rounds,
+                paper="Crowley et al.: reduced networks faster than pruned ones",
+            ),
+        ]
+    one_d = [i["name"] for i in cfg["latency"]["inputs"] if i["arch"]["dim"] == 1]
+    if one_d:
+        name, f_hi = one_d[0], f"{cfg['latency']['fractions'][-1]:.0%}"
+        counts = latency_counts(results)
+        flop_ratio = counts[name, f"pruned {f_hi}"][1] / counts[name, "dense"][1]
+        b = min(cfg["latency"]["batch_sizes"])
+        claims_list.append(
+            exceeds(
+                f"{name}, batch {b}: time falls less than FLOPs (the compressed {f_hi} "
+                f"network's time ratio to dense minus its FLOP ratio, {flop_ratio:.2f}, above "
+                "0.2)",
+                _round_ratios(results, name, b, f"pruned {f_hi}", "dense") - flop_ratio,
+                margin=0.2,
+                unit="ratio (over rounds, one machine)",
+            )
+        )
+    return claims_list
