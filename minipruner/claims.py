@@ -258,3 +258,12 @@ def summary(claims: Sequence[Claim]) -> dict[str, int]:
     out = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
     out["asserted"] = sum(c.asserted for c in claims)
     return out
+
+
+def find_claim(claims: Sequence[Claim], *words: str) -> Claim:
+    """The one claim whose statement contains every one of ``words`` (for glueing its
+    verdict or effect into a page). Raises ``KeyError`` when none or several match."""
+    found = [c for c in claims if all(w in c.statement for w in words)]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} claims contain {words}: {[c.statement for c in found]}")
+    return found[0]
