@@ -9,6 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from minipruner.chapters import obs as chapter
+from minipruner.claims import VERDICTS, Claim
 from minipruner.results import Results
 
 
@@ -98,3 +99,9 @@ def test_figures_and_table_work_on_synthetic_results(scale):
     acc = chapter.accuracies(results, "MP", 0.9)
     assert acc.shape == (len(results.settings["seeds"]),) and 50 < acc.mean() < 80
     assert np.allclose(chapter.dense_accuracies(results), 93.0)
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_claims_have_verdicts(scale):
+    found = chapter.claims(_synthetic(scale))
+    assert found and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in found)
