@@ -9,6 +9,7 @@ from torch import nn
 
 import minipruner as mp
 from minipruner.chapters import comparison as chapter
+from minipruner.claims import VERDICTS, Claim
 from minipruner.experiment import measure_cost
 from minipruner.results import Results
 
@@ -90,6 +91,7 @@ def _synthetic() -> Results:
                         "acc_dense": 0.95,
                         "acc_pruned": 0.9 - s / 2 + i / 100,
                         "acc_retrained": 0.93 - s / 4,
+                        "achieved_sparsity": s + 0.01 * (method == "neurons (L1)"),
                         "prune_seconds": 0.01 * (i + 1),
                         "prune_peak_mb": None if method == "random" else 2.0 * i,
                     }
@@ -109,3 +111,8 @@ def test_summaries_table_and_figures_from_synthetic_results():
     assert set(figs) == {"accuracy", "cost"}
     assert len(figs["accuracy"].axes[0].lines) > len(methods)
     json.dumps(chapter.settings("full"))
+
+
+def test_claims_have_verdicts():
+    found = chapter.claims(_synthetic())
+    assert found and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in found)
