@@ -501,6 +501,7 @@ ASSERTED = (
     "swap_fit",
     "swap_early",
     "mpu_cbs_0.95",
+    "wf_cbs_0.98",
 )
 
 
