@@ -348,8 +348,8 @@ def claims(results: Results) -> list[Claim]:
     the smallest difference (in points of the kept weights) over the levels it names. The
     spread of LAP-act at 6.36 % is one number (a ratio of sample sds over seeds), so there
     is nothing to judge it by (``n = 1``). ``asserted`` marks, at the quick scale only, the
-    claims that held at seed offsets 0, 100 and 200 (and 0 with 2 threads) with margins to spare. The claims on what
-    LAP-act removes are :func:`unit_claims`.
+    claims that held at seed offsets 0, 100 and 200 (and 0 with 2 threads) with margins to
+    spare. The claims on what LAP-act removes are :func:`unit_claims`.
     """
     exp = experiments(results)[0]
     survive = remaining(results, exp)
