@@ -680,7 +680,8 @@ def claims(results: Results) -> list[Claim]:
     layers the masks empty or starve, the layer-wise shuffle, GraSP's sign, and the gap to
     dense against the GraSP paper. ``asserted`` marks the claims that held at every seed
     offset they were checked at (0, 100, 200; 0 with 2 threads), with margins chosen to hold
-    at others too; they are asserted at the quick scale only, for which the margins were chosen."""
+    at others too; they are asserted at the quick scale only, for which the margins were
+    chosen."""
     cfg = results.settings
     quick = results.scale == "quick"  # margins chosen for the quick scale's networks
     sparsities, others = cfg["sparsities"], ["snip", "random", "magnitude"]

@@ -845,8 +845,8 @@ def claims(results: Results) -> list[Claim]:
     gates of one trained network (the gates are the sample); latency ratios per timing round
     of one machine (the rounds are the sample). ``asserted`` marks the claims that held at
     every seed offset they were checked at (0, 100, 200; 0 with 2 threads), with margins
-    chosen to hold at others too, at the quick scale only. Timings depend on the machine: no latency claim is
-    asserted."""
+    chosen to hold at others too, at the quick scale only. Timings depend on the machine: no
+    latency claim is asserted."""
     cfg = results.settings
     quick = cfg["scale"] == "quick"
     seeds = cfg["seeds"]
