@@ -34,8 +34,8 @@ machine it was tried on)::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -267,3 +267,11 @@ def find_claim(claims: Sequence[Claim], *words: str) -> Claim:
     if len(found) != 1:
         raise KeyError(f"{len(found)} claims contain {words}: {[c.statement for c in found]}")
     return found[0]
+
+
+def mark_asserted(claims: Mapping[str, Claim], names: Iterable[str]) -> dict[str, Claim]:
+    """The claims (by short name) with ``asserted`` set exactly for those in ``names``: a
+    chapter lists the claims it asserts in one place, beside why. A name with no claim (one
+    the results at hand could not measure) marks nothing."""
+    names = set(names)
+    return {k: replace(c, asserted=k in names) for k, c in claims.items()}

@@ -96,3 +96,13 @@ def test_table_and_check():
         cl.REVERSED: 0,
         "asserted": 2,
     }
+
+
+def test_mark_asserted_sets_exactly_the_named_claims():
+    found = {
+        "a": cl.exceeds("A beats B", A, np.array(A) - 0.02, scale=100, asserted=True),
+        "b": cl.exceeds("A beats C", A, np.array(A) - 0.03, scale=100),
+    }
+    marked = cl.mark_asserted(found, ["b", "not measured here"])
+    assert not marked["a"].asserted and marked["b"].asserted
+    assert marked["b"].effect == found["b"].effect

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from .. import obs
-from ..claims import Claim, exceeds, within
+from ..claims import Claim, exceeds, mark_asserted, within
 from ..data import class_balanced_batch
 from ..experiment import measure_cost
 from ..init_pruning import grasp_scores, random_scores, snip_scores
@@ -399,10 +398,7 @@ ASSERTED = (
 def named_claims(results: Results) -> dict[str, Claim]:
     """The chapter's claims by short name (see :func:`claims`); those named in
     :data:`ASSERTED` are marked asserted at the quick scale."""
-    out = _measured_claims(results)
-    if results.scale == "quick":
-        out = {k: replace(c, asserted=k in ASSERTED) for k, c in out.items()}
-    return out
+    return mark_asserted(_measured_claims(results), ASSERTED if results.scale == "quick" else ())
 
 
 def _measured_claims(results: Results) -> dict[str, Claim]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import obs
-from ..claims import Claim, exceeds, within
+from ..claims import Claim, exceeds, mark_asserted, within
 from ..data import class_balanced_batch
 from ..masks import masks_from_scores, prunable
 from ..results import Results, markdown_table, sample_sd
@@ -508,10 +508,7 @@ ASSERTED = (
 def named_claims(results: Results) -> dict[str, Claim]:
     """The chapter's claims by short name (see :func:`claims`); those named in
     :data:`ASSERTED` are marked asserted at the quick scale."""
-    out = _measured_claims(results)
-    if results.scale == "quick":
-        out = {k: replace(c, asserted=k in ASSERTED) for k, c in out.items()}
-    return out
+    return mark_asserted(_measured_claims(results), ASSERTED if results.scale == "quick" else ())
 
 
 def _measured_claims(results: Results) -> dict[str, Claim]:
