@@ -6,7 +6,8 @@ Subcommands:
 - ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
   figures and table under ``results/<chapter>/<scale>/``;
 - ``table CHAPTER``: print the chapter's results table from stored results (computes nothing);
-  ``table all`` prints every chapter's, each under a heading naming its scale;
+  ``table all`` prints every chapter's, each under a heading naming its scale, with its
+  claims table below it;
 - ``claims [CHAPTER]``: print the chapter's claims (statement, effect over seeds, verdict)
   from stored results and store them beside them (computes nothing); without a chapter,
   every chapter's. Exits 1 when an asserted claim did not hold.
@@ -108,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+CLAIMS_NOTE = (
+    "effect: mean ± sample sd over seeds of the paired difference; verdict from the one-sided "
+    "95 % Student-t bound"
+)
+
+
 def _all_tables(scale: str | None, root: str | None) -> int:
     missing = []
     for name in CHAPTERS:
@@ -118,8 +125,12 @@ def _all_tables(scale: str | None, root: str | None) -> int:
             continue
         module = chapter_module(name)
         print(f"### {name}: {module.TITLE}\n")
-        print(f"Scale `{results.scale}`, {len(results)} configurations.\n")
+        offset = results.settings.get("seed_offset", 0)
+        print(f"Scale `{results.scale}`, seed offset {offset}, {len(results)} configurations.\n")
         print(module.table(results) + "\n")
+        if hasattr(module, "claims"):
+            print(f"**Claims** ({CLAIMS_NOTE})\n")
+            print(claims_table(chapter_claims(results, module)) + "\n")
     if missing:
         print(f"no complete results for: {', '.join(missing)}", file=sys.stderr)
     return 1 if len(missing) == len(CHAPTERS) else 0
