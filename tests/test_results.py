@@ -185,7 +185,8 @@ def test_command_line_table_all_prints_each_stored_chapter_under_a_heading(fake,
     mp.reproduce("99_fake", "quick", quiet=True)
     assert main(["table", "all", "--scale", "quick"]) == 0
     captured = capsys.readouterr()
-    assert "### 99_fake" in captured.out and "Scale `quick`, seed offset 0, 4 configurations." in captured.out
+    assert "### 99_fake" in captured.out
+    assert "Scale `quick`, seed offset 0, 4 configurations." in captured.out
     assert "no complete results for: 01_magnitude" in captured.err
 
 
