@@ -37,7 +37,17 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from .cbs import CBSResult, cbs_objective, cbs_select
+from .cbs import (
+    CBSResult,
+    CBSSearchResult,
+    cbs_objective,
+    cbs_select,
+    cbs_select_window,
+    cbs_starts,
+    chunk_quotas,
+    chunk_start,
+    default_chunks,
+)
 from .cbs import _Gram as _Gram  # private helpers that lived here before the split
 from .cbs import _lowest as _lowest
 from .fisher import (
@@ -70,11 +80,17 @@ __all__ = [
     "ROUTES",
     "BlockDampedFisher",
     "CBSResult",
+    "CBSSearchResult",
     "DampedFisher",
     "absolute_damp",
     "block_fisher_inverse",
     "cbs_objective",
     "cbs_select",
+    "cbs_select_window",
+    "cbs_starts",
+    "chunk_quotas",
+    "chunk_start",
+    "default_chunks",
     "fisher_inverse",
     "flatten_weights",
     "layer_blocks",
@@ -248,8 +264,11 @@ def oneshot_prune(
     * ``"wf"``: the same selection plus the sum of single-weight updates
       ``-sum_q w_q H^-1 e_q / [H^-1]_qq`` (:func:`woodfisher_update`), then the pruned
       weights are set exactly to zero.
-    * ``"cbs-s"``: :func:`cbs_select` (``cbs_kwargs`` go to it); no update.
-    * ``"cbs"``: :func:`cbs_select` plus the exact set update :func:`multi_weight_update`.
+    * ``"cbs-s"``: :func:`cbs_select_window` (``cbs_kwargs`` go to it); no update. (The
+      released search, :func:`cbs_select`, picks its start and iterate by losses of the
+      masked network that the caller passes as callables: call it directly.)
+    * ``"cbs"``: :func:`cbs_select_window` plus the exact set update
+      :func:`multi_weight_update`.
 
     ``H = damp I + G^T G / N`` with ``grads`` (``N x d``, from :func:`per_sample_grads`);
     ``damp`` absolute, or relative to the mean diagonal of ``F`` with ``relative=True``
@@ -304,7 +323,7 @@ def oneshot_prune(
         if method == "wf":
             new_w = w64 + woodfisher_update(w64, hinv, ~keep)
     else:
-        keep = cbs_select(w64, g, k, **cbs_kwargs)  # type: ignore[arg-type]
+        keep = cbs_select_window(w64, g, k, **cbs_kwargs)  # type: ignore[arg-type]
         if method == "cbs":
             new_w = w64 + multi_weight_update(w64, operator(), ~keep)
     return set_flat_weights(model, new_w, keep)

@@ -285,12 +285,12 @@ def magnitude_objective(w, grads, n_prune):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_cbs_select_never_worse_than_its_start(seed):
+def test_cbs_select_window_never_worse_than_its_start(seed):
     n, d = 20, 60
     grads = random_grads(n, d, seed=seed)
     w = torch.randn(d, generator=torch.Generator().manual_seed(100 + seed), dtype=DT)
     n_prune = 10 + 7 * seed
-    res = obs.cbs_select(w, grads, n_prune, seed=seed, return_history=True)
+    res = obs.cbs_select_window(w, grads, n_prune, seed=seed, return_history=True)
     keep = res.keep
     assert keep.dtype == torch.bool and int((~keep).sum()) == n_prune
     assert res.objective == pytest.approx(obs.cbs_objective(w, grads, keep))
@@ -304,11 +304,11 @@ def test_cbs_select_never_worse_than_its_start(seed):
         assert obs.cbs_objective(w, grads, res.keep_at(t)) == pytest.approx(
             res.objectives[t], rel=1e-6, abs=1e-12
         )
-    plain = obs.cbs_select(w, grads, n_prune, seed=seed)
+    plain = obs.cbs_select_window(w, grads, n_prune, seed=seed)
     assert torch.equal(plain, keep)
 
 
-def test_cbs_select_finds_weights_that_cancel():
+def test_cbs_select_window_finds_weights_that_cancel():
     # Columns q and r of G are equal and w_q = -w_r: pruning both costs nothing. The
     # smallest weights have large gradients, so magnitude pruning pays a lot.
     gen = torch.Generator().manual_seed(0)
@@ -317,17 +317,17 @@ def test_cbs_select_finds_weights_that_cancel():
     grads[:, 1] = grads[:, 0]
     grads[:, 2:4] *= 10
     w = torch.tensor([1.0, -1.0, 0.5, -0.5] + [3.0 + i for i in range(d - 4)], dtype=DT)
-    res = obs.cbs_select(w, grads, 2, n_random_starts=1, return_history=True)
+    res = obs.cbs_select_window(w, grads, 2, n_random_starts=1, return_history=True)
     assert res.magnitude_objective > 10
     assert res.objective < 1e-12 < res.magnitude_objective
     assert res.keep.tolist() == [False, False] + [True] * (d - 2)
     assert len(res.swaps) == 2
 
 
-def test_cbs_select_picks_iterate_by_loss():
+def test_cbs_select_window_picks_iterate_by_loss():
     grads = random_grads(15, 40, seed=0)
     w = torch.randn(40, generator=torch.Generator().manual_seed(3), dtype=DT)
-    res = obs.cbs_select(w, grads, 20, n_random_starts=1, return_history=True)
+    res = obs.cbs_select_window(w, grads, 20, n_random_starts=1, return_history=True)
     assert len(res.objectives) > 3
     target = res.keep_at(1)
     calls = []
@@ -336,7 +336,7 @@ def test_cbs_select_picks_iterate_by_loss():
         calls.append(keep.clone())
         return float((keep != target).sum())
 
-    picked = obs.cbs_select(
+    picked = obs.cbs_select_window(
         w, grads, 20, n_random_starts=1, loss_fn=loss_fn, loss_every=1, return_history=True
     )
     assert picked.chosen == 1 and torch.equal(picked.keep, target)
@@ -344,12 +344,12 @@ def test_cbs_select_picks_iterate_by_loss():
     assert picked.objective == pytest.approx(res.objectives[1], rel=1e-6)
 
 
-def test_cbs_select_edge_counts_and_dense_gram_path():
+def test_cbs_select_window_edge_counts_and_dense_gram_path():
     grads = random_grads(50, 10, seed=0)  # d <= N: F is formed
     w = torch.randn(10, generator=torch.Generator().manual_seed(0), dtype=DT)
-    assert bool(obs.cbs_select(w, grads, 0).all())
-    assert not bool(obs.cbs_select(w, grads, 10).any())
-    res = obs.cbs_select(w, grads, 4, return_history=True)
+    assert bool(obs.cbs_select_window(w, grads, 0).all())
+    assert not bool(obs.cbs_select_window(w, grads, 10).any())
+    res = obs.cbs_select_window(w, grads, 4, return_history=True)
     assert res.objective <= res.magnitude_objective * (1 + 1e-9)
     assert int((~res.keep).sum()) == 4
 
@@ -442,11 +442,11 @@ def test_bad_inputs_raise_value_error():
         obs.single_weight_saliency(w, -torch.eye(8, dtype=DT))
     for n_prune in (-1, 9, 2.0, True):
         with pytest.raises(ValueError, match="n_prune"):
-            obs.cbs_select(w, grads, n_prune)
+            obs.cbs_select_window(w, grads, n_prune)
     with pytest.raises(ValueError, match="length 8"):
-        obs.cbs_select(w[:5], grads, 2)
+        obs.cbs_select_window(w[:5], grads, 2)
     with pytest.raises(ValueError, match="rho"):
-        obs.cbs_select(w, grads, 2, rho=0)
+        obs.cbs_select_window(w, grads, 2, rho=0)
     for blocks in ([(0, 4)], [(0, 4), (5, 8)], [(0, 0), (0, 8)], [(0, 9)]):
         with pytest.raises(ValueError, match="block"):
             obs.block_fisher_inverse(grads, 0.1, blocks)

@@ -207,7 +207,7 @@ def swap_search(p: Prepared, sparsity: float, settings: dict[str, Any], seed: in
     def training_loss(keep: torch.Tensor) -> float:
         return evaluate(pruned_copy(p.model, p.w, keep), p.loss_data).loss
 
-    return obs.cbs_select(
+    return obs.cbs_select_window(
         p.w,
         p.grads,
         n_prune,
