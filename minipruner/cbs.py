@@ -554,7 +554,8 @@ def cbs_select(
     max_iter: int = 100,
     seed: int = 0,
     n_chunks: int | None = None,
-) -> CBSSearchResult:
+    return_history: bool = False,
+) -> Tensor | CBSSearchResult:
     """CBS-S as released (Yu et al. 2022; ``yuxwind/CBS``, ``greedy_alg/greedy.py``):
     choose ``n_prune`` of the ``d`` weights to remove by a local search on
 
@@ -562,8 +563,10 @@ def cbs_select(
 
     twice the second-order loss increase ``1/2 w_P^T F_PP w_P`` of pruning ``P`` without
     updating the other weights.
-    Returns a :class:`CBSSearchResult`; its ``keep`` is a bool keep-mask (True = keep)
-    with exactly ``d - n_prune`` True.
+    Returns a bool keep-mask (True = keep) with exactly ``d - n_prune`` True, like every
+    mask of the package; with ``return_history=True`` the whole
+    :class:`CBSSearchResult` (starts, iterates, their objectives and losses, the swaps), whose
+    ``keep`` is that mask.
 
     Swap gains. With ``u = w * [q in P]`` (the pruned weights), ``c_q = w_q (F u)_q`` and
     ``s_q = w_q^2 F_qq``:
@@ -704,4 +707,4 @@ def cbs_select(
         stop=stop,
     )
     result.keep = result.keep_at(chosen)
-    return result
+    return result if return_history else result.keep

@@ -16,6 +16,11 @@ from minipruner import cbs, obs
 DT = torch.float64
 
 
+def search(*args, **kwargs):
+    """``cbs_select`` with its whole record (starts, iterates, losses, swaps)."""
+    return cbs.cbs_select(*args, return_history=True, **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """These tensors are tiny: on a busy machine extra intra-op threads only wait."""
@@ -149,7 +154,7 @@ def test_finds_the_brute_force_optimum_in_most_small_instances(n, floor):
         d = 10 + k % 7
         w, grads = instance(1000 + k, n, d)
         n_prune = 2 + k * 7 % (d - 3)
-        res = cbs.cbs_select(w, grads, n_prune, seed=k)
+        res = search(w, grads, n_prune, seed=k)
         assert int((~res.keep).sum()) == n_prune
         assert res.objective == pytest.approx(cbs.cbs_objective(w, grads, res.keep))
         optimum = brute_force_optimum(w, grads, n_prune)
@@ -185,7 +190,7 @@ def test_returned_set_is_never_worse_than_its_start_by_the_real_loss(seed):
             out = torch.func.functional_call(model, params, (xs,))
         return float(nn.functional.cross_entropy(out, ys))
 
-    res = cbs.cbs_select(
+    res = search(
         w,
         grads,
         round(0.6 * w.numel()),
@@ -222,7 +227,7 @@ class Scripted:
 def long_search(**kwargs):
     # An instance on which the search makes 9 iterations before the top pair fails.
     w, grads = instance(8, 20, 300)
-    return cbs.cbs_select(w, grads, 150, rho=1, tau=1, n_starts=1, epsilon=0.0, **kwargs)
+    return search(w, grads, 150, rho=1, tau=1, n_starts=1, epsilon=0.0, **kwargs)
 
 
 def test_scripted_instance_has_enough_iterations():
@@ -263,17 +268,17 @@ def test_loss_fn_picks_the_start_and_ties_go_to_magnitude():
     w, grads = instance(2, 10, 40)
     starts = cbs.cbs_starts(w, 25, n_starts=6, seed=4)
     pick = Scripted([3.0, 2.0, 5.0, 1.0, 1.0, 4.0])
-    res = cbs.cbs_select(w, grads, 25, loss_fn=pick, n_starts=6, seed=4, max_iter=0)
+    res = search(w, grads, 25, loss_fn=pick, n_starts=6, seed=4, max_iter=0)
     assert res.start_index == 3 and torch.equal(res.keep, starts[3])
     assert res.start_losses == pick.values and res.stop == "max_iter"
-    flat = cbs.cbs_select(w, grads, 25, loss_fn=lambda k: 1.0, n_starts=6, seed=4, max_iter=0)
+    flat = search(w, grads, 25, loss_fn=lambda k: 1.0, n_starts=6, seed=4, max_iter=0)
     assert flat.start_index == 0
 
 
 def test_nothing_to_search_at_sparsity_zero_and_one():
     w, grads = instance(0, 5, 12)
-    assert bool(cbs.cbs_select(w, grads, 0).keep.all())
-    res = cbs.cbs_select(w, grads, 12, select_loss_fn=Scripted([1.0]))
+    assert bool(search(w, grads, 0).keep.all())
+    res = search(w, grads, 12, select_loss_fn=Scripted([1.0]))
     assert not bool(res.keep.any()) and res.stop == "nothing to swap" and res.iterations == 0
 
 
@@ -281,25 +286,25 @@ def test_bad_input():
     w, grads = instance(0, 5, 12)
     for n_prune in (-1, 13, 1.5, True, 0.5):
         with pytest.raises(ValueError, match="n_prune"):
-            cbs.cbs_select(w, grads, n_prune)
+            search(w, grads, n_prune)
     with pytest.raises(ValueError, match="vector of length 12"):
-        cbs.cbs_select(w[:5], grads, 2)
+        search(w[:5], grads, 2)
     with pytest.raises(ValueError, match="N x d"):
-        cbs.cbs_select(w, grads[0], 2)
+        search(w, grads[0], 2)
     for name in ("rho", "tau", "n_starts", "patience"):
         with pytest.raises(ValueError, match=name):
-            cbs.cbs_select(w, grads, 2, **{name: 0})
+            search(w, grads, 2, **{name: 0})
     with pytest.raises(ValueError, match="max_iter"):
-        cbs.cbs_select(w, grads, 2, max_iter=-1)
+        search(w, grads, 2, max_iter=-1)
     for eps in (-1e-3, float("nan"), "1e-4"):
         with pytest.raises(ValueError, match="epsilon"):
-            cbs.cbs_select(w, grads, 2, epsilon=eps)
+            search(w, grads, 2, epsilon=eps)
     with pytest.raises(ValueError, match="loss_fn"):
-        cbs.cbs_select(w, grads, 2, loss_fn=3.0)
+        search(w, grads, 2, loss_fn=3.0)
     with pytest.raises(ValueError, match="loss_fn returned nan"):
-        cbs.cbs_select(w, grads, 2, loss_fn=lambda k: float("nan"))
+        search(w, grads, 2, loss_fn=lambda k: float("nan"))
     with pytest.raises(ValueError, match="n_chunks"):
-        cbs.cbs_select(w, grads, 2, n_chunks=13)
+        search(w, grads, 2, n_chunks=13)
     with pytest.raises(ValueError, match="n_chunks"):
         cbs.chunk_quotas(12, 3, 0)
     with pytest.raises(ValueError, match="n_keep"):
@@ -321,3 +326,11 @@ def test_oneshot_prune_uses_the_window_variant(method):
     window = obs.cbs_select_window(w, grads, k, n_random_starts=3, seed=1)
     assert torch.equal(obs.flatten_weights(masks).bool(), window)
     assert obs.cbs_select is cbs.cbs_select and obs.cbs_select_window is cbs.cbs_select_window
+
+
+def test_cbs_select_returns_the_keep_mask_by_default():
+    g = torch.Generator().manual_seed(3)
+    w, grads = torch.randn(14, generator=g), torch.randn(30, 14, generator=g)
+    keep = cbs.cbs_select(w, grads, 6)
+    assert keep.dtype == torch.bool and int((~keep).sum()) == 6
+    assert torch.equal(keep, search(w, grads, 6).keep)
