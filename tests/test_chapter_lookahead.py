@@ -27,15 +27,20 @@ def test_settings_are_json_and_configurations_unique(scale):
     keys = {json.dumps(c, sort_keys=True) for c in configs}
     assert len(keys) == len(configs)
     n_exp = len(settings["experiments"])
-    assert len(configs) == n_exp * 3 * len(chapter.METHODS) * len(settings["levels"])
+    sweep = [c for c in configs if "units_level" not in c]
+    assert len(sweep) == n_exp * 3 * len(chapter.METHODS) * len(settings["levels"])
+    units = [c for c in configs if "units_level" in c]  # section 2.8: one per seed
+    first = next(iter(settings["experiments"]))
+    assert [(c["experiment"], c["seed"]) for c in units] == [(first, s) for s in settings["seeds"]]
+    assert all(c["units_level"] == settings["levels"][0] for c in units)
 
 
 def test_quick_retrains_mp_and_lap_at_the_four_sparsest_levels_only():
     configs = chapter.configurations(chapter.settings("quick"))
-    retrained = {(c["method"], c["level"]) for c in configs if c["retrain"]}
+    retrained = {(c["method"], c["level"]) for c in configs if c.get("retrain")}
     assert retrained == {(m, t) for m in ("MP", "LAP") for t in (7, 8, 9, 10)}
     full = chapter.configurations(chapter.settings("full"))
-    assert all(c["retrain"] for c in full)
+    assert all(c["retrain"] for c in full if "units_level" not in c)
 
 
 def test_level_ratios_follow_the_layer_types():
@@ -68,6 +73,8 @@ def _synthetic_results(tmp_path: Path) -> Results:
     rng = np.random.default_rng(0)
     records = []
     for config in chapter.configurations(settings):
+        if "units_level" in config:  # section 2.8's records: see the claims test
+            continue
         t = config["level"]
         acc = max(0.1, 0.95 - 0.1 * (t - 4) + (0.05 if config["method"] != "MP" else 0))
         record = {
@@ -161,7 +168,8 @@ def test_claims_on_synthetic_results(tmp_path):
     """claims and unit_claims return Claims with verdicts, from synthetic measurements."""
     from minipruner.claims import VERDICTS, Claim
 
-    claims = chapter.claims(_synthetic_results(tmp_path))
+    results = _synthetic_results(tmp_path)
+    claims = chapter.claims(results)
     hidden = ["fc1.weight", "fc2.weight"]
     units = {
         seed: {
@@ -179,3 +187,13 @@ def test_claims_on_synthetic_results(tmp_path):
     }
     claims += chapter.unit_claims(units)
     assert claims and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in claims)
+    # stored as the units configurations' records, they join the chapter's claims
+    level = results.settings["levels"][0]
+    exp = chapter.experiments(results)[0]
+    results.records += [
+        {"experiment": exp, "seed": s, "units_level": level, **u} for s, u in units.items()
+    ]
+    with_units = chapter.claims(results)
+    assert [c.statement for c in with_units[-4:]] == [
+        c.statement for c in chapter.unit_claims(units)
+    ]

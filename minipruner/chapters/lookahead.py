@@ -95,7 +95,9 @@ def settings(scale: str) -> dict[str, Any]:
 
 def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """One configuration per (experiment, seed, method, level); ``retrain`` says whether the
-    experiment's settings retrain that method at that level."""
+    experiment's settings retrain that method at that level. Then one ``units_level``
+    configuration per seed of the first experiment: :func:`lap_act_units` at the first
+    level (section 2.8)."""
     configs = []
     for name, exp in settings["experiments"].items():
         retrained = exp["retrain_methods"] or settings["methods"]
@@ -112,6 +114,11 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
                             "retrain": retrain,
                         }
                     )
+    first = next(iter(settings["experiments"]))
+    level = settings["levels"][0]
+    configs += [  # section 2.8: what LAP-act removes, on the first experiment's networks
+        {"experiment": first, "seed": seed, "units_level": level} for seed in settings["seeds"]
+    ]
     return configs
 
 
@@ -269,6 +276,9 @@ def lap_act_accuracy_table(units: Mapping[int, Mapping[str, Any]]) -> str:
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration (see the module docstring) and return its measurements."""
+    if "units_level" in config:
+        units = lap_act_units(settings, config["experiment"], config["seed"], config["units_level"])
+        return {"survival": units["survival"], "accuracy": units["accuracy"]}
     exp = settings["experiments"][config["experiment"]]
     scale, method = settings["scale"], config["method"]
     train_data, test_data = load_data(exp["dataset"], scale)
@@ -349,7 +359,8 @@ def claims(results: Results) -> list[Claim]:
     spread of LAP-act at 6.36 % is one number (a ratio of sample sds over seeds), so there
     is nothing to judge it by (``n = 1``). ``asserted`` marks, at the quick scale only, the
     claims that held at seed offsets 0, 100 and 200 (and 0 with 2 threads) with margins to
-    spare. The claims on what LAP-act removes are :func:`unit_claims`.
+    spare. The claims on what LAP-act removes (:func:`unit_claims`, section 2.8) follow,
+    from the ``units_level`` records.
     """
     exp = experiments(results)[0]
     survive = remaining(results, exp)
@@ -479,6 +490,9 @@ def claims(results: Results) -> list[Claim]:
             unit="×",
         )
     )
+    units = {r["seed"]: r for r in results.select(units_level=first)}
+    if units:  # section 2.8, stored by the units configurations
+        found += unit_claims(units, results.scale)
     return found
 
 
