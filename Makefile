@@ -46,8 +46,12 @@ _build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(RESULT_FILES) 
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
+# -W --keep-going: any warning (a failed glue, a broken reference) fails the build, after
+# reporting all of them; a notebook that raises fails it too (nb_execution_raise_on_error).
+JB_FLAGS := -W --keep-going
+
 book: $(VENV)/.installed-book _build/.package-stamp
-	$(BIN)/jupyter-book build .
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "site: _build/html/index.html"
 
 # Headless Chromium opens every built page (needs: apt-get install chromium).

@@ -1,10 +1,12 @@
-"""The book build fails loudly: with the project's own _config.yml, a notebook that raises
+"""The book build fails loudly: with the project's own _config.yml and the Makefile's flags,
+a notebook that raises, or a glued number that cannot be formatted (a blank on the page),
 makes ``jupyter-book build`` (what ``make book`` runs) exit non-zero, while the same book
-without it builds. Builds a two-page book in a temporary folder (about 10 s)."""
+without them builds. Builds small books in a temporary folder (about 15 s)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
+FLAGS = re.search(r"^JB_FLAGS\s*:=\s*(.*)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
 
 
 def _notebook(path: Path, code: str) -> None:
@@ -43,12 +46,22 @@ def _book(folder: Path, pages: list[str]) -> Path:
     (folder / "_toc.yml").write_text(toc)
     _notebook(folder / "good.ipynb", "from myst_nb import glue\nglue('x', 1.5, display=False)")
     _notebook(folder / "bad.ipynb", "assert 1 == 2, 'a claim that did not hold'")
+    _notebook(
+        folder / "badglue.ipynb",
+        "import numpy as np\nfrom myst_nb import glue\nglue('y', np.float64(1.5), display=False)",
+    )
+    with open(folder / "badglue.ipynb") as f:
+        nb = json.load(f)
+    nb["cells"].append(
+        {"cell_type": "markdown", "id": "use", "metadata": {}, "source": "y is {glue:text}`y:.1f`"}
+    )
+    (folder / "badglue.ipynb").write_text(json.dumps(nb))
     return folder
 
 
 def _build(folder: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(JUPYTER_BOOK), "build", str(folder)],
+        [str(JUPYTER_BOOK), "build", str(folder), *FLAGS],
         capture_output=True,
         text=True,
         timeout=600,
@@ -63,3 +76,6 @@ def test_a_failing_notebook_fails_the_book_build(tmp_path):
     bad = _build(_book(tmp_path / "bad", ["good", "bad"]))
     assert bad.returncode != 0
     assert "a claim that did not hold" in bad.stdout + bad.stderr
+    glue = _build(_book(tmp_path / "glue", ["good", "badglue"]))
+    assert glue.returncode != 0
+    assert "Failed to format" in glue.stdout + glue.stderr
