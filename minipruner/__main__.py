@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from types import ModuleType
 
 from .claims import claims_table
 from .results import (
     CHAPTERS,
+    Results,
     chapter_claims,
     chapter_module,
     chapter_name,
@@ -95,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             name, args.scale, root=args.results, quiet=args.quiet, threads=args.threads
         )
         print(results)
-        for path in save_outputs(results):
+        written = save_outputs(results)
+        for path in written:
             print("wrote", path)
-        if hasattr(chapter_module(name), "claims"):
-            print(claims_table(chapter_claims(results)))
+        for path in written:  # the claims table save_outputs stored, if the chapter has one
+            if path.name.startswith("claims") and path.suffix == ".md":
+                print(path.read_text())
         return 0
     try:
         results = reproduce(name, args.scale, root=args.results, compute=False)
@@ -115,6 +119,12 @@ CLAIMS_NOTE = (
 )
 
 
+def _heading(results: Results, module: ModuleType) -> None:
+    offset = results.settings.get("seed_offset", 0)
+    print(f"### {results.chapter}: {module.TITLE}\n")
+    print(f"Scale `{results.scale}`, seed offset {offset}, {len(results)} configurations.\n")
+
+
 def _all_tables(scale: str | None, root: str | None) -> int:
     missing = []
     for name in CHAPTERS:
@@ -124,9 +134,7 @@ def _all_tables(scale: str | None, root: str | None) -> int:
             missing.append(name)
             continue
         module = chapter_module(name)
-        print(f"### {name}: {module.TITLE}\n")
-        offset = results.settings.get("seed_offset", 0)
-        print(f"Scale `{results.scale}`, seed offset {offset}, {len(results)} configurations.\n")
+        _heading(results, module)
         print(module.table(results) + "\n")
         if hasattr(module, "claims"):
             print(f"**Claims** ({CLAIMS_NOTE})\n")
@@ -152,10 +160,8 @@ def _claims(names: list[str], scale: str | None, root: str | None) -> int:
                 print(err, file=sys.stderr)
             continue
         found = chapter_claims(results, module)
-        save_claims(results, module)
-        offset = results.settings.get("seed_offset", 0)
-        print(f"### {name}: {module.TITLE}\n")
-        print(f"Scale `{results.scale}`, seed offset {offset}, {len(results)} configurations.\n")
+        save_claims(results, module, found)
+        _heading(results, module)
         print(claims_table(found) + "\n")
         failed += [f"{name}: {c.statement}" for c in found if c.asserted and not c.held]
     if missing:

@@ -266,7 +266,6 @@ def save_outputs(results: Results, module: ModuleType | None = None) -> list[Pat
     table.write_text(module.table(results) + "\n")
     written.append(table)
     if hasattr(module, "claims"):
-        own = results.settings == _json_ready(module.settings(results.scale))
         try:
             written += save_claims(results, module)
         except KeyError as err:
@@ -274,7 +273,7 @@ def save_outputs(results: Results, module: ModuleType | None = None) -> list[Pat
             # Results of overridden settings (a shrunk test run) may lack the records a claim
             # needs: then there are no claims to store. On the chapter's own settings a
             # missing record is an error.
-            if own:
+            if results.settings == _json_ready(module.settings(results.scale)):
                 raise
             warnings.warn(
                 f"{results.chapter}: no claims for these overridden settings ({err})",
@@ -289,13 +288,16 @@ def chapter_claims(results: Results, module: ModuleType | None = None) -> list:
     return module.claims(results)
 
 
-def save_claims(results: Results, module: ModuleType | None = None) -> list[Path]:
+def save_claims(
+    results: Results, module: ModuleType | None = None, found: list | None = None
+) -> list[Path]:
     """Store the chapter's claims beside its results: ``claims.md`` (the table) and
     ``claims.json`` (one dict per claim, with the scale, seed offset and threads); at a
-    non-zero seed offset ``K`` the files are ``claims-offsetK.*``."""
+    non-zero seed offset ``K`` the files are ``claims-offsetK.*``. ``found``: the claims
+    if the caller has computed them already (else they are computed here)."""
     from .claims import claims_table
 
-    found = chapter_claims(results, module)
+    found = chapter_claims(results, module) if found is None else found
     offset = results.settings.get("seed_offset", 0)
     stem = "claims" if not offset else f"claims-offset{offset}"
     md = results.folder / f"{stem}.md"
