@@ -33,7 +33,7 @@ from ..results import Results, markdown_table
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate, train
 from . import load_data, trained_network
-from .obs import PAPER as CBS_PAPER
+from .obs import paper_pair
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities", "methods")  # enumerate configurations only
@@ -354,11 +354,10 @@ def _per_seed(
 
 def _cbs_paper(sparsity: float, a: str = "CBS", b: str = "WF") -> str:
     """What the CBS paper reports for ``a`` and ``b`` on MLPNet at ``sparsity`` (one-shot,
-    MNIST, 10,000 gradients; chapter 4's table), if it reports both."""
-    pa, pb = CBS_PAPER.get(a, {}).get(sparsity), CBS_PAPER.get(b, {}).get(sparsity)
-    if pa is None or pb is None:
-        return ""
-    return f"{a} {pa:.1f} vs {b} {pb:.1f} ({pa - pb:+.1f}), CBS paper, MNIST"
+    MNIST, 10,000 gradients; chapter 4's :func:`~minipruner.chapters.obs.paper_pair`), if it
+    reports both."""
+    pair = paper_pair(a, b, sparsity)
+    return f"{pair}, CBS paper, MNIST" if pair else ""
 
 
 def _fair_sparsity(results: Results, sparsity: float) -> float:

@@ -473,7 +473,7 @@ def table(results: Results, network: str | None = None) -> str:
 # ------------------------------------------------------------------ claims
 
 
-def _paper_pair(a: str, b: str, sparsity: float) -> str:
+def paper_pair(a: str, b: str, sparsity: float) -> str:
     """What the CBS paper reports for ``a`` and ``b`` at ``sparsity`` (MLPNet), if both."""
     pa, pb = PAPER.get(a, {}).get(sparsity), PAPER.get(b, {}).get(sparsity)
     if pa is None or pb is None:
@@ -561,7 +561,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             acc(b, s),
             margin,
             scale=100,
-            paper=kw.pop("paper", _paper_pair(a, b, s)),
+            paper=kw.pop("paper", paper_pair(a, b, s)),
             **kw,
         )
 
@@ -626,7 +626,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
                 s,
                 -1.0,
                 statement=f"CBS is not more than 1 point ahead of WF at {s:.0%}",
-                paper=_paper_pair("WF", "CBS", s),
+                paper=paper_pair("WF", "CBS", s),
             )
             out[f"cbs_wf_level_{s:g}"] = within(
                 f"CBS is within 1 point of WF at {s:.0%}",
@@ -634,7 +634,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
                 acc("WF", s),
                 1.0,
                 scale=100,
-                paper=_paper_pair("CBS", "WF", s),
+                paper=paper_pair("CBS", "WF", s),
             )
         else:
             beats(f"wf_cbs_{s:g}", "WF", "CBS", s, statement=f"CBS is below WF at {s:.0%}")
