@@ -166,29 +166,22 @@ def claims(results: Results) -> list[Claim]:
     sparsities = results.settings["sparsities"]
     dense = _sweep(results, "acc_dense", "global", sparsities[0])
     found = []
-    asserted_pruned, asserted_retrained = 0.9, 0.98
-    for s in (s for s in sparsities if s >= 0.7):
-        found.append(
-            exceeds(
-                f"Right after pruning at {s:.1%} sparsity, global magnitude pruning is more "
-                "accurate than layer-wise",
-                _sweep(results, "acc_pruned", "global", s),
-                _sweep(results, "acc_pruned", "layer-wise", s),
-                scale=100,
-                asserted=quick and s >= asserted_pruned,
+    # (measurement, when, from which sparsity it is claimed, from which it is asserted)
+    for key, when, start, asserted_from in (
+        ("acc_pruned", "Right after pruning", 0.7, 0.9),
+        ("acc_retrained", "After retraining", 0.9, 0.98),
+    ):
+        for s in (s for s in sparsities if s >= start):
+            found.append(
+                exceeds(
+                    f"{when} at {s:.1%} sparsity, global magnitude pruning is more accurate "
+                    "than layer-wise",
+                    _sweep(results, key, "global", s),
+                    _sweep(results, key, "layer-wise", s),
+                    scale=100,
+                    asserted=quick and s >= asserted_from,
+                )
             )
-        )
-    for s in (s for s in sparsities if s >= 0.9):
-        found.append(
-            exceeds(
-                f"After retraining at {s:.1%} sparsity, global magnitude pruning is more "
-                "accurate than layer-wise",
-                _sweep(results, "acc_retrained", "global", s),
-                _sweep(results, "acc_retrained", "layer-wise", s),
-                scale=100,
-                asserted=quick and s >= asserted_retrained,
-            )
-        )
     found.append(
         within(
             f"Right after pruning at {sparsities[0]:.1%} sparsity, global and layer-wise "
