@@ -304,6 +304,14 @@ def _check_count(n_prune: int, d: int) -> int:
     return n_prune
 
 
+def _check_weights(w: Tensor) -> int:
+    """``d`` for a non-empty weight vector ``w``; a ``ValueError`` for anything else."""
+    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() < 1:
+        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        raise ValueError(f"w must be a non-empty vector, got {shape}")
+    return w.numel()
+
+
 def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -358,10 +366,7 @@ def chunk_start(
     chunk: a large weight that landed in a chunk of large weights can be pruned, a small
     one in a chunk of small weights kept.
     """
-    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() < 1:
-        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-        raise ValueError(f"w must be a non-empty vector, got {shape}")
-    d = w.numel()
+    d = _check_weights(w)
     n_keep = d - _check_count(n_prune, d)
     n_chunks = default_chunks(d) if n_chunks is None else n_chunks
     sizes, quotas = chunk_quotas(d, n_keep, n_chunks)
@@ -389,10 +394,7 @@ def cbs_starts(
     index, as :func:`minipruner.masks.masks_from_scores`); starts ``1 .. n_starts - 1`` are
     :func:`chunk_start` with successive permutations of one generator seeded by ``seed``.
     """
-    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() < 1:
-        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-        raise ValueError(f"w must be a non-empty vector, got {shape}")
-    d = w.numel()
+    d = _check_weights(w)
     _check_count(n_prune, d)
     _check_positive_int("n_starts", n_starts)
     if isinstance(seed, bool) or not isinstance(seed, int):
