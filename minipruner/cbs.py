@@ -42,6 +42,7 @@ __all__ = [
     "cbs_starts",
     "chunk_quotas",
     "chunk_start",
+    "release_start_kept",
     "default_chunks",
 ]
 
@@ -51,30 +52,58 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
+def _transposed(g: Tensor, rows: int = 64) -> Tensor:
+    """``g.T`` as a contiguous tensor, copied a band of rows at a time (several times faster
+    than ``g.T.contiguous()`` for a large ``g``)."""
+    out = torch.empty(g.shape[1], g.shape[0], dtype=g.dtype, device=g.device)
+    for i in range(0, g.shape[0], rows):
+        out[:, i : i + rows] = g[i : i + rows].T
+    return out
+
+
 class _Gram:
     """``F = G^T G / N`` through ``G`` (``O(N d)`` per product), or formed densely when
-    ``d <= N`` and it is small, where products with ``F`` are cheaper."""
+    ``d <= N`` and it is small, where products with ``F`` are cheaper.
+
+    ``G`` is kept transposed (``d x N``, contiguous), so that the columns ``G[:, idx]`` a
+    search reads are contiguous rows; ``diag(F)`` is computed once."""
 
     def __init__(self, grads: Tensor, dense_limit: int = 1 << 24) -> None:
-        self.g = grads
         self.n, self.d = grads.shape
-        self.f = grads.T @ grads / self.n if self.d <= self.n and self.d**2 <= dense_limit else None
+        dense = self.d <= self.n and self.d**2 <= dense_limit
+        self.f = grads.T @ grads / self.n if dense else None
+        self.gt = None if dense else _transposed(grads)
+        if self.f is not None:
+            self._diag = self.f.diagonal().clone()
+        else:
+            self._diag = torch.linalg.vector_norm(self.gt, dim=1).square() / self.n
 
     def matvec(self, v: Tensor) -> Tensor:
-        return self.f @ v if self.f is not None else self.g.T @ (self.g @ v) / self.n
+        return self.f @ v if self.f is not None else self.gt @ (self.gt.T @ v) / self.n
 
     def columns_times(self, idx: Tensor, coeff: Tensor) -> Tensor:
         if self.f is not None:
             return self.f[:, idx] @ coeff
-        return self.g.T @ (self.g[:, idx] @ coeff) / self.n
+        return self.gt @ (self.gt[idx].T @ coeff) / self.n
 
     def block(self, rows: Tensor, cols: Tensor) -> Tensor:
         if self.f is not None:
             return self.f[rows][:, cols]
-        return self.g[:, rows].T @ self.g[:, cols] / self.n
+        return self.gt[rows] @ self.gt[cols].T / self.n
 
     def diag(self) -> Tensor:
-        return self.f.diagonal().clone() if self.f is not None else self.g.square().sum(0) / self.n
+        return self._diag
+
+    def objective(self, u: Tensor) -> float:
+        """``u^T F u``: ``||G u||^2 / N``."""
+        return float(self.objectives(u.unsqueeze(1))[0])
+
+    def objectives(self, u: Tensor) -> Tensor:
+        """``u_k^T F u_k`` for every column ``u_k`` of the ``d x K`` matrix ``u`` (one pass
+        over ``G`` for all of them)."""
+        if self.f is not None:
+            return (u * (self.f @ u)).sum(0)
+        return (self.gt.T @ u).square().sum(0) / self.n
 
 
 def cbs_objective(w: Tensor, grads: Tensor, keep: Tensor) -> float:
@@ -196,10 +225,7 @@ def cbs_select_window(
     gram = _Gram(grads)
 
     def objective(pruned_mask: Tensor) -> float:
-        u = torch.where(pruned_mask, w, torch.zeros_like(w))
-        if gram.f is not None:
-            return float(u @ (gram.f @ u))
-        return float((grads @ u).square().sum()) / n
+        return gram.objective(torch.where(pruned_mask, w, torch.zeros_like(w)))
 
     # 1. starts
     gen = torch.Generator().manual_seed(seed)
@@ -353,6 +379,25 @@ def chunk_quotas(d: int, n_keep: int, n_chunks: int) -> tuple[list[int], list[in
     return sizes, quotas
 
 
+def release_start_kept(d: int, sparsity: float, n_chunks: int | None = None) -> int:
+    """How many weights a perturbed start of the released code keeps, where
+    :func:`chunk_start` keeps exactly ``d - n_prune``: ``ceil(s (1 - sparsity))`` in each
+    of the first ``C - 1`` chunks of ``s = ceil(d / C)`` positions (``C`` chunks, default
+    :func:`default_chunks`), and in the last chunk what is left of its target
+    ``int(d (1 - sparsity))``, if anything. For MLPNet (``d = 32,360``, ``C = 179``): 3,382
+    at 90 % instead of 3,236, 1,780 at 95 % instead of 1,618, 712 at 98 % instead of 647.
+    """
+    _check_positive_int("d", d)
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise ValueError(f"sparsity must be a number in [0, 1], got {sparsity!r}")
+    if not 0 <= sparsity <= 1:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    n_chunks = default_chunks(d) if n_chunks is None else _check_positive_int("n_chunks", n_chunks)
+    target = int(d * (1 - sparsity))
+    full = (n_chunks - 1) * math.ceil(math.ceil(d / n_chunks) * (1 - sparsity))
+    return full + max(0, target - full)
+
+
 def chunk_start(
     w: Tensor, n_prune: int, generator: torch.Generator, n_chunks: int | None = None
 ) -> Tensor:
@@ -464,12 +509,12 @@ class _Shift:
         if self.gram.f is not None:
             self.v += self.gram.f[:, q] * amount
         else:
-            self.v += self.gram.g[:, q] * amount
+            self.v += self.gram.gt[q] * amount
 
     def at(self, idx: Tensor) -> Tensor:
         if self.gram.f is not None:
             return self.v[idx]
-        return self.gram.g[:, idx].T @ self.v / self.gram.n
+        return self.gram.gt[idx] @ self.v / self.gram.n
 
 
 def _swap_iteration(
@@ -506,31 +551,48 @@ def _swap_iteration(
     shift.add(int(i0[0]), -w[i0[0]])
     used = torch.zeros(len(k_idx), dtype=torch.bool, device=w.device)
     used[0] = True
-    n_kept, failures = len(k_idx), 0
-    for r in range(1, len(p_idx)):
-        if failures > tau:
-            break
-        ranks = torch.arange(max(1, r - rho), min(n_kept, r + rho), device=w.device)
-        ranks = ranks[~used[ranks]]
-        if len(ranks) == 0:
+    n_kept, n_pruned, failures = len(k_idx), len(p_idx), 0
+    # Pruned ranks are read in batches: every rank before the first one that finds a partner
+    # fails whatever comes later (alpha, beta and the used ranks change only on a swap), so
+    # a batch is exact. The batch doubles after a batch without a swap, and is 1 after one.
+    r, size = 1, 1
+    while r < n_pruned and failures <= tau:
+        b = min(size, n_pruned - r)
+        lo, hi = max(1, r - rho), min(n_kept, r + b - 1 + rho)
+        if hi <= lo:  # no kept rank left in any window of this batch
+            found, t = False, b
+        else:
+            rows, cols = p_idx[r : r + b], k_idx[lo:hi]
+            shifts = shift.at(torch.cat([rows, cols]))
+            alpha_b = alpha[r : r + b] + 2 * w[rows] * shifts[:b]
+            beta_b = beta[lo:hi] + 2 * w[cols] * shifts[b:]
+            gains = (
+                alpha_b.unsqueeze(1)
+                - beta_b.unsqueeze(0)
+                + 2 * w[rows].unsqueeze(1) * w[cols].unsqueeze(0) * gram.block(rows, cols)
+            )
+            rank_r = torch.arange(r, r + b, device=w.device).unsqueeze(1)
+            rank_k = torch.arange(lo, hi, device=w.device).unsqueeze(0)
+            window = (rank_k >= rank_r - rho) & (rank_k < rank_r + rho) & ~used[lo:hi]
+            ok = window & (gains > epsilon * f)
+            has = ok.any(1)
+            found = bool(has.any())
+            t = int(has.nonzero()[0, 0]) if found else b
+        for _ in range(t):  # the ranks before the first with a partner found none
+            if failures > tau:
+                break
             failures += 1
+        if not found or failures > tau:
+            r, size = r + b, 2 * size
             continue
-        i, js = p_idx[r : r + 1], k_idx[ranks]
-        shifts = shift.at(torch.cat([i, js]))
-        alpha_i = alpha[r] + 2 * w[i[0]] * shifts[0]
-        beta_j = beta[ranks] + 2 * w[js] * shifts[1:]
-        gains = alpha_i - beta_j + 2 * w[i[0]] * w[js] * gram.block(i, js)[0]
-        ok = (gains > epsilon * f).nonzero()
-        if len(ok) == 0:
-            failures += 1
-            continue
-        t = int(ok[0, 0])
-        j = int(js[t])
-        swaps.append((int(i[0]), j))
-        f -= float(gains[t])
-        used[ranks[t]] = True
+        c = int(ok[t].nonzero()[0, 0])  # the first improving kept rank in the window
+        i, j = int(rows[t]), int(cols[c])
+        swaps.append((i, j))
+        f -= float(gains[t, c])
+        used[lo + c] = True
         shift.add(j, w[j])
-        shift.add(int(i[0]), -w[i[0]])
+        shift.add(i, -w[i])
+        r, size = r + t + 1, 1
     return swaps, f
 
 
@@ -651,15 +713,13 @@ def cbs_select(
     gram = _Gram(grads)
 
     def objective(keep: Tensor) -> float:
-        u = torch.where(keep, torch.zeros_like(w), w)
-        if gram.f is not None:
-            return float(u @ (gram.f @ u))
-        return float((grads @ u).square().sum()) / n
+        return gram.objective(torch.where(keep, torch.zeros_like(w), w))
 
     # 1. starts
     trivial = n_prune in (0, d)
     starts = cbs_starts(w, n_prune, 1 if trivial else n_starts, seed, n_chunks)
-    start_objectives = [objective(k) for k in starts]
+    pruned_w = torch.stack([torch.where(k, torch.zeros_like(w), w) for k in starts], dim=1)
+    start_objectives = gram.objectives(pruned_w).tolist()
     if loss_fn is None:
         start_losses = list(start_objectives)
     else:

@@ -47,6 +47,7 @@ from .cbs import (
     chunk_quotas,
     chunk_start,
     default_chunks,
+    release_start_kept,
 )
 from .cbs import _Gram as _Gram  # private helpers that lived here before the split
 from .cbs import _lowest as _lowest
@@ -97,6 +98,7 @@ __all__ = [
     "multi_weight_update",
     "oneshot_prune",
     "per_sample_grads",
+    "release_start_kept",
     "set_saliency",
     "set_flat_weights",
     "single_weight_saliency",

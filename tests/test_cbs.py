@@ -4,8 +4,6 @@ instances, a returned set never worse than its start by the real loss, the early
 the argmin on scripted loss sequences, bad inputs, and one-shot pruning still on the
 window variant."""
 
-import math
-
 import pytest
 import torch
 from torch import nn
@@ -50,17 +48,6 @@ def brute_force_optimum(w: torch.Tensor, grads: torch.Tensor, n_prune: int) -> f
     return float(((sets * w) @ grads.T).square().sum(1).min()) / len(grads)
 
 
-def release_kept(d: int, sparsity: float) -> int:
-    """How many weights a perturbed start of the released code keeps: ceil(s (1 - sparsity))
-    in each of the C - 1 first chunks of s = ceil(d / C), C = min(floor(sqrt(d)), 1000),
-    and what is left of int(d (1 - sparsity)) in the last."""
-    target = int(d * (1 - sparsity))
-    n_chunks = max(1, min(int(math.sqrt(d)), 1000))
-    per_chunk = math.ceil(math.ceil(d / n_chunks) * (1 - sparsity))
-    full = (n_chunks - 1) * per_chunk
-    return full + max(0, target - full)
-
-
 # --------------------------------------------------------------------------------------
 # Starts
 # --------------------------------------------------------------------------------------
@@ -72,7 +59,7 @@ def release_kept(d: int, sparsity: float) -> int:
 def test_starts_keep_the_target_count_where_the_release_overshoots(sparsity, released):
     # MLPNet's d: the released code keeps 3,382 / 1,780 / 712 instead of 3,236 / 1,618 / 647.
     d = 32_360
-    assert release_kept(d, sparsity) == released
+    assert cbs.release_start_kept(d, sparsity) == released
     n_prune = round(sparsity * d)
     w = torch.randn(d, generator=torch.Generator().manual_seed(0), dtype=DT)
     starts = cbs.cbs_starts(w, n_prune, n_starts=20, seed=3)
@@ -326,6 +313,68 @@ def test_oneshot_prune_uses_the_window_variant(method):
     window = obs.cbs_select_window(w, grads, k, n_random_starts=3, seed=1)
     assert torch.equal(obs.flatten_weights(masks).bool(), window)
     assert obs.cbs_select is cbs.cbs_select and obs.cbs_select_window is cbs.cbs_select_window
+
+
+def sequential_iteration(w, grads, pruned, rho, tau, epsilon):
+    """One search iteration read rank by rank, straight from the release's description
+    (no batching): the reference for the batched walk of ``cbs._swap_iteration``."""
+    n = len(grads)
+    F = grads.T @ grads / n
+    u = torch.where(pruned, w, torch.zeros_like(w))
+    f = float(u @ F @ u)
+    c, s = w * (F @ u), w.square() * F.diagonal()
+    p_idx = pruned.nonzero().squeeze(1)
+    k_idx = (~pruned).nonzero().squeeze(1)
+    alpha = 2 * c - s
+    p_idx = p_idx[torch.sort(-alpha[p_idx], stable=True).indices]
+    i0 = int(p_idx[0])
+    beta = 2 * c + s
+    k_idx = k_idx[
+        torch.sort(beta[k_idx] - 2 * w[k_idx] * w[i0] * F[k_idx, i0], stable=True).indices
+    ]
+    swaps, used, failures = [], set(), 0
+    for r in range(len(p_idx)):
+        if failures > tau:
+            break
+        window = [0] if r == 0 else range(max(1, r - rho), min(len(k_idx), r + rho))
+        i = int(p_idx[r])
+        for rank in window:
+            if rank in used:
+                continue
+            j = int(k_idx[rank])
+            gain = float(alpha[i] - beta[j] + 2 * w[i] * w[j] * F[i, j])
+            if gain > epsilon * f:
+                swaps.append((i, j))
+                used.add(rank)
+                f -= gain
+                du = torch.zeros_like(w)
+                du[i], du[j] = -w[i], w[j]
+                shift = F @ du
+                alpha, beta = alpha + 2 * w * shift, beta + 2 * w * shift
+                break
+        else:
+            if r == 0:
+                return []
+            failures += 1
+    return swaps
+
+
+@pytest.mark.parametrize(("n", "d", "sparsity"), [(6, 20, 0.5), (40, 30, 0.9), (30, 120, 0.7)])
+def test_batched_walk_equals_the_rank_by_rank_walk(n, d, sparsity):
+    # also the cases where the kept ranks run out before the pruned ones (d = 20, 90 %
+    # crashed an earlier rank-by-rank version)
+    for seed in range(6):
+        w, grads = instance(seed, n, d)
+        pruned = ~cbs.cbs_starts(w, round(sparsity * d), 2, seed)[1]
+        for rho, tau in [(10, 20), (2, 1), (1, 0)]:
+            batched, _ = cbs._swap_iteration(w, cbs._Gram(grads), pruned, rho, tau, 1e-6)
+            assert batched == sequential_iteration(w, grads, pruned, rho, tau, 1e-6)
+
+
+def test_search_runs_when_few_weights_are_kept():
+    w, grads = instance(2, 10, 20)
+    result = search(w, grads, 18)
+    assert int(result.keep.sum()) == 2 and result.objective <= result.objectives[0]
 
 
 def test_cbs_select_returns_the_keep_mask_by_default():
