@@ -21,7 +21,7 @@ def test_settings_are_json_and_configurations_are_unique(scale):
     configs = chapter.configurations(settings)
     assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)
     kinds = [c["experiment"] for c in configs]
-    assert kinds.count("damping") == len(settings["seeds"]) and kinds.count("swap_trace") == 1
+    assert kinds.count("damping") == len(settings["seeds"])
     damping_seeds = [c["seed"] for c in configs if c["experiment"] == "damping"]
     assert damping_seeds == settings["seeds"] and configs[0]["experiment"] == "damping"
     n_networks = len(settings["networks"])
@@ -30,16 +30,22 @@ def test_settings_are_json_and_configurations_are_unique(scale):
     )
 
 
-def test_full_scale_keeps_the_papers_settings():
-    full = chapter.settings("full")
-    assert full["seeds"] == [0, 1, 2, 3, 4]
-    assert full["networks"]["mlpnet"]["per_class"] == 1000
-    assert full["networks"]["mlpnet"]["damp"] == {"damp": 1e-3, "relative": False}
+def test_settings_follow_the_papers():
+    full, quick = chapter.settings("full"), chapter.settings("quick")
+    assert full["seeds"] == [0, 1, 2, 3, 4] == quick["seeds"]
+    assert full["networks"]["mlpnet"]["per_class"] == 1000  # the paper's 10,000 gradients
+    assert quick["networks"]["mlpnet"]["per_class"] == 400  # all 4,000 training digits
+    for settings in (full, quick):
+        assert settings["networks"]["mlpnet"]["damp"] == {"damp": 1e-3, "relative": False}
+        # the released search with the released MLPNet parameters
+        assert settings["cbs"] == dict(
+            n_starts=50, rho=10, tau=20, epsilon=1e-4, patience=5, max_iter=100
+        )
+        assert settings["start_examples"] == 5000
     assert full["networks"]["resnet20"]["blocks"] == "layer"
-    assert full["cbs"] == {"max_iters": 1000}
-    quick = chapter.settings("quick")
     assert list(quick["networks"]) == ["mlpnet"]
-    assert quick["networks"]["mlpnet"]["damp"] == {"damp": 1e-6, "relative": True}
+    assert quick["networks"]["mlpnet"]["train"] == chapter.FITS["brief"]
+    assert quick["sparsities"] == [0.9, 0.95, 0.98]
 
 
 def _synthetic(scale: str = "quick") -> Results:
@@ -48,36 +54,34 @@ def _synthetic(scale: str = "quick") -> Results:
     records = []
     for config in chapter.configurations(settings):
         if config["experiment"] == "damping":
+            fit = {"train_accuracy": 0.95, "train_loss": 0.2, "mean_diag": 3e-3}
             result = {
-                "train_accuracy": 1.0,
-                "train_loss": 1e-3,
-                "mean_diag": 5e-7,
-                "agree_absolute": 0.9999,
-                "agree_relative": 0.998,
+                "fits": {
+                    "brief": {**fit, "agree": 0.98 + 0.001 * rng.normal()},
+                    "long": {**fit, "train_accuracy": 1.0, "mean_diag": 1e-5, "agree": 0.9999},
+                },
+                "n_gradients": 1000,
+                "n_weights": 32_360,
             }
-        elif config["experiment"] == "oneshot":
+        else:
             s = config["sparsity"]
             acc = {m: float(0.93 - s * 0.3 + 0.01 * rng.normal()) for m in settings["methods"]}
             result = {
                 "accuracy": acc,
                 "acc_dense": 0.93,
                 "cbs": {
-                    "objectives": [1e-5, 5e-6, 1e-6],
-                    "loss_iterates": [0, 2],
-                    "losses": [0.3, 0.4],
-                    "chosen": 0,
+                    "objectives": [1e-2, 5e-3, 1e-3],
+                    "losses": [0.5, 0.4, 0.45],
+                    "chosen": 1,
+                    "stop": "patience",
+                    "start_index": 3,
+                    "start_losses": [0.6, 0.55],
+                    "start_objectives": [2e-2, 1e-2],
+                    "swaps_per_iteration": [10, 4],
+                    "mp_loss": 0.6,
                     "kept_not_mp": [3, 40_000],
                     "pruned_not_mp": [5, 31_000],
                 },
-            }
-        else:
-            result = {
-                "steps": [0, 5, 10],
-                "fit": [1e-5, 1e-6, 1e-7],
-                "held": [1e-5, 2e-5, 2e-5],
-                "loss": [0.3, 0.35, 0.4],
-                "chosen": 1,
-                "n_iterates": 11,
             }
         records.append({**config, **result})
     return Results("04_obs", scale, settings, records, Path("."))
@@ -87,7 +91,7 @@ def _synthetic(scale: str = "quick") -> Results:
 def test_figures_and_table_work_on_synthetic_results(scale):
     results = _synthetic(scale)
     figures = chapter.figures(results)
-    expected = {"accuracy", "swap_trace"} | ({"accuracy_resnet20"} if scale == "full" else set())
+    expected = {"accuracy", "search"} | ({"accuracy_resnet20"} if scale == "full" else set())
     assert set(figures) == expected
     assert all(isinstance(f, Figure) for f in figures.values())
     table = chapter.table(results)
@@ -99,6 +103,11 @@ def test_figures_and_table_work_on_synthetic_results(scale):
     acc = chapter.accuracies(results, "MP", 0.9)
     assert acc.shape == (len(results.settings["seeds"]),) and 50 < acc.mean() < 80
     assert np.allclose(chapter.dense_accuracies(results), 93.0)
+    search = chapter.search_table(results).splitlines()
+    assert len(search) == 2 + len(results.settings["sparsities"])
+    assert "0 of 5" in search[2] and "0.67 ± 0.00" in search[2]  # loss 0.4 against MP's 0.6
+    trap = chapter.damping_table(results).splitlines()
+    assert len(trap) == 2 + 2 * len(results.settings["seeds"])
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
