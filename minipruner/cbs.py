@@ -16,8 +16,9 @@ the pruned and the kept set. CBS then applies the exact OBS update for that set
   rank window, the iterate picked by the real training loss. Its starts keep exactly the
   target count (the release's overshoot, see :func:`chunk_quotas`).
 * :func:`cbs_select_window`: a variant with one best swap per iteration in a growing
-  window, starts picked by ``f``; :func:`minipruner.obs.oneshot_prune` and the stored
-  results of chapters 4 and 6 use it.
+  window, starts picked by ``f`` (an earlier version of the book's search; chapter 4's
+  exercise 5 compares the two). :func:`minipruner.obs.oneshot_prune` and the chapters use
+  :func:`cbs_select`.
 
 Every name here is also importable as ``minipruner.obs.<name>``.
 """

@@ -266,11 +266,11 @@ def oneshot_prune(
     * ``"wf"``: the same selection plus the sum of single-weight updates
       ``-sum_q w_q H^-1 e_q / [H^-1]_qq`` (:func:`woodfisher_update`), then the pruned
       weights are set exactly to zero.
-    * ``"cbs-s"``: :func:`cbs_select_window` (``cbs_kwargs`` go to it); no update. (The
-      released search, :func:`cbs_select`, picks its start and iterate by losses of the
-      masked network that the caller passes as callables: call it directly.)
-    * ``"cbs"``: :func:`cbs_select_window` plus the exact set update
-      :func:`multi_weight_update`.
+    * ``"cbs-s"``: :func:`cbs_select`, the search as the CBS authors released it
+      (``cbs_kwargs`` go to it: pass ``loss_fn`` and ``select_loss_fn``, the losses of the
+      masked network that pick its start and its iterate, to follow the release; without
+      them ``f`` picks both); no update.
+    * ``"cbs"``: the same selection plus the exact set update :func:`multi_weight_update`.
 
     ``H = damp I + G^T G / N`` with ``grads`` (``N x d``, from :func:`per_sample_grads`);
     ``damp`` absolute, or relative to the mean diagonal of ``F`` with ``relative=True``
@@ -325,7 +325,7 @@ def oneshot_prune(
         if method == "wf":
             new_w = w64 + woodfisher_update(w64, hinv, ~keep)
     else:
-        keep = cbs_select_window(w64, g, k, **cbs_kwargs)  # type: ignore[arg-type]
+        keep = cbs_select(w64, g, k, **cbs_kwargs)  # type: ignore[arg-type]
         if method == "cbs":
             new_w = w64 + multi_weight_update(w64, operator(), ~keep)
     return set_flat_weights(model, new_w, keep)

@@ -1,8 +1,8 @@
 """CBS-S as released (minipruner.cbs.cbs_select): starts that keep exactly the target count
 (where the released code overshoots), exact swap gains, the brute-force optimum on small
 instances, a returned set never worse than its start by the real loss, the early stop and
-the argmin on scripted loss sequences, bad inputs, and one-shot pruning still on the
-window variant."""
+the argmin on scripted loss sequences, bad inputs, one-shot pruning on the released search,
+and the batched walk against a rank-by-rank one."""
 
 import pytest
 import torch
@@ -299,19 +299,19 @@ def test_bad_input():
 
 
 # --------------------------------------------------------------------------------------
-# One-shot pruning still runs the window variant (the chapters' stored results)
+# One-shot pruning runs the released search
 # --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["cbs-s", "cbs"])
-def test_oneshot_prune_uses_the_window_variant(method):
+def test_oneshot_prune_uses_the_released_search(method):
     model, x, y = tiny_network(0)
     grads = obs.per_sample_grads(model, x[:30], y[:30]).to(DT)
     w = obs.flatten_weights(mp.prunable(model)).to(DT)
     k = round(0.7 * w.numel())
-    masks = obs.oneshot_prune(model, method, 0.7, grads, n_random_starts=3, seed=1)
-    window = obs.cbs_select_window(w, grads, k, n_random_starts=3, seed=1)
-    assert torch.equal(obs.flatten_weights(masks).bool(), window)
+    masks = obs.oneshot_prune(model, method, 0.7, grads, n_starts=3, seed=1)
+    released = obs.cbs_select(w, grads, k, n_starts=3, seed=1)
+    assert torch.equal(obs.flatten_weights(masks).bool(), released)
     assert obs.cbs_select is cbs.cbs_select and obs.cbs_select_window is cbs.cbs_select_window
 
 

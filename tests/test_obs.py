@@ -494,7 +494,7 @@ def test_oneshot_block_fisher_on_a_residual_network():
     for method in ("wf-s", "wf", "cbs-s", "cbs"):
         net = ResNetCIFAR(depth=8).eval()
         net.load_state_dict(base.state_dict())
-        kwargs = {"max_iters": 5, "n_random_starts": 2} if method.startswith("cbs") else {}
+        kwargs = {"max_iter": 5, "n_starts": 2} if method.startswith("cbs") else {}
         masks = obs.oneshot_prune(net, method, 0.5, grads, 1e-5, blocks=blocks, **kwargs)
         assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * d)
         assert torch.isfinite(net(x)).all()
