@@ -67,6 +67,7 @@ from .masks import (
     example_input,
     layer_sparsities,
     masks_from_scores,
+    normalize_scores,
     prunable,
     prunable_modules,
 )
@@ -583,14 +584,6 @@ def _scorer(
     return _Scorer(chain, bn_sq, checked)
 
 
-def _normalize(scores: dict[str, Tensor]) -> dict[str, Tensor]:
-    out = {}
-    for name, s in scores.items():
-        norm = s.norm()
-        out[name] = s / norm if norm > 0 else s
-    return out
-
-
 def lookahead_scores(
     model: nn.Module,
     batchnorm: bool = False,
@@ -640,7 +633,7 @@ def lookahead_scores(
     scorer = _scorer(model, batchnorm, activation_rates, x)
     weights = prunable(model)
     scores = {name: scorer.score(name, weights) for name in weights}
-    return _normalize(scores) if normalize else scores
+    return normalize_scores(scores) if normalize else scores
 
 
 def normalized_lookahead_scores(
@@ -799,7 +792,7 @@ def lookahead_prune(
         weights = prunable(model)
         scores = {n: scorer.score(n, weights) for n in names}
         if scope == "global":
-            scores = _normalize(scores)
+            scores = normalize_scores(scores)
         scores = {n: s.masked_fill(~old[n].to(s.device), float("-inf")) for n, s in scores.items()}
         masks = masks_from_scores(scores, ratios, scope, model=model)
         apply_masks(model, masks)

@@ -16,11 +16,14 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from .masks import prunable, prune
+from .masks import normalize_scores, prunable, prune
 
 
-def magnitude_scores(model: nn.Module) -> dict[str, Tensor]:
-    """Score every prunable weight by its magnitude: ``score = |w|`` (higher = keep).
+def magnitude_scores(model: nn.Module, *, normalize: bool = False) -> dict[str, Tensor]:
+    """Score every prunable weight by its magnitude: ``score = |w|`` (higher = keep); with
+    ``normalize=True`` each layer's scores are divided by their Frobenius norm,
+    ``|w| / ||W||_F`` (:func:`minipruner.masks.normalize_scores`, the LAP paper's
+    normalisation for global pruning).
 
     >>> import torch
     >>> net = nn.Linear(2, 1, bias=False)
@@ -29,7 +32,8 @@ def magnitude_scores(model: nn.Module) -> dict[str, Tensor]:
     >>> magnitude_scores(net)["weight"]
     tensor([[3., 1.]])
     """
-    return {name: w.detach().abs().clone() for name, w in prunable(model).items()}
+    scores = {name: w.detach().abs().clone() for name, w in prunable(model).items()}
+    return normalize_scores(scores) if normalize else scores
 
 
 def frobenius_distortion(weight: Tensor, mask: Tensor) -> Tensor:

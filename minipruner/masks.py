@@ -185,6 +185,25 @@ def masks_from_scores(
     return masks
 
 
+def normalize_scores(scores: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Each layer's scores divided by their Frobenius norm, ``s_i / ||s_i||_F`` (a layer whose
+    scores are all zero is left as it is).
+
+    The per-layer normalisation that the LAP paper's code applies before one global
+    threshold, to magnitude (``mp_global_normalize``) and lookahead scores alike: a layer's
+    share of the global budget then depends on how its scores are spread, not on their scale.
+
+    >>> import torch
+    >>> normalize_scores({"a": torch.tensor([3.0, 4.0]), "b": torch.zeros(2)})["a"]
+    tensor([0.6000, 0.8000])
+    """
+    out = {}
+    for name, score in scores.items():
+        norm = score.norm()
+        out[name] = score / norm if norm > 0 else score.clone()
+    return out
+
+
 def fed_units(mask: Tensor) -> Tensor:
     """Which output units of a layer keep at least one incoming weight: ``fed[u] = any_j
     mask[u, j]`` (for a convolution, ``u`` is an output channel and ``j`` runs over its input

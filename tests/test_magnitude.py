@@ -122,3 +122,22 @@ def test_chapter_claims_on_synthetic_results(tmp_path):
         )
     claims = chapter.claims(Results("01_magnitude", "quick", settings, records, tmp_path))
     assert claims and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in claims)
+
+
+def test_normalised_magnitude_scores_rescale_each_layer_to_unit_norm():
+    # the LAP paper's mp_global_normalize: |w| / ||W||_F per layer, so a layer's share of a
+    # global budget no longer depends on its scale
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        net[1].weight.mul_(100.0)  # a layer 100 times larger
+    raw = mp.magnitude_scores(net)
+    norm = mp.magnitude_scores(net, normalize=True)
+    for name, score in raw.items():
+        assert torch.allclose(norm[name], score / torch.linalg.matrix_norm(score))
+        assert torch.linalg.matrix_norm(norm[name]).item() == pytest.approx(1.0)
+    # plain global pruning at 50 % removes only the small layer; normalised, both lose weights
+    plain = mp.masks_from_scores(raw, 0.5)
+    normed = mp.masks_from_scores(norm, 0.5)
+    assert bool(plain["1.weight"].all()) and not bool(normed["1.weight"].all())
+    zero = {"a": torch.zeros(3), "b": torch.tensor([3.0, 4.0])}
+    assert torch.equal(mp.normalize_scores(zero)["a"], zero["a"])
