@@ -322,7 +322,7 @@ def sample_sd(values: Iterable[float]) -> float:
 
 
 def mean_sd_cell(values: Iterable[float], percent: bool = True) -> str:
-    """``"mean ± sd"`` of a list of numbers (sample sd over seeds), as percentages by default
+    """``"mean ± sample sd"`` of a list of numbers (sample sd over seeds), as percentages by default
     (for tables)."""
     v = np.asarray(list(values), dtype=float) * (100 if percent else 1)
     return f"{v.mean():.1f} ± {sample_sd(v):.1f}"

@@ -261,7 +261,7 @@ STYLE = {
 
 def accuracy_figure(results: Results) -> Figure:
     """Test accuracy against weights kept for every method, right after one-shot pruning
-    and after retraining; mean ± sd over seeds."""
+    and after retraining; mean ± sample sd over seeds."""
     sparsities = results.settings["sparsities"]
     kept = 100 * (1 - np.array(sparsities))
     dense = results.values("acc_dense", method=results.settings["methods"][0]).mean()

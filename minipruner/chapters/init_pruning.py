@@ -417,7 +417,7 @@ def active_channels(
 
 def accuracy_figure(results: Results) -> Figure:
     """Test accuracy after pruning at init and training against weights kept, per method
-    (mean ± sd over seeds), with the dense network and chance; one panel per network."""
+    (mean ± sample sd over seeds), with the dense network and chance; one panel per network."""
     archs = arch_names(results.settings)
     sparsities = results.settings["trained_sparsities"]
     kept = 100 * (1 - np.array(sparsities))
@@ -508,12 +508,12 @@ def figures(results: Results) -> dict[str, Figure]:
 
 
 def _pct(values: np.ndarray) -> str:
-    """``"mean ± sd"`` of values already in percent."""
+    """``"mean ± sample sd"`` of values already in percent."""
     return mean_sd_cell(values, percent=False)
 
 
 def table(results: Results) -> str:
-    """Test accuracy (%, mean ± sd over seeds) of every network, method and trained
+    """Test accuracy (%, mean ± sample sd over seeds) of every network, method and trained
     sparsity after pruning at init and training; the dense network in the first row."""
     methods = results.settings["methods"]
     rows = []
@@ -604,7 +604,7 @@ def channels_table(results: Results, seed: int | None = None) -> str:
 
 
 def sign_table(results: Results) -> str:
-    """GraSP and its sign variants at the sign sparsity: test accuracy (%, mean ± sd over
+    """GraSP and its sign variants at the sign sparsity: test accuracy (%, mean ± sample sd over
     seeds) and gradient flow kept (mean over seeds)."""
     s = results.settings["sign_sparsity"]
     rows = [
@@ -638,7 +638,7 @@ def paper_table(results: Results) -> str:
     n_test = results.select(experiment="train", arch=ours)[0]["test_examples"]
     caption = (
         f"Paper: VGG-19, CIFAR-10, 160 epochs. This page: {ours} on "
-        f"{results.settings['dataset']} ({results.scale} scale), mean ± sd over "
+        f"{results.settings['dataset']} ({results.scale} scale), mean ± sample sd over "
         f"{len(results.settings['seeds'])} seeds, {n_test:,} test examples."
     )
     return markdown_table(header, rows) + "\n\n" + caption

@@ -264,14 +264,14 @@ def unit_survival_table(survival: Mapping[str, Mapping[str, tuple[int, int, floa
 
 def lap_act_accuracy_table(units: Mapping[int, Mapping[str, Any]]) -> str:
     """Test accuracy (%) right after pruning, per method of :func:`lap_act_units`: one column
-    per seed of ``units`` (``{seed: lap_act_units(...)}``), then mean ± sd over seeds."""
+    per seed of ``units`` (``{seed: lap_act_units(...)}``), then mean ± sample sd over seeds."""
     seeds = list(units)
     methods = list(units[seeds[0]]["accuracy"])
     rows = []
     for method in methods:
         values = [units[seed]["accuracy"][method] for seed in seeds]
         rows.append([method, *(f"{100 * v:.1f}" for v in values), mean_sd_cell(values)])
-    return markdown_table(["method", *(f"seed {s}" for s in seeds), "mean ± sd"], rows)
+    return markdown_table(["method", *(f"seed {s}" for s in seeds), "mean ± sample sd"], rows)
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -553,7 +553,7 @@ def _remaining_axis(ax: Any, survive: Mapping[int, float]) -> None:
 
 
 def error_figure(results: Results) -> Figure:
-    """Test error against weights remaining, per method (mean ± sd over seeds), right after
+    """Test error against weights remaining, per method (mean ± sample sd over seeds), right after
     pruning and after retraining; one row per experiment."""
     names = experiments(results)
     fig = Figure(figsize=(11, 3.6 * len(names)), layout="tight")
@@ -630,7 +630,7 @@ def disconnected_table(
 
 
 def table(results: Results) -> str:
-    """Test accuracy (%, mean ± sd over seeds) per method and level, right after pruning and
+    """Test accuracy (%, mean ± sample sd over seeds) per method and level, right after pruning and
     after retraining, one table per experiment, headed by the dense network's accuracy."""
     parts = []
     for name in experiments(results):

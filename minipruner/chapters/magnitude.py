@@ -358,7 +358,7 @@ def figures(results: Results) -> dict[str, Figure]:
 
 
 def table(results: Results) -> str:
-    """Test accuracy (%, mean ± sd over seeds) per sparsity, before and after retraining."""
+    """Test accuracy (%, mean ± sample sd over seeds) per sparsity, before and after retraining."""
     rows = []
     for s in results.settings["sparsities"]:
         cells = [

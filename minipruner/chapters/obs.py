@@ -336,7 +336,7 @@ def networks(results: Results) -> list[str]:
 
 
 def accuracy_figure(results: Results, network: str = "mlpnet") -> Figure:
-    """Test accuracy against sparsity for every method (mean ± sd over seeds), one-shot
+    """Test accuracy against sparsity for every method (mean ± sample sd over seeds), one-shot
     without retraining, with the CBS paper's numbers for MLPNet."""
     sparsities = results.settings["sparsities"]
     x = [100 * s for s in sparsities]
@@ -437,7 +437,7 @@ def damping_table(results: Results) -> str:
 
 
 def search_table(results: Results, network: str = "mlpnet") -> str:
-    """CBS-S's search per sparsity, over seeds (mean ± sd): how often the start searched
+    """CBS-S's search per sparsity, over seeds (mean ± sample sd): how often the start searched
     from was magnitude pruning, the search iterations made and the iterate chosen, the
     swaps up to it, and the chosen set's objective ``f`` and training loss (no update)
     relative to magnitude pruning's."""
@@ -473,7 +473,7 @@ def search_table(results: Results, network: str = "mlpnet") -> str:
 
 
 def table(results: Results, network: str | None = None) -> str:
-    """Test accuracy (%, mean ± sd over seeds) per network, sparsity and method, one-shot
+    """Test accuracy (%, mean ± sample sd over seeds) per network, sparsity and method, one-shot
     without retraining; the CBS paper's MLPNet numbers in brackets. ``network``: only that
     one (default: all)."""
     methods = results.settings["methods"]

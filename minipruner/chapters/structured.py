@@ -604,7 +604,7 @@ def saliency_figure(results: Results) -> Figure:
 
 
 def error_figure(results: Results) -> Figure:
-    """Test error against parameters: each pruning run right after each removal (mean ± sd
+    """Test error against parameters: each pruning run right after each removal (mean ± sample sd
     over seeds), the pruned-and-tuned snapshots, the pruned architectures and the reduced
     networks trained from scratch, and the dense network."""
     cfg = results.settings
@@ -661,7 +661,8 @@ def error_figure(results: Results) -> Figure:
     ax.set_ylabel("test error (%)")
     arch = cfg["arch"]
     ax.set_title(
-        f"{cfg['dataset']}, WRN-{arch['depth']}-{arch['widen']}, mean ± sd over {len(seeds)} seeds",
+        f"{cfg['dataset']}, WRN-{arch['depth']}-{arch['widen']}, "
+        f"mean ± sample sd over {len(seeds)} seeds",
         fontsize=10,
     )
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -731,7 +732,7 @@ def figures(results: Results) -> dict[str, Figure]:
 
 
 def accuracy_table(results: Results) -> str:
-    """Per family at ``compare``: mean parameters, test error (%, mean ± sd over seeds) and
+    """Per family at ``compare``: mean parameters, test error (%, mean ± sample sd over seeds) and
     the interior widths of the first seed."""
     err = errors(results)
     rows = [
