@@ -38,11 +38,16 @@ class Explorer:
     """
 
     def __init__(
-        self, controls: Mapping[str, Sequence[str]], frames: Sequence[bytes], start: Sequence[int]
+        self,
+        controls: Mapping[str, Sequence[str]],
+        frames: Sequence[bytes],
+        start: Sequence[int],
+        caption: str | None = None,
     ) -> None:
         self.controls = {name: list(labels) for name, labels in controls.items()}
         self.frames = list(frames)
         self.start = list(start)
+        self.caption = caption
 
     def index(self, positions: Sequence[int]) -> int:
         """The frame shown for slider ``positions`` (row-major, last slider fastest)."""
@@ -75,7 +80,11 @@ function update(){{var i=0;inputs.forEach(function(el){{
   el.parentNode.querySelector("b").textContent=labels[Number(el.value)];}});
   imgs.forEach(function(im,j){{im.style.display=(j===i)?"block":"none";}});}}
 inputs.forEach(function(el){{el.addEventListener("input",update);}});}})();</script>"""
-        return f'<div id="{uid}" class="minipruner-explorer">{"".join(rows)}{images}</div>{script}'
+        caption = f"<figcaption>{html.escape(self.caption)}</figcaption>" if self.caption else ""
+        return (
+            f'<figure id="{uid}" class="minipruner-explorer">{"".join(rows)}{images}{caption}'
+            f"</figure>{script}"
+        )
 
 
 def precomputed_explorer(
@@ -83,13 +92,15 @@ def precomputed_explorer(
     render: Callable[..., Figure],
     start: Mapping[str, int] | None = None,
     dpi: int = 80,
+    caption: str | None = None,
 ) -> Explorer:
     """Sliders over precomputed figures: one slider per entry of ``controls``.
 
     ``controls`` maps a slider's name to the labels of its positions; ``render(**positions)``
     draws the figure for one combination (``positions[name]`` is the index of slider
     ``name``). All ``prod(len(labels))`` figures are rendered now, so every state the reader
-    can reach was computed by the code on the page.
+    can reach was computed by the code on the page. ``caption``: text shown under the
+    figure (what is drawn, and from which run), as a figure caption.
     """
     names = list(controls)
     if not names or any(len(controls[n]) == 0 for n in names):
@@ -103,4 +114,4 @@ def precomputed_explorer(
             raise ValueError(f"start position {pos} of {n!r} outside 0..{len(controls[n]) - 1}")
     combos = itertools.product(*(range(len(controls[n])) for n in names))
     frames = [figure_png(render(**dict(zip(names, c, strict=True))), dpi) for c in combos]
-    return Explorer(controls, frames, first)
+    return Explorer(controls, frames, first, caption)

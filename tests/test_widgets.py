@@ -35,3 +35,10 @@ def test_explorer_bad_input():
         precomputed_explorer({"a": ["x"]}, _render, start={"z": 0})
     with pytest.raises(ValueError, match="outside"):
         precomputed_explorer({"a": ["x"]}, _render, start={"a": 3})
+
+
+def test_explorer_caption_is_shown_and_escaped():
+    ex = precomputed_explorer({"a": ["x"]}, _render, caption="Red: kept <only> by LAP")
+    page = ex._repr_html_()
+    assert "<figcaption>Red: kept &lt;only&gt; by LAP</figcaption>" in page
+    assert "<figcaption>" not in precomputed_explorer({"a": ["x"]}, _render)._repr_html_()
