@@ -42,6 +42,7 @@ Conventions shared by the data-driven scorers (:func:`grasp_scores`, :func:`snip
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -66,6 +67,8 @@ __all__ = [
     "layer_collapse",
     "layer_densities",
     "shuffle_masks",
+    "grasp_paper_init",
+    "xavier_linear_copy",
 ]
 
 METHODS = ("grasp", "snip", "random", "magnitude")
@@ -299,6 +302,47 @@ def _scoring_batch(
             raise ValueError(f"data as a tuple must be (x, y), got {len(data)} items")
         return torch.as_tensor(data[0]), torch.as_tensor(data[1])
     return class_balanced_batch(data, per_class, seed)
+
+
+def grasp_paper_init(model: nn.Module) -> nn.Module:
+    """Initialise ``model`` as the GraSP paper's code does (``weights_init`` in
+    ``alecwangcq/GraSP``), in place: every convolution Kaiming-normal with fan-out,
+    ``w ~ N(0, 2 / (k_h k_w C_out))``; every linear layer ``w ~ N(0, 0.01^2)``; biases 0;
+    batch-norm scales 1 and shifts 0. Returns ``model``.
+
+    The scale of each layer decides which layer a global magnitude threshold empties first:
+    here the linear layers, whose weights are far smaller than PyTorch's default
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for a wide input.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Conv1d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+            continue
+        else:
+            continue
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def xavier_linear_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose linear weights are drawn again Xavier-normal,
+    ``w ~ N(0, 2 / (fan_in + fan_out))`` (from torch's global generator): the copy that
+    GraSP's code scores (``reinit=True``) while its masks are applied to the original
+    network, whose linear layers keep :func:`grasp_paper_init`'s ``N(0, 0.01^2)``."""
+    twin = copy.deepcopy(model)
+    for m in twin.modules():
+        if isinstance(m, nn.Linear):
+            target = m.weight_orig if hasattr(m, "weight_orig") else m.weight
+            nn.init.xavier_normal_(target)
+    return twin
 
 
 def init_scores(

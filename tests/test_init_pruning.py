@@ -283,3 +283,55 @@ def test_shuffle_masks_keeps_every_layer_density_and_moves_weights():
     again = ip.shuffle_masks(masks, seed=1)
     assert all(torch.equal(again[k], shuffled[k]) for k in masks)
     assert not torch.equal(ip.shuffle_masks(masks, seed=2)["a"], shuffled["a"])
+
+
+def test_grasp_paper_init_matches_the_papers_code_and_xavier_copy_leaves_the_original():
+    from minipruner.init_pruning import grasp_paper_init, xavier_linear_copy
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 64, 3, bias=True),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 6 * 6, 512),
+        nn.Linear(512, 10),
+    )
+    with torch.no_grad():
+        net[1].weight.fill_(3.0)
+    grasp_paper_init(net)
+    conv, bn, fc1, fc2 = net[0], net[1], net[4], net[5]
+    # Kaiming normal, fan-out: sd sqrt(2 / (3 * 3 * 64)); linear: sd 0.01; biases 0; BN 1/0
+    assert conv.weight.std().item() == pytest.approx((2 / (9 * 64)) ** 0.5, rel=0.05)
+    assert fc1.weight.std().item() == pytest.approx(0.01, rel=0.02)
+    assert all(float(m.bias.abs().max()) == 0 for m in (conv, fc1, fc2, bn))
+    assert bool((bn.weight == 1).all())
+    before = {n: w.clone() for n, w in mp.prunable(net).items()}
+    twin = xavier_linear_copy(net)
+    for name, w in mp.prunable(net).items():
+        assert torch.equal(w, before[name])  # the original is untouched
+    assert torch.equal(twin[0].weight, conv.weight)  # convolutions are not redrawn
+    xavier_sd = (2 / (64 * 6 * 6 + 512)) ** 0.5
+    assert twin[4].weight.std().item() == pytest.approx(xavier_sd, rel=0.02)
+
+
+def test_full_scale_uses_the_grasp_papers_initialisation():
+    from minipruner.chapters import init_pruning as chapter
+
+    full, quick = chapter.settings("full"), chapter.settings("quick")
+    assert full["init"] == "grasp" and full["grasp_reinit_linear"] is True
+    assert quick["init"] == "pytorch" and quick["grasp_reinit_linear"] is False
+
+
+def test_under_the_grasp_papers_init_magnitude_at_init_empties_the_classifier_first():
+    # why the full scale's initialisation matters (chapter 3, §3.6): with PyTorch's default
+    # a convolution of VGG-19 empties first at 98 %, with the GraSP code's the linear layer
+    from minipruner.init_pruning import grasp_paper_init
+
+    torch.manual_seed(0)
+    net = mp.get_model("vgg19")
+    default = mp.masks_from_scores(mp.magnitude_scores(net), 0.98)
+    assert default["classifier.weight"].any() and not all(m.any() for m in default.values())
+    paper = mp.masks_from_scores(mp.magnitude_scores(grasp_paper_init(net)), 0.98)
+    assert not paper["classifier.weight"].any()
+    assert all(m.any() for n, m in paper.items() if n != "classifier.weight")

@@ -36,7 +36,14 @@ from torch.utils.data import Dataset
 
 from ..claims import Claim, exceeds, within
 from ..data import class_balanced_batch, dataset_labels
-from ..init_pruning import METHODS, init_scores, layer_collapse, shuffle_masks
+from ..init_pruning import (
+    METHODS,
+    grasp_paper_init,
+    init_scores,
+    layer_collapse,
+    shuffle_masks,
+    xavier_linear_copy,
+)
 from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
@@ -107,6 +114,11 @@ def settings(scale: str) -> dict[str, Any]:
         "shuffle_methods": ["grasp", "snip"],
         "shuffle_sparsities": by_scale([0.98], [0.9, 0.95, 0.98], scale),
         "sign_sparsity": 0.98,
+        # full: the GraSP code's initialisation (grasp_paper_init), and GraSP scored on a copy
+        # whose linear layers are re-drawn Xavier-normal (its reinit=True); quick: PyTorch's
+        # default initialisation, scored as it is
+        "init": by_scale("pytorch", "grasp", scale),
+        "grasp_reinit_linear": by_scale(False, True, scale),
         "scale": scale,
         "train": by_scale(
             {"vgg6": dict(epochs=3, lr=0.1, nesterov=True, schedule="onecycle", batch_size=128)},
@@ -194,13 +206,17 @@ def network(settings: dict[str, Any], arch: str) -> dict[str, Any]:
 
 def init_net(settings: dict[str, Any], arch: str, seed: int) -> nn.Module:
     """A freshly initialised network ``arch`` (train mode, as GraSP scores it): seeded with
-    ``seed``, so the same for every method and sparsity of one seed."""
+    ``seed``, so the same for every method and sparsity of one seed; with the GraSP code's
+    initialisation (:func:`~minipruner.init_pruning.grasp_paper_init`) where the settings'
+    ``init`` is ``"grasp"`` (the full scale)."""
     spec = network(settings, arch)
     kwargs = dict(spec["kwargs"])
     if "input_shape" in kwargs:
         kwargs["input_shape"] = tuple(kwargs["input_shape"])
     seed_everything(seed)
     net = VGG(**kwargs) if spec["model"] == "vgg" else get_model(spec["model"], **kwargs)
+    if settings.get("init", "pytorch") == "grasp":
+        grasp_paper_init(net)
     return net.train()
 
 
@@ -208,8 +224,11 @@ def init_net(settings: dict[str, Any], arch: str, seed: int) -> nn.Module:
 def _base_scores(settings_json: str, arch: str, seed: int, method: str) -> dict[str, Tensor]:
     settings = json.loads(settings_json)
     train_data, _ = data(settings)
+    net = init_net(settings, arch, seed)
+    if method == "grasp" and settings.get("grasp_reinit_linear", False):
+        net = xavier_linear_copy(net)  # the copy GraSP's code scores; masks go to the original
     scores = init_scores(
-        init_net(settings, arch, seed).to(default_device()),  # GraSP on VGG-19 wants a GPU
+        net.to(default_device()),  # GraSP on VGG-19 wants a GPU
         method,
         train_data,
         per_class=settings["per_class"],
