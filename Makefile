@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONHASHSEED  ?= 0
 
-.PHONY: test book lint clean site-test
+.PHONY: test unit book lint clean site-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The unit tests alone: no notebooks, no slow end-to-end runs (a minute or two).
+unit: lint
+	$(BIN)/python -m pytest tests -m "not slow"
 
 # Jupyter Book's execution cache is keyed on each notebook's code only. The pages also depend
 # on the package, on the stored results under results/ (a full-scale run adds new ones) and

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from .scale import get_scale
-from .train import config_key, write_atomic
+from .store import config_key, write_atomic
 
 # name -> module path of every chapter's experiments.
 CHAPTERS: dict[str, str] = {
@@ -106,7 +106,7 @@ def _json_ready(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (:func:`minipruner.train.write_atomic`)."""
+    """Write ``data`` as JSON to ``path`` atomically (:func:`minipruner.store.write_atomic`)."""
     write_atomic(path, lambda f: json.dump(data, f, indent=1))
 
 

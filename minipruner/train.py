@@ -11,17 +11,11 @@ configuration, so chapters that need the same trained network share it.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import math
-import os
 import random
-import tempfile
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +24,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
-CACHE_VERSION = 1
+from .store import (  # noqa: F401  (importable from here, as before the split)
+    CACHE_VERSION,
+    _normalise,
+    cache_dir,
+    config_key,
+    load_or_compute,
+    write_atomic,
+)
+
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "onecycle", "multistep", "cosine")
 
@@ -201,79 +203,6 @@ def evaluate(
         n += len(y)
     model.train(was_training)
     return Evaluation(loss / n, correct / n)
-
-
-# ---------------------------------------------------------------- load-or-compute cache
-
-
-def cache_dir() -> Path:
-    """The cache folder: ``$MINIPRUNER_CACHE``, else ``$XDG_CACHE_HOME/minipruner``,
-    else ``~/.cache/minipruner``."""
-    if os.environ.get("MINIPRUNER_CACHE"):
-        return Path(os.environ["MINIPRUNER_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "minipruner"
-
-
-def config_key(config: dict[str, Any]) -> str:
-    """A stable hash of a JSON-serialisable configuration."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def _normalise(config: dict[str, Any]) -> dict[str, Any]:
-    # Round-trip through JSON so tuples and lists (and so on) compare equal after loading.
-    return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
-def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write a file atomically: ``write(f)`` fills a temporary file in ``path``'s folder,
-    which is flushed to disk and then renamed over ``path`` (``os.replace``), so a reader
-    never sees half a file and an interrupted write leaves the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_or_compute(
-    kind: str,
-    config: dict[str, Any],
-    compute: Callable[[], Any],
-    directory: str | os.PathLike | None = None,
-) -> Any:
-    """Return the cached result of ``compute()`` for ``config``, computing it when needed.
-
-    The entry lives at ``<cache_dir>/<kind>/<hash of config>.pt`` and stores the config
-    beside the result. It is recomputed, with a warning and never a crash, when the file
-    cannot be read (corrupt, truncated) or holds another configuration (stale). Writes
-    are atomic: a temporary file in the same folder, then ``os.replace``. The result
-    must be loadable by ``torch.load(weights_only=True)``: tensors, numbers, strings,
-    and lists/dicts of those.
-    """
-    config = _normalise({**config, "cache_version": CACHE_VERSION})
-    folder = Path(directory) if directory is not None else cache_dir()
-    path = folder / kind / f"{config_key(config)}.pt"
-    if path.exists():
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            if entry.get("config") == config:
-                return entry["result"]
-            warnings.warn(
-                f"stale cache entry {path} (other configuration); recomputing", stacklevel=2
-            )
-        except Exception as err:  # noqa: BLE001 - any unreadable entry is recomputed
-            warnings.warn(f"unreadable cache entry {path} ({err!r}); recomputing", stacklevel=2)
-    result = compute()
-    write_atomic(path, lambda f: torch.save({"config": config, "result": result}, f), "wb")
-    return result
 
 
 # The training arguments that define a trained network, with their defaults: part of

@@ -281,3 +281,19 @@ def test_claims_command_prints_stores_and_fails_on_an_asserted_claim(fake, monke
     monkeypatch.setattr(module, "claims", lambda r: claims(r, margin=100.0), raising=False)
     assert main(["claims", "99_fake"]) == 1
     assert "did not hold" in capsys.readouterr().err
+
+
+def test_results_store_without_importing_training():
+    # storing a result needs the cache key and the atomic writer (minipruner.store), not the
+    # training loop; the old names stay importable from minipruner.train
+    import ast
+    import importlib
+    from pathlib import Path
+
+    storing = importlib.import_module("minipruner.store")
+    training = importlib.import_module("minipruner.train")  # mp.train is the function
+    tree = ast.parse(Path(store.__file__).read_text())  # store: minipruner.results here
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "train" not in imported and "store" in imported
+    for name in ("cache_dir", "config_key", "write_atomic", "load_or_compute"):
+        assert getattr(training, name) is getattr(storing, name)
