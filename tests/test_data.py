@@ -1,9 +1,6 @@
 """Datasets: offline ones for real, torchvision ones on tiny files in the official formats."""
 
-import hashlib
-import pickle
 import random
-from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
@@ -78,57 +75,6 @@ def test_mnist1d_in_memory_deterministic(tmp_path, monkeypatch):
 # --------------------------------------------------------------- torchvision, tiny files
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array in the idx-ubyte format of the MNIST files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    magic = 0x0800 | array.ndim  # 0x08 = unsigned byte
-    header = b"".join(int(v).to_bytes(4, "big") for v in (magic, *array.shape))
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def write_mnist(root: Path, folder: str, n_train: int = 30, n_test: int = 20) -> dict:
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in [("train", n_train), ("t10k", n_test)]:
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = np.arange(n, dtype=np.uint8) % 10
-        write_idx(root / folder / "raw" / f"{split}-images-idx3-ubyte", images)
-        write_idx(root / folder / "raw" / f"{split}-labels-idx1-ubyte", labels)
-        arrays[split] = images, labels
-    return arrays
-
-
-def write_cifar(
-    root: Path, monkeypatch, per_batch: int = 4, n_test: int = 10, balanced: bool = False
-) -> dict:
-    """CIFAR-10 python batches; torchvision's md5 checks are pointed at these files. With
-    ``balanced`` the labels cycle through the classes, as in the real test set."""
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-
-    def dump(name: str, content: dict) -> list[str]:
-        (folder / name).write_bytes(pickle.dumps(content))
-        return [name, hashlib.md5((folder / name).read_bytes()).hexdigest()]
-
-    arrays, train_list = {}, []
-    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
-        pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        if balanced:
-            labels = [i % 10 for i in range(n)]
-        entry = dump(name, {"data": pixels, "labels": labels, "batch_label": name})
-        arrays[name] = pixels, labels
-        if name != "test_batch":
-            train_list.append(entry)
-    meta = dump("batches.meta", {"label_names": [f"class{i}" for i in range(10)]})
-    cls = torchvision.datasets.CIFAR10
-    monkeypatch.setattr(cls, "train_list", train_list)
-    monkeypatch.setattr(cls, "test_list", [entry])
-    monkeypatch.setattr(cls, "meta", {"filename": meta[0], "key": "label_names", "md5": meta[1]})
-    return arrays
-
-
 def transform_types(dataset: Dataset) -> list[type]:
     return [type(t) for t in dataset.transform.transforms]
 
@@ -137,7 +83,7 @@ def transform_types(dataset: Dataset) -> list[type]:
     "name, folder, mean, std",
     [("mnist", "MNIST", 0.1307, 0.3081), ("fashion-mnist", "FashionMNIST", 0.2860, 0.3530)],
 )
-def test_mnist_like_from_official_files(tmp_path, name, folder, mean, std):
+def test_mnist_like_from_official_files(tmp_path, name, folder, mean, std, write_mnist):
     arrays = write_mnist(tmp_path, folder)
     train, test = mp.load_dataset(name, scale="full", root=tmp_path, download=False)
     assert (len(train), len(test)) == (30, 20)
@@ -148,8 +94,8 @@ def test_mnist_like_from_official_files(tmp_path, name, folder, mean, std):
     assert torch.equal(data.dataset_labels(train), torch.arange(30) % 10)
 
 
-def test_cifar10_from_official_files(tmp_path, monkeypatch):
-    arrays = write_cifar(tmp_path, monkeypatch)
+def test_cifar10_from_official_files(tmp_path, monkeypatch, write_cifar):
+    arrays = write_cifar(tmp_path)
     train, test = mp.load_dataset("cifar10", scale="full", root=tmp_path, download=False)
     assert (len(train), len(test)) == (20, 10)
     x, y = test[2]
@@ -169,7 +115,7 @@ def test_cifar10_from_official_files(tmp_path, monkeypatch):
     assert train[0][0].shape == (3, 32, 32)
 
 
-def test_quick_scale_takes_a_stratified_subset(tmp_path, monkeypatch):
+def test_quick_scale_takes_a_stratified_subset(tmp_path, monkeypatch, write_mnist):
     write_mnist(tmp_path, "MNIST", n_train=40, n_test=20)
     train, test = mp.load_dataset("mnist", scale="quick", root=tmp_path)
     assert isinstance(train, TensorDataset) and (len(train), len(test)) == (40, 20)  # all
@@ -182,7 +128,7 @@ def test_quick_scale_takes_a_stratified_subset(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(train.tensors, again.tensors, strict=True))
 
 
-def test_minipruner_data_environment_variable(tmp_path, monkeypatch):
+def test_minipruner_data_environment_variable(tmp_path, monkeypatch, write_mnist):
     write_mnist(tmp_path / "elsewhere", "MNIST")
     monkeypatch.setenv("MINIPRUNER_DATA", str(tmp_path / "elsewhere"))
     train, _ = mp.load_dataset("mnist", scale="full", download=False)
@@ -263,7 +209,7 @@ class Plain(Dataset):
         return torch.full((2,), float(i)), self.labels[i]
 
 
-def test_class_balanced_batch_generic_datasets(tmp_path):
+def test_class_balanced_batch_generic_datasets(tmp_path, write_mnist):
     x, y = mp.class_balanced_batch(Plain([1, 0, 1, 0, 1, 2, 2]), per_class=2, seed=0)
     assert y.tolist() == [0, 0, 1, 1, 2, 2]
     first = x[:, 0].tolist()  # example i holds the value i

@@ -10,7 +10,6 @@ run does not fail on a code path nobody has executed.
 from typing import Any
 
 import pytest
-from test_data import write_cifar, write_mnist
 
 import minipruner as mp
 from minipruner.results import CHAPTERS, chapter_module, save_outputs
@@ -55,9 +54,9 @@ def shrink(value: Any, key: str = "") -> Any:
 
 
 @pytest.fixture
-def offline_full_data(tmp_path, monkeypatch):
+def offline_full_data(tmp_path, monkeypatch, write_mnist, write_cifar):
     write_mnist(tmp_path / "data", "MNIST", n_train=40, n_test=20)
-    write_cifar(tmp_path / "data", monkeypatch, per_batch=10, n_test=20, balanced=True)
+    write_cifar(tmp_path / "data", per_batch=10, n_test=20, balanced=True)
     monkeypatch.setenv("MINIPRUNER_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MINIPRUNER_RESULTS", str(tmp_path / "results"))

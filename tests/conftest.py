@@ -1,0 +1,80 @@
+"""Fixtures shared by several test files: the torchvision datasets written as tiny files in
+their official formats (the real ones need a download that the test machines cannot make).
+
+``write_mnist(root, folder, n_train, n_test)`` writes MNIST-style idx files under
+``root/folder/raw``; ``write_cifar(root, per_batch, n_test, balanced)`` writes CIFAR-10
+python batches under ``root`` and points torchvision's md5 checks at them. Both return the
+arrays they wrote.
+"""
+
+import hashlib
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the idx-ubyte format of the MNIST files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    magic = 0x0800 | array.ndim  # 0x08 = unsigned byte
+    header = b"".join(int(v).to_bytes(4, "big") for v in (magic, *array.shape))
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _write_mnist(root: Path, folder: str, n_train: int = 30, n_test: int = 20) -> dict:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in [("train", n_train), ("t10k", n_test)]:
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = np.arange(n, dtype=np.uint8) % 10
+        _write_idx(root / folder / "raw" / f"{split}-images-idx3-ubyte", images)
+        _write_idx(root / folder / "raw" / f"{split}-labels-idx1-ubyte", labels)
+        arrays[split] = images, labels
+    return arrays
+
+
+def _write_cifar(
+    root: Path, monkeypatch, per_batch: int = 4, n_test: int = 10, balanced: bool = False
+) -> dict:
+    """CIFAR-10 python batches; torchvision's md5 checks are pointed at these files. With
+    ``balanced`` the labels cycle through the classes, as in the real test set."""
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def dump(name: str, content: dict) -> list[str]:
+        (folder / name).write_bytes(pickle.dumps(content))
+        return [name, hashlib.md5((folder / name).read_bytes()).hexdigest()]
+
+    arrays, train_list = {}, []
+    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+        pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=n)]
+        if balanced:
+            labels = [i % 10 for i in range(n)]
+        entry = dump(name, {"data": pixels, "labels": labels, "batch_label": name})
+        arrays[name] = pixels, labels
+        if name != "test_batch":
+            train_list.append(entry)
+    meta = dump("batches.meta", {"label_names": [f"class{i}" for i in range(10)]})
+    cls = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(cls, "train_list", train_list)
+    monkeypatch.setattr(cls, "test_list", [entry])
+    monkeypatch.setattr(cls, "meta", {"filename": meta[0], "key": "label_names", "md5": meta[1]})
+    return arrays
+
+
+@pytest.fixture
+def write_mnist() -> Callable[..., dict]:
+    """The MNIST writer: ``write_mnist(root, folder, n_train=30, n_test=20)``."""
+    return _write_mnist
+
+
+@pytest.fixture
+def write_cifar(monkeypatch) -> Callable[..., dict]:
+    """The CIFAR-10 writer: ``write_cifar(root, per_batch=4, n_test=10, balanced=False)``."""
+    return lambda root, **kwargs: _write_cifar(root, monkeypatch, **kwargs)

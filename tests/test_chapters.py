@@ -1,0 +1,27 @@
+"""Every chapter module follows the one chapter protocol, at both scales: the settings round-
+trip through JSON and say their scale and seed offset, the configurations are unique and
+JSON too, and the settings a chapter names in GRID exist."""
+
+import importlib
+import json
+
+import pytest
+
+from minipruner.chapters import Chapter
+from minipruner.results import CHAPTERS
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_every_chapter_follows_the_protocol(name, scale):
+    chapter = importlib.import_module(CHAPTERS[name])
+    assert isinstance(chapter, Chapter)
+    assert isinstance(chapter.VERSION, int) and chapter.TITLE
+    settings = chapter.settings(scale)
+    assert json.loads(json.dumps(settings)) == settings
+    assert settings["scale"] == scale and "seed_offset" in settings
+    configs = chapter.configurations(settings)
+    texts = [json.dumps(c, sort_keys=True) for c in configs]
+    assert configs and len(set(texts)) == len(texts)
+    assert all(json.loads(t) == c for t, c in zip(texts, configs, strict=True))
+    assert set(getattr(chapter, "GRID", ())) <= set(settings)
