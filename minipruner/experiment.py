@@ -9,17 +9,15 @@ score once and methods that prune layer by layer run under one protocol.
 from __future__ import annotations
 
 import copy
-import gc
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .masks import sparsity_report
+from .measure import measure_cost  # noqa: F401  (importable from here, as before)
 from .train import evaluate, train
 
 Pruner = Callable[[nn.Module, float], Mapping[str, Tensor]]
@@ -70,70 +68,3 @@ def prune_retrain_sweep(
             record |= {"acc_retrained": again.accuracy, "loss_retrained": again.loss}
         records.append(record)
     return records
-
-
-# ------------------------------------------------------------------ cost of a computation
-
-
-def _rss_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    # Linux >= 4.0: writing 5 to clear_refs resets the peak resident set size (VmHWM).
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def measure_cost(
-    fn: Callable[[], Any], device: torch.device | str | None = None
-) -> tuple[Any, dict[str, Any]]:
-    """Run ``fn()`` once and measure its wall time and the peak memory it added.
-
-    Returns ``(fn(), cost)`` with ``cost = {"seconds", "peak_mb", "memory"}``:
-
-    - ``seconds``: wall-clock time (``time.perf_counter``; CUDA is synchronised first and
-      last, so queued kernels count);
-    - ``peak_mb``: on CUDA, ``max_memory_allocated - memory_allocated`` before the call
-      (``torch.cuda.reset_peak_memory_stats``); on the CPU under Linux, the peak resident
-      set size during the call minus the resident size before it (the kernel's high-water
-      mark ``VmHWM``, reset through ``/proc/self/clear_refs``), so every byte the call
-      touched counts, not only torch's; ``None`` where neither is available;
-    - ``memory``: which of the two was measured (``"cuda allocated"``, ``"process rss"``
-      or ``"unavailable"``).
-
-    Memory already held before the call (the model, the data) is not counted.
-    """
-    device = torch.device(device) if device is not None else None
-    cuda = device is not None and device.type == "cuda"
-    gc.collect()
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    else:
-        rss = _rss_kib("VmRSS")
-        base = rss if rss is not None and _reset_peak_rss() else None
-    start = time.perf_counter()
-    result = fn()
-    if cuda:
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    if cuda:
-        peak, kind = (torch.cuda.max_memory_allocated(device) - base) / 2**20, "cuda allocated"
-    elif base is not None and (hwm := _rss_kib("VmHWM")) is not None:
-        peak, kind = (hwm - base) / 1024, "process rss"
-    else:
-        peak, kind = None, "unavailable"
-    return result, {"seconds": seconds, "peak_mb": peak, "memory": kind}

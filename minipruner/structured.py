@@ -40,14 +40,15 @@ with absolute values).
 Convention, as everywhere in the package: a HIGHER saliency means KEEP; the channel with the
 lowest saliency over all chains (one global ranking) is removed, and every chain keeps at
 least one channel.
+
+Parameter and FLOP counts and latency live in :mod:`minipruner.measure` (importable from
+here too).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import statistics
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -59,7 +60,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .masks import effective_weight, flop_counter
+from .masks import effective_weight
+from .measure import (  # noqa: F401  (importable from here, as before)
+    count_flops,
+    count_parameters,
+    measure_latency,
+)
 from .models import BasicBlock, WideBlock, WideResNet
 from .train import batches, default_device
 
@@ -559,18 +565,6 @@ def compress(model: nn.Module) -> nn.Module:
     return new
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters, ``sum numel(p)`` (pruned-but-present channels count)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model: nn.Module, x: Tensor | None = None) -> int:
-    """FLOPs of one forward pass on ``x`` (default: one zero example of ``model.input_shape``)
-    counted by :class:`torch.utils.flop_counter.FlopCounterMode`: 2 per multiply-add of
-    convs and matmuls; batch norm, activations and bias additions are not counted."""
-    return int(flop_counter(model, x).get_total_flops())
-
-
 @dataclass(frozen=True)
 class CompressionStats:
     """Parameters and FLOPs (one example) of a gated model and of its :func:`compress` copy."""
@@ -857,55 +851,3 @@ def pruned_architecture(model: nn.Module, seed: int | None = None) -> nn.Module:
         if hasattr(m, "reset_parameters"):
             m.reset_parameters()
     return new
-
-
-# --------------------------------------------------------------------------------------
-# Latency
-# --------------------------------------------------------------------------------------
-
-
-def measure_latency(
-    model: nn.Module,
-    input_shape: Sequence[int] | None = None,
-    batch_size: int = 1,
-    *,
-    threads: int = 1,
-    warmup: int = 10,
-    repeats: int = 50,
-) -> float:
-    """Median wall-clock seconds of one forward pass: ``median_r t_r`` over ``repeats`` timed
-    runs (``time.perf_counter``) after ``warmup`` untimed ones, on a random batch of shape
-    ``(batch_size, *input_shape)`` (default ``model.input_shape``), in eval mode under
-    ``torch.inference_mode``, with ``torch.set_num_threads(threads)`` (restored afterwards).
-    On a GPU the device is synchronised around each run.
-    """
-    if batch_size < 1 or threads < 1 or warmup < 0 or repeats < 1:
-        raise ValueError(
-            f"need batch_size >= 1, threads >= 1, warmup >= 0, repeats >= 1; got "
-            f"{batch_size}, {threads}, {warmup}, {repeats}"
-        )
-    if input_shape is None:
-        input_shape = getattr(model, "input_shape", None)
-        if input_shape is None:
-            raise ValueError(f"{type(model).__name__} has no input_shape; pass input_shape")
-    p = next(model.parameters())
-    x = torch.randn(batch_size, *input_shape, device=p.device, dtype=p.dtype)
-    sync = torch.cuda.synchronize if p.device.type == "cuda" else (lambda: None)
-    previous, was_training = torch.get_num_threads(), model.training
-    times = []
-    try:
-        torch.set_num_threads(threads)
-        model.eval()
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(x)
-            for _ in range(repeats):
-                sync()
-                start = time.perf_counter()
-                model(x)
-                sync()
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous)
-        model.train(was_training)
-    return statistics.median(times)

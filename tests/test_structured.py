@@ -384,3 +384,11 @@ def test_measure_latency():
     assert torch.get_num_threads() == threads and model.training
     with pytest.raises(ValueError, match="repeats"):
         st.measure_latency(model, repeats=0)
+
+
+def test_counts_and_timing_live_in_measure_and_stay_importable_here():
+    from minipruner import experiment, measure
+
+    for name in ("count_parameters", "count_flops", "measure_latency"):
+        assert getattr(st, name) is getattr(measure, name)
+    assert experiment.measure_cost is measure.measure_cost
