@@ -79,6 +79,7 @@ __all__ = [
     "batchnorm_factors",
     "lookahead_chain",
     "lookahead_prune",
+    "lookahead_score",
     "lookahead_scores",
     "normalized_lookahead_scores",
     "paper_ratios",
@@ -522,6 +523,22 @@ def _check_rates(model: nn.Module, rates: Mapping[str, Tensor]) -> dict[str, Ten
     return out
 
 
+def lookahead_score(w: Tensor, next_sq: Tensor, prev_sq: Tensor) -> Tensor:
+    """The lookahead score of every weight ``w = W_i[j, k]`` of one layer (chapter 2, §2.1):
+
+        L_i(w) = |w| * ||W_{i-1}[k, :]|| * ||W_{i+1}[:, j]||,
+
+    the Frobenius norm of the change of the block ``W_{i+1} W_i W_{i-1}`` when ``w`` alone is
+    zeroed. ``next_sq[j] = ||W_{i+1}[:, j]||^2`` (what reads output unit ``j``; 1 for the last
+    layer) and ``prev_sq[k] = ||W_{i-1}[k, :]||^2`` (what writes input unit ``k``; 1 for the
+    first), one per unit; batch-norm scales and activation rates enter through them (see
+    :func:`lookahead_scores`). A convolution's weight ``(out, in, *kernel)`` broadcasts over
+    its kernel.
+    """
+    lead = (1,) * (w.dim() - 2)
+    return w.abs() * next_sq.sqrt().view(-1, 1, *lead) * prev_sq.sqrt().view(1, -1, *lead)
+
+
 @dataclass
 class _Scorer:
     """Everything that stays fixed while weights are pruned: structure, BN scales, rates."""
@@ -542,7 +559,6 @@ class _Scorer:
     def score(self, name: str, weights: Mapping[str, Tensor]) -> Tensor:
         w = weights[name].detach()
         n_out, n_in = w.shape[0], w.shape[1]
-        lead = (1,) * (w.dim() - 2)
         # Output side, per output unit j: s_i[j]^2 p_i[j] sum_o p_{i+1}[o] W_{i+1}[o, j]^2.
         row = torch.ones(n_out, device=w.device, dtype=w.dtype)
         gain = self._unit_gain(name, w)
@@ -567,7 +583,7 @@ class _Scorer:
             if gain is not None:
                 rows = rows * gain
             col = rows.repeat_interleave(self.chain.units_per_channel[(prv, name)]).to(w.device)
-        return w.abs() * row.sqrt().view(n_out, 1, *lead) * col.sqrt().view(1, n_in, *lead)
+        return lookahead_score(w, row, col)
 
 
 def _scorer(

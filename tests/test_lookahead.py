@@ -479,3 +479,17 @@ def test_paper_ratios_give_the_papers_surviving_fractions():
     assert survive == [6.36, 3.21, 1.63, 0.84, 0.43, 0.23, 0.12]
     with pytest.raises(ValueError, match="non-negative"):
         paper_ratios(fcn, -1)
+
+
+def test_lookahead_score_is_the_formula_lookahead_scores_apply():
+    from minipruner.lookahead import lookahead_score
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 5, bias=False), nn.ReLU(), nn.Linear(5, 4, bias=False))
+    net = nn.Sequential(*net, nn.ReLU(), nn.Linear(4, 3, bias=False))
+    a, b, c = (net[i].weight.detach() for i in (0, 2, 4))
+    formula = lookahead_score(b, c.square().sum(0), a.square().sum(1))
+    assert torch.equal(formula, lookahead_scores(net, x=torch.zeros(1, 6))["2.weight"])
+    j, k = 1, 3
+    expected = b[j, k].abs() * a[k].norm() * c[:, j].norm()
+    assert torch.isclose(formula[j, k], expected)
