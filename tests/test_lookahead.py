@@ -493,3 +493,10 @@ def test_lookahead_score_is_the_formula_lookahead_scores_apply():
     j, k = 1, 3
     expected = b[j, k].abs() * a[k].norm() * c[:, j].norm()
     assert torch.isclose(formula[j, k], expected)
+
+
+def test_the_layer_graph_lives_in_its_own_module_and_stays_importable_here():
+    from minipruner import layer_graph, lookahead
+
+    assert lookahead.lookahead_chain is layer_graph.lookahead_chain
+    assert lookahead.LayerChain is layer_graph.LayerChain
