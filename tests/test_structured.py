@@ -392,3 +392,12 @@ def test_counts_and_timing_live_in_measure_and_stay_importable_here():
     for name in ("count_parameters", "count_flops", "measure_latency"):
         assert getattr(st, name) is getattr(measure, name)
     assert experiment.measure_cost is measure.measure_cost
+
+
+def test_channels_and_architectures_live_in_their_own_modules_and_stay_importable_here():
+    from minipruner import architectures, channels
+
+    for name in channels.__all__:
+        assert getattr(st, name) is getattr(channels, name)
+    for name in architectures.__all__:
+        assert getattr(st, name) is getattr(architectures, name)
