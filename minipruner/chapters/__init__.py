@@ -12,6 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -74,3 +75,11 @@ def trained_network(spec: Mapping[str, Any], scale: str, seed: int) -> nn.Module
         model_kwargs=spec.get("model_kwargs"),
         **spec["train"],
     )
+
+
+def rank_correlation(a: Any, b: Any) -> float:
+    """Spearman's rank correlation of two equally long sequences: the Pearson correlation
+    of their ranks, ``corr(rank(a), rank(b))`` (ties are broken by position, not averaged:
+    the values compared here are continuous measurements)."""
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])

@@ -29,7 +29,7 @@ from ..models import get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
-from . import load_data, trained_network
+from . import load_data, rank_correlation, trained_network
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
@@ -123,12 +123,6 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
                 }
             )
     return {"rows": rows}
-
-
-def rank_correlation(a: Any, b: Any) -> float:
-    """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed)."""
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def correlations(results: Results, seed: int | None = None) -> dict[str, float]:

@@ -42,7 +42,7 @@ from ..models import WideResNet
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import default_device, evaluate, load_or_compute, train, trained
-from . import load_data
+from . import load_data, rank_correlation
 
 VERSION = 1
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
@@ -518,11 +518,6 @@ def saliency_arrays(results: Results) -> dict[str, np.ndarray]:
     (rec,) = results.select(experiment="saliency")
     keys = ("actual", "taylor2", "fisher", "first", "half_curvature")
     return {k: np.array([g[k] for g in rec["gates"]]) for k in keys}
-
-
-def rank_correlation(a: Any, b: Any) -> float:
-    """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed)."""
-    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
 
 
 def saliency_summary(results: Results) -> dict[str, float]:
