@@ -472,11 +472,17 @@ def lookahead_prune(
 
 
 def paper_ratios(
-    model: nn.Module, t: int, ratio: float = 0.5, last_ratio: float = 0.25
+    model: nn.Module,
+    t: int,
+    ratio: float = 0.5,
+    last_ratio: float = 0.25,
+    *,
+    conv_ratio: float | None = None,
 ) -> dict[str, float]:
-    """The LAP paper's layer-wise sparsities after ``t`` pruning steps:
-    ``1 - (1 - ratio)^t`` for every layer but the last, ``1 - (1 - last_ratio)^t`` for the
-    last (FCN: ratio 0.5, last 0.25; Conv-6 uses 0.15 for convs and 0.2 for linears).
+    """The LAP paper's layer-wise sparsities after ``t`` pruning steps, ``1 - (1 - r)^t``, with
+    ``r = last_ratio`` for the last layer, ``conv_ratio`` for convolutions (default
+    ``ratio``) and ``ratio`` for the other layers (FCN: ratio 0.5, last 0.25; Conv-6: conv
+    0.15, linear 0.2, last 0.1).
 
     >>> net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
     >>> paper_ratios(net, 2)
@@ -484,8 +490,11 @@ def paper_ratios(
     """
     if t < 0:
         raise ValueError(f"t must be a non-negative number of steps, got {t}")
-    names = list(prunable_modules(model))
-    return {
-        n: 1 - (1 - (last_ratio if i == len(names) - 1 else ratio)) ** t
-        for i, n in enumerate(names)
+    modules = prunable_modules(model)
+    last = list(modules)[-1]
+    conv = ratio if conv_ratio is None else conv_ratio
+    base = {
+        n: last_ratio if n == last else conv if isinstance(m, _CONV_TYPES) else ratio
+        for n, m in modules.items()
     }
+    return {n: 1 - (1 - r) ** t for n, r in base.items()}

@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from ..claims import Claim, exceeds, within
 from ..data import class_balanced_batch
 from ..experiment import prune_retrain_sweep
-from ..lookahead import activation_rates, lookahead_prune, lookahead_scores
+from ..lookahead import activation_rates, lookahead_prune, lookahead_scores, paper_ratios
 from ..magnitude import magnitude_prune, magnitude_scores
-from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
+from ..masks import apply_masks, fed_units, masks_from_scores
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
@@ -137,14 +137,9 @@ def model(settings: dict[str, Any], experiment: str, seed: int | None = None) ->
 def level_ratios(
     model: nn.Module, t: int, conv_ratio: float, linear_ratio: float, last_ratio: float
 ) -> dict[str, float]:
-    """The paper's per-layer sparsities after t steps: 1 - (1 - r)^t, r by layer type."""
-    modules = prunable_modules(model)
-    last = list(modules)[-1]
-    base = {
-        n: last_ratio if n == last else conv_ratio if isinstance(m, nn.Conv2d) else linear_ratio
-        for n, m in modules.items()
-    }
-    return {n: 1 - (1 - r) ** t for n, r in base.items()}
+    """The paper's per-layer sparsities after t steps, ``1 - (1 - r)^t`` with ``r`` by layer
+    type: :func:`minipruner.lookahead.paper_ratios` with the settings' three ratios."""
+    return paper_ratios(model, t, linear_ratio, last_ratio, conv_ratio=conv_ratio)
 
 
 def make_pruners(
