@@ -55,7 +55,7 @@ from torch.utils.data import Dataset
 
 from .data import class_balanced_batch
 from .magnitude import magnitude_scores
-from .masks import apply_masks, masks_from_scores, prunable, prunable_modules
+from .masks import apply_masks, masks_from_scores, prunable, prunable_modules, weight_parameter
 
 __all__ = [
     "METHODS",
@@ -84,10 +84,7 @@ def _variables(model: nn.Module) -> dict[str, Tensor]:
     """The leaf parameters behind each prunable weight: ``weight_orig`` for a masked layer
     (whose effective weight ``weight_orig * weight_mask`` is rebuilt at every forward),
     else ``weight``."""
-    return {
-        name: module.weight_orig if hasattr(module, "weight_mask") else module.weight
-        for name, module in prunable_modules(model).items()
-    }
+    return {name: weight_parameter(module) for name, module in prunable_modules(model).items()}
 
 
 @contextmanager
@@ -340,7 +337,7 @@ def xavier_linear_copy(model: nn.Module) -> nn.Module:
     twin = copy.deepcopy(model)
     for m in twin.modules():
         if isinstance(m, nn.Linear):
-            target = m.weight_orig if hasattr(m, "weight_orig") else m.weight
+            target = weight_parameter(m)
             nn.init.xavier_normal_(target)
     return twin
 

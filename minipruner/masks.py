@@ -49,6 +49,13 @@ def effective_weight(module: nn.Module) -> Tensor:
     return module.weight
 
 
+def weight_parameter(module: nn.Module) -> nn.Parameter:
+    """The leaf parameter behind a layer's weight, the one to write to or differentiate:
+    ``weight_orig`` if the layer carries a mask (its ``weight`` is then the product
+    ``weight_orig * weight_mask``, recomputed before every forward pass), else ``weight``."""
+    return module.weight_orig if hasattr(module, "weight_mask") else module.weight
+
+
 def prunable(model: nn.Module) -> dict[str, Tensor]:
     """Return ``{name: weight}`` of the model's Linear and Conv layers, in forward order.
 

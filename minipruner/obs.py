@@ -72,7 +72,7 @@ from .fisher import (
 from .fisher import _check_blocks as _check_blocks
 from .fisher import _check_damp as _check_damp
 from .fisher import _cross_entropy as _cross_entropy
-from .masks import apply_masks, masks_from_scores, prunable, prunable_modules
+from .masks import apply_masks, masks_from_scores, prunable, prunable_modules, weight_parameter
 
 METHODS = ("mp", "wf-s", "wf", "cbs-s", "cbs")
 
@@ -344,7 +344,7 @@ def set_flat_weights(model: nn.Module, w: Tensor, keep: Tensor) -> dict[str, Ten
     updates = unflatten_weights(torch.where(keep, w, torch.zeros_like(w)), weights)
     with torch.no_grad():
         for n, module in prunable_modules(model).items():
-            target = module.weight_orig if hasattr(module, "weight_orig") else module.weight
+            target = weight_parameter(module)
             target.copy_(updates[n].to(target.dtype).reshape(target.shape))
     apply_masks(model, masks)
     return masks

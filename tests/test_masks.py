@@ -207,3 +207,11 @@ def test_fed_units_marks_rows_and_channels_with_a_kept_weight():
     conv = torch.zeros(3, 2, 3, 3, dtype=torch.bool)
     conv[1, 1, 2, 0] = True  # one tap of one input channel feeds output channel 1
     assert fed_units(conv).tolist() == [False, True, False]
+
+
+def test_weight_parameter_is_the_leaf_behind_a_pruned_weight():
+    layer = torch.nn.Linear(3, 2)
+    assert mp.masks.weight_parameter(layer) is layer.weight
+    mp.apply_masks(layer, {"weight": torch.tensor([[True, False, True], [False, True, True]])})
+    leaf = mp.masks.weight_parameter(layer)
+    assert leaf is layer.weight_orig and leaf.is_leaf and leaf.requires_grad

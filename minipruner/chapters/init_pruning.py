@@ -44,7 +44,7 @@ from ..init_pruning import (
     shuffle_masks,
     xavier_linear_copy,
 )
-from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules
+from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules, weight_parameter
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -260,7 +260,7 @@ def gradient_flow(net: nn.Module, x: Tensor, y: Tensor) -> float:
     """G = |g|^2 over the kept prunable weights, at temperature 1, in the net's mode. (For a
     masked layer the gradient with respect to weight_orig is already zero where the mask
     removes.)"""
-    weights = [getattr(m, "weight_orig", m.weight) for m in prunable_modules(net).values()]
+    weights = [weight_parameter(m) for m in prunable_modules(net).values()]
     grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights)
     return sum(gw.pow(2).sum() for gw in grads).item()
 
