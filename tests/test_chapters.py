@@ -25,3 +25,22 @@ def test_every_chapter_follows_the_protocol(name, scale):
     assert configs and len(set(texts)) == len(texts)
     assert all(json.loads(t) == c for t, c in zip(texts, configs, strict=True))
     assert set(getattr(chapter, "GRID", ())) <= set(settings)
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_adding_a_seed_keeps_every_other_result_key(name):
+    # GRID settings only enumerate configurations: a new seed adds configurations and leaves
+    # the keys (and so the stored results) of the others as they were
+    from minipruner.results import _keyed
+
+    chapter = importlib.import_module(CHAPTERS[name])
+    assert "seeds" in getattr(chapter, "GRID", ()), f"{name} has no GRID with its seeds"
+    settings = chapter.settings("quick")
+    more = {**settings, "seeds": [*settings["seeds"], 999]}
+    before = {json.dumps(c, sort_keys=True): c for c in chapter.configurations(settings)}
+    after = {json.dumps(c, sort_keys=True): c for c in chapter.configurations(more)}
+    assert set(before) <= set(after) and all(
+        c.get("seed") == 999 for k, c in after.items() if k not in before
+    )
+    for c in before.values():
+        assert _keyed(chapter, settings, c) == _keyed(chapter, more, c)

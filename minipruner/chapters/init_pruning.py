@@ -52,6 +52,7 @@ from ..train import default_device, evaluate, seed_everything, train
 from . import load_data
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
+GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Pruning at initialisation: keep the gradient flowing"
 
 QUICK_CFG = [16, "M", 16, "M", 32, 32, "M", 64, 64]

@@ -34,6 +34,7 @@ from ..train import evaluate
 from . import load_data, trained_network
 
 VERSION = 1
+GRID = ("seeds", "levels")  # enumerate configurations only
 TITLE = "Lookahead pruning"
 METHODS = ("MP", "LAP", "LFP", "LBP", "LAP-act")
 METHOD_STYLE = {

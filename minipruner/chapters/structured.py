@@ -45,6 +45,7 @@ from ..train import default_device, evaluate, load_or_compute, train, trained
 from . import load_data, rank_correlation
 
 VERSION = 1
+GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
 METHODS = ("fisher", "l1")
 LABELS = {"fisher": "Fisher", "l1": "L1"}
@@ -144,7 +145,7 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
         + [{"experiment": "scratch", "seed": s} for s in seeds]
         + [{"experiment": "reduced", "seed": s} for s in seeds]
         + [
-            {"experiment": "latency", "setting": name, "batch_size": b}
+            {"experiment": "latency", "setting": name, "batch_size": b, "seed": seeds[0]}
             for name in latency_settings(settings)
             for b in lat["batch_sizes"]
         ]
@@ -287,7 +288,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         if experiment in ("scratch", "reduced"):
             return run_from_scratch(settings, config["seed"], experiment)
         if experiment == "latency":
-            return run_latency(settings, config["setting"], config["batch_size"])
+            return run_latency(settings, config["setting"], config["batch_size"], config["seed"])
         raise ValueError(f"unknown experiment {experiment!r}")
     finally:
         torch.set_num_threads(previous)
@@ -392,15 +393,19 @@ def run_from_scratch(settings: dict[str, Any], seed: int, family: str) -> dict[s
     return dict(_network_record(settings, net), factor=factor)
 
 
-def latency_models(settings: dict[str, Any], arch: dict[str, Any]) -> dict[str, nn.Module]:
+def latency_models(
+    settings: dict[str, Any], arch: dict[str, Any], seed: int | None = None
+) -> dict[str, nn.Module]:
     """The timed networks, with random weights (seeded): the dense WRN of ``arch``; for each
-    latency fraction, the Fisher-pruned network of the first seed compressed (and, at ``compare``,
-    with its masks only) and the reduced WRN with the parameter count closest to it."""
+    latency fraction, the Fisher-pruned network of ``seed`` (default: the first seed)
+    compressed (and, at ``compare``, with its masks only) and the reduced WRN with the
+    parameter count closest to it."""
     lat = settings["latency"]
     torch.manual_seed(lat["seed"])
     dense_net = WideResNet(**arch)
     models: dict[str, nn.Module] = {"dense": dense_net}
-    snaps = pruning_run(settings, settings["seeds"][0], "fisher")["snapshots"]
+    seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
+    snaps = pruning_run(settings, seed, "fisher")["snapshots"]
     shape = {k: v for k, v in arch.items() if k not in ("depth", "widen")}
     for f in lat["fractions"]:
         snap = next(s for s in snaps if abs(s["removed"] / s["total"] - f) < 0.01)
@@ -425,8 +430,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def run_latency(settings: dict[str, Any], setting: str, batch_size: int) -> dict[str, Any]:
-    """Time every network of :func:`latency_models` for input setting ``setting``: in each
+def run_latency(
+    settings: dict[str, Any], setting: str, batch_size: int, seed: int | None = None
+) -> dict[str, Any]:
+    """Time every network of :func:`latency_models` (pruned networks of ``seed``, default the
+    first seed) for input setting ``setting``: in each
     of ``rounds`` rounds, one :func:`~minipruner.structured.measure_latency` per network in
     turn (``threads`` threads, ``warmup`` untimed and ``repeats`` timed forward passes of a
     batch of ``batch_size``, the median in seconds). Returns the round medians per network,
@@ -434,7 +442,7 @@ def run_latency(settings: dict[str, Any], setting: str, batch_size: int) -> dict
     size the times were measured with."""
     lat = settings["latency"]
     (arch,) = [i["arch"] for i in lat["inputs"] if i["name"] == setting]
-    models = latency_models(settings, arch)
+    models = latency_models(settings, arch, seed)
     rounds: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(lat["rounds"]):
         for name, net in models.items():
