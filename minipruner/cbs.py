@@ -160,6 +160,29 @@ def _lowest(scores: Tensor, k: int) -> Tensor:
     return torch.sort(scores, stable=True).indices[:k]
 
 
+def _check_count(n_prune: int, d: int) -> int:
+    if isinstance(n_prune, bool) or not isinstance(n_prune, int) or not 0 <= n_prune <= d:
+        raise ValueError(
+            f"n_prune (the number of weights to remove, round(sparsity * d)) must be an "
+            f"integer in [0, {d}], i.e. a sparsity in [0, 1]; got {n_prune!r}"
+        )
+    return n_prune
+
+
+def _check_weights(w: Tensor) -> int:
+    """``d`` for a non-empty weight vector ``w``; a ``ValueError`` for anything else."""
+    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() < 1:
+        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        raise ValueError(f"w must be a non-empty vector, got {shape}")
+    return w.numel()
+
+
+def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def cbs_select_window(
     w: Tensor,
     grads: Tensor,
@@ -177,7 +200,8 @@ def cbs_select_window(
     return_history: bool = False,
 ) -> Tensor | CBSResult:
     """A variant of CBS-S with one best swap per iteration in a growing window (not the
-    released search: that is :func:`cbs_select`; chapters 4 and 6 used this one so far).
+    released search: that is :func:`cbs_select`; chapters 4 and 6 used this one before
+    they moved to the released search).
     Choose ``n_prune`` weights to remove by approximately minimising
     ``f(P) = w_P^T F_PP w_P = ||G_P w_P||^2 / N`` (``F = G^T G / N``, the loss increase
     of pruning ``P`` without update). Returns a bool keep-mask (True = keep) with exactly
@@ -211,15 +235,15 @@ def cbs_select_window(
     grads = _check_grads(grads)
     n, d = grads.shape
     w = _check_vector(w, d).to(grads.dtype)
-    if isinstance(n_prune, bool) or not isinstance(n_prune, int) or not 0 <= n_prune <= d:
-        raise ValueError(f"n_prune must be an integer in [0, {d}], got {n_prune!r}")
-    for name, value in (("n_random_starts", n_random_starts), ("rho", rho), ("tau", tau)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 0:
-        raise ValueError(f"max_iters must be a non-negative integer, got {max_iters!r}")
-    if isinstance(loss_every, bool) or not isinstance(loss_every, int) or loss_every < 1:
-        raise ValueError(f"loss_every must be a positive integer, got {loss_every!r}")
+    _check_count(n_prune, d)
+    for name, value in (
+        ("n_random_starts", n_random_starts),
+        ("rho", rho),
+        ("tau", tau),
+        ("loss_every", loss_every),
+    ):
+        _check_positive_int(name, value)
+    _check_positive_int("max_iters", max_iters, 0)
     if not (epsilon >= 0 and noise >= 0):
         raise ValueError(f"epsilon and noise must be non-negative, got {epsilon}, {noise}")
 
@@ -320,29 +344,6 @@ def cbs_select_window(
 # --------------------------------------------------------------------------------------
 # CBS-S as released: chunk starts, batched first-improving swaps, loss-picked iterate
 # --------------------------------------------------------------------------------------
-
-
-def _check_count(n_prune: int, d: int) -> int:
-    if isinstance(n_prune, bool) or not isinstance(n_prune, int) or not 0 <= n_prune <= d:
-        raise ValueError(
-            f"n_prune (the number of weights to remove, round(sparsity * d)) must be an "
-            f"integer in [0, {d}], i.e. a sparsity in [0, 1]; got {n_prune!r}"
-        )
-    return n_prune
-
-
-def _check_weights(w: Tensor) -> int:
-    """``d`` for a non-empty weight vector ``w``; a ``ValueError`` for anything else."""
-    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() < 1:
-        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-        raise ValueError(f"w must be a non-empty vector, got {shape}")
-    return w.numel()
-
-
-def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def default_chunks(d: int) -> int:
