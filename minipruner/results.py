@@ -321,11 +321,11 @@ def sample_sd(values: Iterable[float]) -> float:
     return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def mean_sd_cell(values: Iterable[float], percent: bool = True) -> str:
+def mean_sd_cell(values: Iterable[float], percent: bool = True, digits: int = 1) -> str:
     """``"mean ± sample sd"`` of a list of numbers (sample sd over seeds), as percentages by default
-    (for tables)."""
+    (for tables), with ``digits`` decimals."""
     v = np.asarray(list(values), dtype=float) * (100 if percent else 1)
-    return f"{v.mean():.1f} ± {sample_sd(v):.1f}"
+    return f"{v.mean():.{digits}f} ± {sample_sd(v):.{digits}f}"
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

@@ -12,7 +12,6 @@ the mask fixed. Every method that looks at data sees the same class-balanced bat
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ from ..results import Results, markdown_table
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate, train
 from . import load_data, trained_network
-from .obs import FITS, paper_pair
+from .obs import FITS, masked_loss, paper_pair
 from .obs import settings as obs_settings
 
 VERSION = 3  # 3: chapter 4's brief training, damping 1e-3 and released CBS search
@@ -131,21 +130,12 @@ def cbs(model, sparsity, x, y, settings, seed):
     grads = obs.per_sample_grads(model, x, y).double()
     w = obs.flatten_weights(prunable(model)).detach().double()
     train_data, _ = load_data(settings["dataset"], settings["scale"])
-
-    def loss_on(data):
-        def loss(keep: Tensor) -> float:
-            net = copy.deepcopy(model)
-            obs.set_flat_weights(net, w, keep)
-            return evaluate(net, data).loss
-
-        return loss
-
     keep = obs.cbs_select(
         w,
         grads,
         round(sparsity * w.numel()),
-        loss_fn=loss_on(TensorDataset(x, y)),
-        select_loss_fn=loss_on(train_data),
+        loss_fn=masked_loss(model, w, TensorDataset(x, y)),
+        select_loss_fn=masked_loss(model, w, train_data),
         seed=seed,
         **settings["cbs"],
     )

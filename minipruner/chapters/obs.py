@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from .. import obs
 from ..claims import Claim, exceeds, mark_asserted, within
 from ..data import class_balanced_batch
 from ..masks import masks_from_scores, prunable
-from ..results import Results, markdown_table, sample_sd
+from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
 from . import load_data, trained_network
@@ -144,6 +145,15 @@ def pruned_copy(model: nn.Module, new_w: torch.Tensor, keep: torch.Tensor) -> nn
     return net
 
 
+def masked_loss(
+    model: nn.Module, w: torch.Tensor, data: torch.utils.data.Dataset
+) -> Callable[[torch.Tensor], float]:
+    """``keep -> `` the mean loss on ``data`` of ``model`` with flat weights ``w`` pruned to
+    ``keep``, without update (:func:`pruned_copy`): the real loss by which CBS-S picks its
+    start and its iterate."""
+    return lambda keep: evaluate(pruned_copy(model, w, keep), data).loss
+
+
 @dataclass
 class Prepared:
     """What every sparsity of one (network, seed) shares: the trained model, its flat
@@ -161,14 +171,6 @@ class Prepared:
     train_data: torch.utils.data.Dataset
 
 
-def gradient_examples(
-    data: torch.utils.data.Dataset, per_class: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` training examples of every class, chosen by ``seed`` (ordered by
-    class)."""
-    return class_balanced_batch(data, per_class, seed=seed)
-
-
 def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-example gradients (float64, ``N x d``) of the loss on ``(x, y)``."""
     device = next(model.parameters()).device
@@ -180,7 +182,7 @@ def _prepared(network_json: str, scale: str, seed: int, start_examples: int) -> 
     net = json.loads(network_json)
     network = trained_network(net, scale, seed)
     train_data, _ = load_data(net["dataset"], scale)
-    x, y = gradient_examples(train_data, net["per_class"], seed)
+    x, y = class_balanced_batch(train_data, net["per_class"], seed=seed)
     G = gradients(network, x, y)
     w = obs.flatten_weights(prunable(network)).double()
     damp = net["damp"]
@@ -211,16 +213,12 @@ def swap_search(
     Fisher's gradients, its start picked by the loss of the pruned network (without update)
     on ``p.start_data``, its iterate by that loss on the whole training set."""
     n_prune = round(sparsity * p.w.numel())
-
-    def loss_on(data: torch.utils.data.Dataset):
-        return lambda keep: evaluate(pruned_copy(p.model, p.w, keep), data).loss
-
     return obs.cbs_select(
         p.w,
         p.grads,
         n_prune,
-        loss_fn=loss_on(p.start_data),
-        select_loss_fn=loss_on(p.train_data),
+        loss_fn=masked_loss(p.model, p.w, p.start_data),
+        select_loss_fn=masked_loss(p.model, p.w, p.train_data),
         seed=seed,
         return_history=True,
         **settings["cbs"],
@@ -236,7 +234,7 @@ def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
     trap = settings["damping_trap"]
     net = settings["networks"][config["network"]]
     train_data, _ = load_data(net["dataset"], settings["scale"])
-    x, y = gradient_examples(train_data, trap["per_class"], config["seed"])
+    x, y = class_balanced_batch(train_data, trap["per_class"], seed=config["seed"])
     out = {}
     for name, fit in trap["fits"].items():
         network = trained_network({**net, "train": fit}, settings["scale"], config["seed"])
@@ -441,23 +439,22 @@ def search_table(results: Results, network: str = "mlpnet") -> str:
     from was magnitude pruning, the search iterations made and the iterate chosen, the
     swaps up to it, and the chosen set's objective ``f`` and training loss (no update)
     relative to magnitude pruning's."""
+
+    def stat(values: list[float], digits: int = 1) -> str:
+        return mean_sd_cell(values, percent=False, digits=digits)
+
     rows = []
     for s in results.settings["sparsities"]:
         cbs = [r["cbs"] for r in results.select(experiment="oneshot", network=network, sparsity=s)]
-
-        def stat(values: list[float], fmt: str = ".1f") -> str:
-            a = np.array(values, dtype=float)
-            return f"{a.mean():{fmt}} ± {sample_sd(a):{fmt}}"
-
         rows.append(
             [
                 f"{s:.0%}",
                 f"{sum(c['start_index'] == 0 for c in cbs)} of {len(cbs)}",
                 stat([len(c["objectives"]) - 1 for c in cbs]),
                 stat([c["chosen"] for c in cbs]),
-                stat([sum(c["swaps_per_iteration"][: c["chosen"]]) for c in cbs], ".0f"),
-                stat([c["objectives"][c["chosen"]] / c["start_objectives"][0] for c in cbs], ".2f"),
-                stat([c["losses"][c["chosen"]] / c["mp_loss"] for c in cbs], ".2f"),
+                stat([sum(c["swaps_per_iteration"][: c["chosen"]]) for c in cbs], 0),
+                stat([c["objectives"][c["chosen"]] / c["start_objectives"][0] for c in cbs], 2),
+                stat([c["losses"][c["chosen"]] / c["mp_loss"] for c in cbs], 2),
             ]
         )
     header = [
@@ -484,9 +481,7 @@ def table(results: Results, network: str | None = None) -> str:
             for m in methods:
                 a = accuracies(results, m, s, net)
                 paper = PAPER.get(m, {}).get(s) if net == "mlpnet" else None
-                cells.append(
-                    f"{a.mean():.1f} ± {sample_sd(a):.1f}" + (f" [{paper:.1f}]" if paper else "")
-                )
+                cells.append(mean_sd_cell(a, percent=False) + (f" [{paper:.1f}]" if paper else ""))
             rows.append([NAMES.get(net, net), f"{s:.0%}", *cells])
     return markdown_table(["network", "sparsity", *methods], rows)
 
