@@ -61,12 +61,9 @@ import torch
 from torch import Tensor, nn
 
 from .layer_graph import (  # noqa: F401  (importable from here, as before the split)
-    _BN_TYPES,
     _CONV_TYPES,
-    _RELU_TYPES,
     LayerChain,
     _analyse,
-    _in_units,
     _out_units,
     lookahead_chain,
 )

@@ -62,7 +62,6 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .architectures import (  # noqa: F401  (importable from here, as before the split)
-    _wrn_config,
     matched_interior,
     pruned_architecture,
     reduced_wrn,

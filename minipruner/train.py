@@ -26,7 +26,6 @@ from tqdm import tqdm
 
 from .store import (  # noqa: F401  (importable from here, as before the split)
     CACHE_VERSION,
-    _normalise,
     cache_dir,
     config_key,
     load_or_compute,
