@@ -319,12 +319,9 @@ def grasp_paper_init(model: nn.Module) -> nn.Module:
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
             if m.weight is not None:
                 nn.init.ones_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-            continue
         else:
             continue
-        if m.bias is not None:
+        if m.bias is not None:  # every bias of these layers starts at 0
             nn.init.zeros_(m.bias)
     return model
 
@@ -337,8 +334,7 @@ def xavier_linear_copy(model: nn.Module) -> nn.Module:
     twin = copy.deepcopy(model)
     for m in twin.modules():
         if isinstance(m, nn.Linear):
-            target = weight_parameter(m)
-            nn.init.xavier_normal_(target)
+            nn.init.xavier_normal_(weight_parameter(m))
     return twin
 
 
