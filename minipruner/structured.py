@@ -85,7 +85,7 @@ from .channels import (  # noqa: F401  (importable from here, as before the spli
     prunable_channels,
     set_channel_masks,
 )
-from .masks import effective_weight
+from .masks import _check_sparsity, effective_weight, prunable, prunable_modules
 from .measure import (  # noqa: F401  (importable from here, as before)
     count_flops,
     count_parameters,
@@ -101,6 +101,7 @@ __all__ = [
     "Snapshot",
     "add_gates",
     "channel_masks",
+    "channel_weight_masks",
     "compress",
     "compression_stats",
     "count_flops",
@@ -111,6 +112,7 @@ __all__ = [
     "l1_saliency",
     "matched_interior",
     "measure_latency",
+    "neuron_masks",
     "prunable_channels",
     "prune_and_finetune",
     "prune_lowest",
@@ -164,16 +166,12 @@ def fisher_saliency(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]
     """Fisher saliency of every channel on one batch: ``Delta_k = 1/(2N) sum_n g_nk^2``.
 
     ``g_nk`` are the per-example gate gradients of :func:`gate_gradients` (summed-loss
-    convention). Returns ``{chain: (C,) tensor}``; pruned channels get ``+inf`` so that they
-    are never chosen again. The fine-tuning loop accumulates the same sums over many batches.
+    convention). Returns ``{chain: (C,) tensor}`` for every channel, pruned ones included
+    (higher = keep; :func:`prune_lowest` only ever chooses among kept channels). The
+    fine-tuning loop accumulates the same sums over many batches.
     """
     grads = gate_gradients(model, x, y)
-    masks = channel_masks(model)
-    out = {}
-    for key, g in grads.items():
-        s = g.pow(2).sum(0) / (2 * g.shape[0])
-        out[key] = torch.where(masks[key].to(s.device), s, torch.full_like(s, math.inf))
-    return out
+    return {key: g.pow(2).sum(0) / (2 * g.shape[0]) for key, g in grads.items()}
 
 
 def _accumulated_fisher(model: nn.Module) -> dict[str, Tensor]:
@@ -181,8 +179,7 @@ def _accumulated_fisher(model: nn.Module) -> dict[str, Tensor]:
     for key, gate in _gate_map(model).items():
         if gate.fisher_count == 0:
             raise ValueError(f"no Fisher statistics accumulated for chain {key!r}")
-        s = gate.fisher_sum / (2 * gate.fisher_count)
-        out[key] = torch.where(gate.mask != 0, s, torch.full_like(s, math.inf))
+        out[key] = gate.fisher_sum / (2 * gate.fisher_count)
     return out
 
 
@@ -190,14 +187,13 @@ def l1_saliency(model: nn.Module) -> dict[str, Tensor]:
     """L1 saliency: ``S_k = ||W1[k]||_1 = sum_{c, p} |W1[k, c, p]|`` of the first conv's
     filter ``k`` of every chain (absolute values: a large negative filter is salient).
 
-    Returns ``{chain: (C,) tensor}``; pruned channels get ``+inf``.
+    Returns ``{chain: (C,) tensor}`` for every channel, pruned ones included (a pruned
+    channel's filter keeps its weights; :func:`prune_lowest` only chooses among kept ones).
     """
-    masks = channel_masks(model)
     out = {}
     for key, chain in _keys(model).items():
         w = effective_weight(model.get_submodule(chain.conv1)).detach()
-        s = w.abs().flatten(1).sum(1)
-        out[key] = torch.where(masks[key].to(s.device), s, torch.full_like(s, math.inf))
+        out[key] = w.abs().flatten(1).sum(1)
     return out
 
 
@@ -241,6 +237,94 @@ def prune_lowest(
         gates[key].mask[best[2]] = 0
         removed.append((key, best[2]))
     return removed
+
+
+# --------------------------------------------------------------------------------------
+# One-shot structured masks: whole units (neurons, channels) as weight keep-masks
+# --------------------------------------------------------------------------------------
+
+
+def _unit_masks(
+    model: nn.Module, groups: list[tuple[str, str, Tensor]], sparsity: float
+) -> dict[str, Tensor]:
+    """Keep-masks of every prunable weight after removing whole units. ``groups`` lists, per
+    layer of units, ``(weight whose rows are the units' inputs, weight whose columns are their
+    outputs, saliency per unit)``. Units go lowest saliency first over all groups (ties: the
+    earlier group, then the lower index), each taking its row and its column, until at least
+    ``round(sparsity * d)`` of the model's ``d`` prunable weights are masked or every group is
+    down to one unit."""
+    weights = prunable(model)
+    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    units = sorted(
+        (float(score[k]), i, k) for i, (_, _, score) in enumerate(groups) for k in range(len(score))
+    )
+    alive = [len(score) for _, _, score in groups]
+    target = round(_check_sparsity(sparsity, "") * sum(w.numel() for w in weights.values()))
+    removed = 0
+    for _, i, k in units:
+        if removed >= target:
+            break
+        if alive[i] == 1:
+            continue
+        rows, cols, _ = groups[i]
+        row, col = masks[rows][k], masks[cols][:, k]
+        removed += int(row.sum()) + int(col.sum())
+        row.fill_(False)
+        col.fill_(False)
+        alive[i] -= 1
+    return masks
+
+
+def neuron_masks(model: nn.Module, sparsity: float) -> dict[str, Tensor]:
+    """Structured pruning of a chain of ``nn.Linear`` layers: remove whole hidden units.
+
+    Unit ``k`` of layer ``i`` has saliency ``mean_j |W_i[k, j]|`` (the L1 norm of its
+    incoming weights over the fan-in, so layers of different widths compare). Units are
+    removed from the least salient up, each taking its incoming row and its outgoing column
+    ``W_{i+1}[:, k]``, until at least ``round(sparsity * d)`` of the ``d`` weights are gone
+    or every hidden layer is down to one unit. Returns the keep-masks (True = keep).
+    """
+    weights = prunable(model)
+    names = list(weights)
+    if len(names) < 2 or not all(
+        isinstance(m, nn.Linear) for m in prunable_modules(model).values()
+    ):
+        raise ValueError("neuron_masks needs a chain of at least two nn.Linear layers")
+    groups = [
+        (names[i], names[i + 1], weights[names[i]].detach().abs().mean(1))
+        for i in range(len(names) - 1)
+    ]
+    return _unit_masks(model, groups, sparsity)
+
+
+def channel_weight_masks(
+    model: nn.Module, sparsity: float, saliency: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """One-shot channel pruning as weight keep-masks: remove whole interior channels
+    (:func:`prunable_channels`), lowest ``saliency`` first over all chains (one global
+    ranking; ``saliency`` as from :func:`l1_saliency` or :func:`fisher_saliency`, higher =
+    keep), each taking its filter ``conv1.weight[k]`` and its input column
+    ``conv2.weight[:, k]``, until at least ``round(sparsity * d)`` of the ``d`` prunable
+    weights are masked or every chain keeps one channel.
+
+    Masking the two is removing the channel: its batch-norm output is a constant that the
+    masked column no longer reads. Channels are not the only weights (stem, shortcuts,
+    classifier), so high sparsities may be out of reach: read the achieved sparsity from
+    :func:`minipruner.masks.sparsity_report`. Returns the masks (True = keep).
+    """
+    keys = _keys(model)
+    if set(saliency) != set(keys):
+        raise ValueError(f"saliency must name exactly the chains {list(keys)}")
+    groups = []
+    for key, chain in keys.items():
+        score = saliency[key].detach().float().cpu()
+        width = model.get_submodule(chain.conv1).out_channels
+        if score.shape != (width,):
+            raise ValueError(f"saliency for {key!r} has shape {tuple(score.shape)}, not ({width},)")
+        if torch.isnan(score).any():
+            raise ValueError(f"saliency for {key!r} contains NaN")
+        groups.append((f"{chain.conv1}.weight", f"{chain.conv2}.weight", score))
+    return _unit_masks(model, groups, sparsity)
 
 
 # --------------------------------------------------------------------------------------
