@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,42 @@ from torch.utils.flop_counter import FlopCounterMode
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 SCOPES = ("global", "layer")
+
+# ------------------------------------------------------------------ the book's two interfaces
+
+Scores = dict[str, Tensor]
+"""``{weight name: score}``, one score per weight, shaped like the weight; HIGHER = KEEP."""
+
+Masks = dict[str, Tensor]
+"""``{weight name: bool tensor}`` shaped like the weight; ``True`` = keep."""
+
+Batch = tuple[Tensor, Tensor | None]
+"""Examples a method may look at: inputs ``x`` and integer labels ``y`` (``None`` for a
+method that looks at inputs only, such as LAP-act's activation rates)."""
+
+Sparsity = float | Mapping[str, float]
+"""The fraction of weights to remove: one number (global or per layer, as the method says)
+or ``{weight name: fraction}`` for per-layer ratios."""
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A pruning criterion: ``scorer(model, batch) -> Scores`` (higher = keep). It does not
+    change the model; ``batch`` is ``None`` for criteria that look only at the weights.
+    :func:`masks_from_scores` turns any scorer's output into masks, so criteria are compared
+    on identical footing."""
+
+    def __call__(self, model: nn.Module, batch: Batch | None) -> Scores: ...
+
+
+@runtime_checkable
+class Pruner(Protocol):
+    """A pruning method: ``pruner(model, sparsity, batch) -> Masks``. It prunes ``model`` in
+    place (masks applied with :func:`apply_masks`) and may also update the kept weights (OBS,
+    WoodFisher, CBS) or mask whole units (structured methods). ``batch`` is ``None`` for
+    methods that need no data. :mod:`minipruner.methods` holds one for every method."""
+
+    def __call__(self, model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks: ...
 
 
 def prunable_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -190,6 +227,17 @@ def masks_from_scores(
         masks[name] = keep[start : start + f.numel()].reshape(s.shape).to(s.device)
         start += f.numel()
     return masks
+
+
+def keep_mask(score: Tensor, sparsity: float) -> Tensor:
+    """Keep-mask of one score tensor, the rule of :func:`masks_from_scores` applied to it
+    alone: the ``round(sparsity * n)`` lowest of its ``n`` scores removed (ties: the lower
+    flat index first). For flat vectors such as chapter 4's ``w`` over all layers.
+
+    >>> keep_mask(torch.tensor([3.0, 1.0, 2.0, 0.5]), 0.5).tolist()
+    [True, False, True, False]
+    """
+    return masks_from_scores({"score": score}, sparsity)["score"]
 
 
 def normalize_scores(scores: Mapping[str, Tensor]) -> dict[str, Tensor]:

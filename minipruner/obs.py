@@ -32,10 +32,12 @@ the CBS selection in :mod:`minipruner.cbs`; their names are re-exported here, so
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from .cbs import (
     CBSResult,
@@ -72,13 +74,29 @@ from .fisher import (
 from .fisher import _check_blocks as _check_blocks
 from .fisher import _check_damp as _check_damp
 from .fisher import _cross_entropy as _cross_entropy
-from .masks import apply_masks, masks_from_scores, prunable, prunable_modules, weight_parameter
+from .masks import apply_masks, keep_mask, prunable, prunable_modules, weight_parameter
+from .train import evaluate
 
-METHODS = ("mp", "wf-s", "wf", "cbs-s", "cbs")
+STEPS = {
+    "mp": ("magnitude", None),
+    "mp+u": ("magnitude", "set"),
+    "wf-s": ("woodfisher", None),
+    "wf": ("woodfisher", "single"),
+    "cbs-s": ("cbs", None),
+    "cbs": ("cbs", "set"),
+}
+"""Each second-order method of chapter 4 as (selection, update): which weights go
+(:func:`select`) and how the kept ones move (:func:`update`; ``None`` = not at all)."""
+METHODS = tuple(STEPS)
+SELECTIONS = ("magnitude", "woodfisher", "cbs")
+UPDATES = (None, "single", "set")
 
 __all__ = [
     "METHODS",
     "ROUTES",
+    "SELECTIONS",
+    "STEPS",
+    "UPDATES",
     "BlockDampedFisher",
     "CBSResult",
     "CBSSearchResult",
@@ -96,14 +114,18 @@ __all__ = [
     "flatten_weights",
     "layer_blocks",
     "multi_weight_update",
+    "masked_loss",
     "oneshot_prune",
+    "pruned_copy",
     "per_sample_grads",
     "release_start_kept",
+    "select",
     "set_saliency",
     "set_flat_weights",
     "single_weight_saliency",
     "single_weight_update",
     "unflatten_weights",
+    "update",
     "woodbury_inverse",
     "woodfisher_update",
 ]
@@ -242,6 +264,58 @@ def set_saliency(w: Tensor, hinv: HInverse, pruned: Tensor) -> float:
 # --------------------------------------------------------------------------------------
 
 
+def select(
+    selection: str,
+    w: Tensor,
+    sparsity: float,
+    hinv: HInverse | None = None,
+    grads: Tensor | None = None,
+    **cbs_kwargs: object,
+) -> Tensor:
+    """Which of the flat weights ``w`` to keep (bool, ``True`` = keep) when exactly
+    ``k = round(sparsity * d)`` go, by ``selection``:
+
+    * ``"magnitude"``: the ``k`` smallest ``|w_q|``;
+    * ``"woodfisher"``: the ``k`` smallest single-weight saliencies
+      ``w_q^2 / (2 [H^-1]_qq)`` (:func:`single_weight_saliency`; needs ``hinv``);
+    * ``"cbs"``: :func:`cbs_select`, the released swap search on ``w_P^T F_PP w_P`` (needs
+      ``grads``, the rows of ``F = G^T G / N``; ``cbs_kwargs`` go to it).
+
+    Ties go as in :func:`minipruner.masks.masks_from_scores` (lower index removed first).
+    """
+    if selection == "magnitude":
+        return keep_mask(w.abs(), sparsity)
+    if selection == "woodfisher":
+        if hinv is None:
+            raise ValueError("the WoodFisher selection needs hinv")
+        return keep_mask(single_weight_saliency(w, hinv), sparsity)
+    if selection == "cbs":
+        if grads is None:
+            raise ValueError("the CBS selection needs grads")
+        return cbs_select(w, grads, int(round(float(sparsity) * w.numel())), **cbs_kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"unknown selection {selection!r}; valid: {', '.join(SELECTIONS)}")
+
+
+def update(kind: str | None, w: Tensor, hinv: HInverse | None, keep: Tensor) -> Tensor:
+    """The flat weights after removing ``~keep`` with the update ``kind``:
+
+    * ``None``: none, ``w`` as it is (the pruned entries are zeroed by the mask);
+    * ``"single"``: the sum of single-weight OBS updates, ``w - sum_q w_q H^-1 e_q /
+      [H^-1]_qq`` over the pruned ``q`` (WoodFisher, :func:`woodfisher_update`);
+    * ``"set"``: the exact OBS update for the set,
+      ``w - H^-1 E (E^T H^-1 E)^-1 E^T w`` (:func:`multi_weight_update`).
+    """
+    if kind is None:
+        return w
+    if hinv is None:
+        raise ValueError(f"the {kind!r} update needs hinv")
+    if kind == "single":
+        return w + woodfisher_update(w, hinv, ~keep)
+    if kind == "set":
+        return w + multi_weight_update(w, hinv, ~keep)
+    raise ValueError(f"unknown update {kind!r}; valid: None, 'single', 'set'")
+
+
 def oneshot_prune(
     model: nn.Module,
     method: str,
@@ -257,10 +331,12 @@ def oneshot_prune(
     """One-shot global pruning of all prunable weights of ``model``; returns the masks.
 
     Exactly ``k = round(sparsity * d)`` of the ``d`` prunable weights are removed, chosen
-    and updated by ``method``:
+    by the method's selection and moved by its update (:data:`STEPS`, :func:`select`,
+    :func:`update`):
 
     * ``"mp"``: magnitude pruning, the ``k`` smallest ``|w|`` (as
       :func:`minipruner.magnitude.magnitude_prune`); no update, ``grads`` not needed.
+    * ``"mp+u"``: the same selection plus the exact set update.
     * ``"wf-s"``: WoodFisher selection, the ``k`` smallest ``w_q^2 / (2 [H^-1]_qq)``; no
       update.
     * ``"wf"``: the same selection plus the sum of single-weight updates
@@ -291,13 +367,12 @@ def oneshot_prune(
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     if cbs_kwargs and method not in ("cbs-s", "cbs"):
         raise ValueError(f"extra arguments {sorted(cbs_kwargs)} only apply to CBS methods")
-    weights = prunable(model)
-    w = flatten_weights(weights)
+    selection, kind = STEPS[method]
+    w = flatten_weights(prunable(model))
     d = w.numel()
-    k = int(round(float(sparsity) * d))
-
     if method == "mp":
-        masks = masks_from_scores({n: t.detach().abs() for n, t in weights.items()}, sparsity)
+        keep = select("magnitude", w.detach(), sparsity)
+        masks = {n: m.clone() for n, m in unflatten_weights(keep, prunable(model)).items()}
         apply_masks(model, masks)
         return masks
 
@@ -307,28 +382,29 @@ def oneshot_prune(
     if grads.shape[1] != d:
         raise ValueError(f"grads has {grads.shape[1]} columns but the model has {d} weights")
     g = grads.to(dtype)
-    w64 = w.to(dtype)
+    w64 = w.detach().to(dtype)
     lam = absolute_damp(g, damp, relative)
+    hinv: HInverse | None = None
+    if selection == "woodfisher" or kind is not None:
+        hinv = DampedFisher(g, lam) if blocks is None else BlockDampedFisher(g, lam, blocks)
+    keep = select(selection, w64, sparsity, hinv, g, **cbs_kwargs)
+    return set_flat_weights(model, update(kind, w64, hinv, keep), keep)
 
-    def operator() -> DampedFisher | BlockDampedFisher:
-        if blocks is None:
-            return DampedFisher(g, lam)
-        return BlockDampedFisher(g, lam, blocks)
 
-    new_w = w64.clone()
-    if method in ("wf-s", "wf"):
-        hinv = operator()
-        saliency = single_weight_saliency(w64, hinv)
-        keep = flatten_weights(
-            masks_from_scores(unflatten_weights(saliency, weights), sparsity)
-        ).bool()
-        if method == "wf":
-            new_w = w64 + woodfisher_update(w64, hinv, ~keep)
-    else:
-        keep = cbs_select(w64, g, k, **cbs_kwargs)  # type: ignore[arg-type]
-        if method == "cbs":
-            new_w = w64 + multi_weight_update(w64, operator(), ~keep)
-    return set_flat_weights(model, new_w, keep)
+def pruned_copy(model: nn.Module, w: Tensor, keep: Tensor) -> nn.Module:
+    """A copy of ``model`` with flat weights ``w`` (zeroed where ``keep`` is False) and its
+    masks applied (:func:`set_flat_weights`); ``model`` is left as it is."""
+    net = copy.deepcopy(model)
+    set_flat_weights(net, w, keep)
+    return net
+
+
+def masked_loss(model: nn.Module, w: Tensor, data: Dataset) -> Callable[[Tensor], float]:
+    """``keep -> L(w * keep)``: the mean loss on ``data`` of ``model`` with flat weights ``w``
+    pruned to ``keep``, without update (:func:`pruned_copy`). The real loss by which the
+    released CBS search picks its start and its iterate (``loss_fn``, ``select_loss_fn`` of
+    :func:`cbs_select`)."""
+    return lambda keep: evaluate(pruned_copy(model, w, keep), data).loss
 
 
 def set_flat_weights(model: nn.Module, w: Tensor, keep: Tensor) -> dict[str, Tensor]:
