@@ -67,10 +67,11 @@ def test_every_pruner_prunes_a_trained_looking_mlpnet_to_the_sparsity():
     x, y = torch.randn(20, 1, 28, 28), torch.arange(20) % 10
     st = chapter.settings("quick")
     st["cbs"] = st["cbs"] | {"max_iter": 3, "n_starts": 3}
-    for method, prune in chapter.PRUNERS.items():
+    train_data = torch.utils.data.TensorDataset(x, y)
+    for method in st["methods"]:
         m = mp.get_model("mlpnet")
         m.load_state_dict(net.state_dict())
-        prune(m, 0.9, x, y, st, 0)
+        chapter.pruner(st, method, 0, train_data)(m, 0.9, (x, y))
         sparsity = mp.sparsity_report(m).sparsity
         if method == "neurons (L1)":
             assert sparsity >= 0.9

@@ -12,35 +12,29 @@ the mask fixed. Every method that looks at data sees the same class-balanced bat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor, nn
-from torch.utils.data import TensorDataset
+from torch import nn
+from torch.utils.data import Dataset
 
-from .. import obs
 from ..claims import Claim, exceeds, mark_asserted, within
 from ..data import class_balanced_batch
-from ..experiment import measure_cost
-from ..init_pruning import grasp_scores, random_scores, snip_scores
-from ..lookahead import lookahead_prune
-from ..magnitude import magnitude_prune, magnitude_scores
-from ..masks import apply_masks, prunable, prunable_modules, prune, sparsity_report
+from ..experiment import prune_and_measure
+from ..masks import Pruner
+from ..methods import get_method
 from ..results import Results, markdown_table
 from ..scale import by_scale, seed_offset, shifted_seeds
-from ..train import evaluate, train
+from ..structured import neuron_masks  # noqa: F401  (importable from here, as before)
 from . import load_data, trained_network
-from .obs import FITS, masked_loss, paper_pair
+from .obs import FITS, paper_pair
 from .obs import settings as obs_settings
 
 VERSION = 3  # 3: chapter 4's brief training, damping 1e-3 and released CBS search
 GRID = ("seeds", "sparsities", "methods")  # enumerate configurations only
 TITLE = "Which method when?"
-
-Pruner = Callable[[nn.Module, float, Tensor, Tensor, dict[str, Any], int], Any]
 
 
 def settings(scale: str) -> dict[str, Any]:
@@ -50,7 +44,7 @@ def settings(scale: str) -> dict[str, Any]:
         "seeds": shifted_seeds(by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale)),
         "seed_offset": seed_offset(),
         "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98],
-        "methods": list(PRUNERS),
+        "methods": list(LABELS),
         "dataset": by_scale("mnist-5k", "mnist", scale),
         "model": "mlpnet",
         "scale": scale,
@@ -74,103 +68,39 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ the methods
-# Each takes (model, sparsity, x, y, settings, seed), prunes the model in place (masks
-# applied with torch.nn.utils.prune, weights updated where the method updates them).
+# The page's methods are entries of minipruner.methods, by id: one pruner
+# (model, sparsity, batch) -> masks each, built with this page's options.
+
+IDS = (
+    "random",
+    "magnitude-layer",
+    "magnitude-global",
+    "magnitude-global-normalised",
+    "lap-global",
+    "snip",
+    "grasp",
+    "wf",
+    "cbs",
+    "neurons-l1",
+)
+"""The methods compared, as ids of :data:`minipruner.methods.METHODS` (pages print labels)."""
+LABELS = {get_method(i).label: i for i in IDS}
 
 
-def neuron_masks(model: nn.Module, sparsity: float) -> dict[str, Tensor]:
-    """Structured pruning of a chain of ``nn.Linear`` layers: remove whole hidden units.
-
-    Unit ``k`` of layer ``i`` has saliency ``mean_j |W_i[k, j]|`` (the L1 norm of its
-    incoming weights over the fan-in, so layers of different widths compare). Units are
-    removed from the least salient up, each taking its incoming row and its outgoing column
-    ``W_{i+1}[:, k]``, until at least ``round(sparsity * d)`` of the ``d`` weights are gone
-    or every hidden layer is down to one unit. Returns the keep-masks (True = keep).
-    """
-    weights = prunable(model)
-    names = list(weights)
-    if len(names) < 2 or not all(
-        isinstance(m, nn.Linear) for m in prunable_modules(model).values()
-    ):
-        raise ValueError("neuron_masks needs a chain of at least two nn.Linear layers")
-    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
-    units = [
-        (float(weights[n].detach().abs().mean(1)[k]), i, k)
-        for i, n in enumerate(names[:-1])
-        for k in range(weights[n].shape[0])
-    ]
-    alive = {i: weights[n].shape[0] for i, n in enumerate(names[:-1])}
-    target = round(sparsity * sum(w.numel() for w in weights.values()))
-    removed = 0
-    for _, i, k in sorted(units):
-        if removed >= target:
-            break
-        if alive[i] == 1:
-            continue
-        row, col = masks[names[i]][k], masks[names[i + 1]][:, k]
-        removed += int(row.sum()) + int(col.sum())
-        row.fill_(False)
-        col.fill_(False)
-        alive[i] -= 1
-    return masks
-
-
-def woodfisher(model, sparsity, x, y, settings, seed):
-    """WoodFisher (chapter 4): per-example gradients on ``(x, y)``, the damped empirical
-    Fisher, the smallest saliencies ``w_q^2 / (2 [F^-1]_qq)`` removed with the OBS update."""
-    grads = obs.per_sample_grads(model, x, y)
-    obs.oneshot_prune(model, "wf", sparsity, grads, **settings["fisher"])
-
-
-def cbs(model, sparsity, x, y, settings, seed):
-    """CBS (chapter 4): the released swap search on ``w_P^T F_PP w_P``
-    (:func:`minipruner.cbs.cbs_select`), its start picked by the loss of the pruned network
-    on ``(x, y)`` and its iterate by the loss on the whole training set, then the exact set
-    update with the damped Fisher."""
-    grads = obs.per_sample_grads(model, x, y).double()
-    w = obs.flatten_weights(prunable(model)).detach().double()
-    train_data, _ = load_data(settings["dataset"], settings["scale"])
-    keep = obs.cbs_select(
-        w,
-        grads,
-        round(sparsity * w.numel()),
-        loss_fn=masked_loss(model, w, TensorDataset(x, y)),
-        select_loss_fn=masked_loss(model, w, train_data),
-        seed=seed,
+def pruner(settings: dict[str, Any], method: str, seed: int, train_data: Dataset) -> Pruner:
+    """The pruner of ``method`` (a label of :data:`LABELS`) with this page's options: the
+    seed (random scores, CBS's starts), GraSP's temperature, the Fisher's damping, CBS's
+    search parameters and the training set whose loss picks CBS's iterate. Each method
+    takes the options it declares (:attr:`minipruner.methods.Method.options`)."""
+    entry = get_method(LABELS[method])
+    available = {
+        "seed": seed,
+        "temperature": settings["grasp_temperature"],
+        "select_data": train_data,
+        **settings["fisher"],
         **settings["cbs"],
-    )
-    fisher = obs.DampedFisher(grads, **settings["fisher"])
-    obs.set_flat_weights(model, w + obs.multi_weight_update(w, fisher, ~keep), keep)
-
-
-PRUNERS: dict[str, Pruner] = {
-    "random": lambda m, s, x, y, st, seed: prune(m, random_scores(m, seed), s),
-    "magnitude (layer)": lambda m, s, x, y, st, seed: magnitude_prune(m, s, scope="layer"),
-    "magnitude (global)": lambda m, s, x, y, st, seed: magnitude_prune(m, s, scope="global"),
-    "magnitude (global, normalised)": lambda m, s, x, y, st, seed: prune(
-        m, magnitude_scores(m, normalize=True), s
-    ),
-    "LAP (global)": lambda m, s, x, y, st, seed: lookahead_prune(m, s, scope="global"),
-    "SNIP": lambda m, s, x, y, st, seed: prune(m, snip_scores(m, x, y), s),
-    "GraSP": lambda m, s, x, y, st, seed: prune(
-        m, grasp_scores(m, x, y, st["grasp_temperature"]), s
-    ),
-    "WoodFisher": woodfisher,
-    "CBS": cbs,
-    "neurons (L1)": lambda m, s, x, y, st, seed: apply_masks(m, neuron_masks(m, s)),
-}
-CHAPTER = {  # where each method is derived
-    "random": 3,
-    "magnitude (layer)": 1,
-    "magnitude (global)": 1,
-    "magnitude (global, normalised)": 1,
-    "LAP (global)": 2,
-    "SNIP": 3,
-    "GraSP": 3,
-    "WoodFisher": 4,
-    "CBS": 4,
-    "neurons (L1)": 5,
-}
+    }
+    return entry.pruner(**{k: v for k, v in available.items() if k in entry.options})
 
 
 def model(settings: dict[str, Any], seed: int | None = None) -> nn.Module:
@@ -187,24 +117,19 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     device = next(net.parameters()).device
     x, y = class_balanced_batch(train_data, settings["per_class"], seed=config["seed"])
     x, y = x.to(device), y.to(device)
-    dense = evaluate(net, test_data)
-    pruner = PRUNERS[config["method"]]
-    _, cost = measure_cost(
-        lambda: pruner(net, config["sparsity"], x, y, settings, config["seed"]), device
+    pruned = prune_and_measure(
+        net,
+        pruner(settings, config["method"], config["seed"], train_data),
+        config["sparsity"],
+        test_data,
+        train_data,
+        settings["retrain"],
+        batch=(x, y),
+        seed=config["seed"],
+        measure_cost=True,
     )
-    report = sparsity_report(net)
-    pruned = evaluate(net, test_data)
-    train(net, train_data, seed=config["seed"], quiet=True, **settings["retrain"])
-    retrained = evaluate(net, test_data)
     return {
-        "acc_dense": dense.accuracy,
-        "acc_pruned": pruned.accuracy,
-        "acc_retrained": retrained.accuracy,
-        "achieved_sparsity": report.sparsity,
-        "density": {r.name: r.density for r in report.layers},
-        "prune_seconds": cost["seconds"],
-        "prune_peak_mb": cost["peak_mb"],
-        "memory_measured": cost["memory"],
+        **pruned.record,
         "device": str(device),
         "threads": torch.get_num_threads(),
     }
@@ -335,7 +260,9 @@ def table(results: Results) -> str:
         memory = "< 1" if c["peak_mb"] < 1 else f"{c['peak_mb']:.0f}"
         if c["peak_mb"] != c["peak_mb"]:
             memory = "not measured"
-        rows.append([f"{m} (ch. {CHAPTER.get(m, '?')})", *cells, f"{c['seconds']:.2g}", memory])
+        rows.append(
+            [f"{m} (ch. {get_method(LABELS[m]).chapter})", *cells, f"{c['seconds']:.2g}", memory]
+        )
     header = ["method", *[f"{s:.0%}" for s in sparsities], "time (s)", "memory (MB)"]
     return markdown_table(header, rows)
 

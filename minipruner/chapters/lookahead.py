@@ -24,10 +24,11 @@ from torch import Tensor, nn
 
 from ..claims import Claim, exceeds, within
 from ..data import class_balanced_batch
-from ..experiment import prune_retrain_sweep
-from ..lookahead import activation_rates, lookahead_prune, lookahead_scores, paper_ratios
-from ..magnitude import magnitude_prune, magnitude_scores
-from ..masks import apply_masks, fed_units, masks_from_scores
+from ..experiment import prune_and_measure
+from ..lookahead import activation_rates, lookahead_scores, paper_ratios
+from ..magnitude import magnitude_scores
+from ..masks import Pruner, apply_masks, fed_units, masks_from_scores
+from ..methods import make_pruner
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
@@ -36,7 +37,15 @@ from . import load_data, trained_network
 VERSION = 1
 GRID = ("seeds", "levels")  # enumerate configurations only
 TITLE = "Lookahead pruning"
-METHODS = ("MP", "LAP", "LFP", "LBP", "LAP-act")
+METHOD_IDS = {
+    "MP": "magnitude-layer",
+    "LAP": "lap",
+    "LFP": "lap-forward",
+    "LBP": "lap-backward",
+    "LAP-act": "lap-act",
+}
+"""The page's labels and the ids of :data:`minipruner.methods.METHODS`."""
+METHODS = tuple(METHOD_IDS)
 METHOD_STYLE = {
     "MP": ("k", "o"),
     "LAP": ("tab:red", "s"),
@@ -146,18 +155,16 @@ def level_ratios(
 def make_pruners(
     ratios: list[float], rate_batch: Tensor | None
 ) -> dict[str, Callable[[nn.Module, int], dict[str, Tensor]]]:
-    """The five methods as pruners ``(model, t) -> masks`` at the paper's level ``t``;
-    ``rate_batch`` is the batch of inputs on which LAP-act measures activation rates."""
-    r = lambda m, t: level_ratios(m, t, *ratios)  # noqa: E731
-    return {
-        "MP": lambda m, t: magnitude_prune(m, r(m, t), scope="layer"),
-        "LAP": lambda m, t: lookahead_prune(m, r(m, t)),
-        "LFP": lambda m, t: lookahead_prune(m, r(m, t), order="forward"),
-        "LBP": lambda m, t: lookahead_prune(m, r(m, t), order="backward"),
-        "LAP-act": lambda m, t: lookahead_prune(
-            m, r(m, t), activation_rates=activation_rates(m, rate_batch)
-        ),
-    }
+    """The five methods (:data:`METHOD_IDS`, entries of :mod:`minipruner.methods`) as
+    ``(model, t) -> masks`` at the paper's level ``t``: each method's pruner called with the
+    per-layer ratios :func:`level_ratios` of ``t``; ``rate_batch`` is the batch of inputs on
+    which LAP-act measures activation rates."""
+    batch = None if rate_batch is None else (rate_batch, None)
+
+    def at_level(pruner: Pruner) -> Callable[[nn.Module, int], dict[str, Tensor]]:
+        return lambda m, t: pruner(m, level_ratios(m, t, *ratios), batch)
+
+    return {label: at_level(make_pruner(i)) for label, i in METHOD_IDS.items()}
 
 
 def disconnected_fraction(masks: Mapping[str, Tensor]) -> float:
@@ -279,26 +286,19 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     scale, method = settings["scale"], config["method"]
     train_data, test_data = load_data(exp["dataset"], scale)
     rate_batch = _rate_batch(exp["dataset"], scale, settings["rate_examples_per_class"])
-    pruner = make_pruners(exp["ratios"], rate_batch)[method]
-    made = {}
-
-    def pruner_keeping_masks(m: nn.Module, t: int) -> dict[str, Tensor]:
-        made["masks"] = pruner(m, t)
-        return made["masks"]
-
     net = model(settings, config["experiment"], config["seed"])
-    (record,) = prune_retrain_sweep(
+    pruned = prune_and_measure(
         net,
-        {method: pruner_keeping_masks},
-        [config["level"]],
+        make_pruner(METHOD_IDS[method]),
+        level_ratios(net, config["level"], *exp["ratios"]),
         test_data,
         train_data if config["retrain"] else None,
         exp["retrain"] if config["retrain"] else None,
+        batch=(rate_batch, None),
         seed=config["seed"],
-        quiet=True,
     )
-    result = {k: v for k, v in record.items() if k not in ("method", "sparsity", "seed")}
-    result["disconnected"] = disconnected_fraction(made["masks"])
+    result = pruned.record
+    result["disconnected"] = disconnected_fraction(pruned.masks)
     if method == "LAP":
         result["lap_only"] = lap_only_fraction(net, config["level"], exp["ratios"])
     return result

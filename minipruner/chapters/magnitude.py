@@ -21,10 +21,11 @@ import torch
 from matplotlib.figure import Figure
 
 from ..claims import Claim, exceeds, within
-from ..experiment import prune_retrain_sweep
+from ..experiment import prune_and_measure
 from ..init_pruning import random_scores
-from ..magnitude import frobenius_distortion, magnitude_prune
+from ..magnitude import frobenius_distortion
 from ..masks import apply_masks, masks_from_scores, prunable
+from ..methods import make_pruner
 from ..models import get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -89,18 +90,16 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration (see the module docstring) and return its measurements."""
     train_data, test_data = load_data(settings["dataset"], settings["scale"])
     if config["experiment"] == "sweep":
-        scope = "global" if config["method"] == "global" else "layer"
-        (record,) = prune_retrain_sweep(
+        pruned = prune_and_measure(
             model(settings, config["seed"]),
-            {config["method"]: lambda m, s: magnitude_prune(m, s, scope=scope)},
-            [config["sparsity"]],
+            make_pruner(f"magnitude-{config['method']}"),
+            config["sparsity"],
             test_data,
             train_data,
             settings["retrain"],
             seed=config["seed"],
-            quiet=True,
         )
-        return {k: v for k, v in record.items() if k not in config}
+        return pruned.record
     seed = config["seed"]
     net0 = model(settings, seed)
     base_loss = evaluate(net0, train_data).loss

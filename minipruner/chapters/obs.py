@@ -16,10 +16,8 @@ Two experiments, each a kind of configuration:
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +29,7 @@ from torch import nn
 from .. import obs
 from ..claims import Claim, exceeds, mark_asserted, within
 from ..data import class_balanced_batch
-from ..masks import masks_from_scores, prunable
+from ..masks import keep_mask, prunable
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
@@ -40,7 +38,17 @@ from . import load_data, trained_network
 VERSION = 3  # 3: the released CBS search, all training digits, a network not memorised
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Second-order pruning: OBS, WoodFisher and the Combinatorial Brain Surgeon"
-METHODS = ("MP", "MP+U", "WF-S", "WF", "CBS-S", "CBS")
+METHOD_IDS = {
+    "MP": "mp",
+    "MP+U": "mp+u",
+    "WF-S": "wf-s",
+    "WF": "wf",
+    "CBS-S": "cbs-s",
+    "CBS": "cbs",
+}
+"""The page's labels and the ids of :data:`minipruner.obs.STEPS` (one selection, one update
+each; :mod:`minipruner.methods` builds the same methods' pruners on them)."""
+METHODS = tuple(METHOD_IDS)
 NAMES = {"mlpnet": "MLPNet", "resnet20": "ResNet-20"}
 # Yu et al. 2022, MLPNet on MNIST, one-shot, test accuracy (%); dense 93.97.
 PAPER = {
@@ -138,22 +146,6 @@ def model(settings: dict[str, Any], network: str = "mlpnet", seed: int | None = 
     return trained_network(settings["networks"][network], settings["scale"], seed)
 
 
-def pruned_copy(model: nn.Module, new_w: torch.Tensor, keep: torch.Tensor) -> nn.Module:
-    """A copy of ``model`` with flat weights ``new_w`` (zero where not kept) and its masks."""
-    net = copy.deepcopy(model)
-    obs.set_flat_weights(net, new_w, keep)
-    return net
-
-
-def masked_loss(
-    model: nn.Module, w: torch.Tensor, data: torch.utils.data.Dataset
-) -> Callable[[torch.Tensor], float]:
-    """``keep -> `` the mean loss on ``data`` of ``model`` with flat weights ``w`` pruned to
-    ``keep``, without update (:func:`pruned_copy`): the real loss by which CBS-S picks its
-    start and its iterate."""
-    return lambda keep: evaluate(pruned_copy(model, w, keep), data).loss
-
-
 @dataclass
 class Prepared:
     """What every sparsity of one (network, seed) shares: the trained model, its flat
@@ -217,8 +209,8 @@ def swap_search(
         p.w,
         p.grads,
         n_prune,
-        loss_fn=masked_loss(p.model, p.w, p.start_data),
-        select_loss_fn=masked_loss(p.model, p.w, p.train_data),
+        loss_fn=obs.masked_loss(p.model, p.w, p.start_data),
+        select_loss_fn=obs.masked_loss(p.model, p.w, p.train_data),
         seed=seed,
         return_history=True,
         **settings["cbs"],
@@ -240,9 +232,8 @@ def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
         network = trained_network({**net, "train": fit}, settings["scale"], config["seed"])
         G = gradients(network, x, y)
         w = obs.flatten_weights(prunable(network)).double()
-        mp_keep = masks_from_scores({"w": w.abs()}, trap["sparsity"])["w"]
-        saliency = obs.single_weight_saliency(w, obs.DampedFisher(G, trap["damp"]))
-        wf_keep = masks_from_scores({"w": saliency}, trap["sparsity"])["w"]
+        mp_keep = obs.select("magnitude", w, trap["sparsity"])
+        wf_keep = obs.select("woodfisher", w, trap["sparsity"], obs.DampedFisher(G, trap["damp"]))
         fitted = evaluate(network, train_data)
         out[name] = {
             "train_accuracy": fitted.accuracy,
@@ -263,30 +254,26 @@ def one_shot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
     p = prepared(settings, config["network"], seed)
     _, test_data = load_data(settings["networks"][config["network"]]["dataset"], settings["scale"])
     w, fisher = p.w, p.fisher
-    keep = {
-        "MP": masks_from_scores({"w": w.abs()}, s)["w"],
-        "WF-S": masks_from_scores({"w": p.saliency}, s)["w"],
-    }
     search = swap_search(p, s, settings, seed)
-    keep["CBS-S"] = search.keep
-    weights = {
-        "MP": w,
-        "WF-S": w,
-        "CBS-S": w,
-        "MP+U": w + obs.multi_weight_update(w, fisher, ~keep["MP"]),
-        "WF": w + obs.woodfisher_update(w, fisher, ~keep["WF-S"]),
-        "CBS": w + obs.multi_weight_update(w, fisher, ~keep["CBS-S"]),
+    keep = {  # each selection once; the methods pair them with updates (obs.STEPS)
+        "magnitude": obs.select("magnitude", w, s),
+        "woodfisher": keep_mask(p.saliency, s),  # = obs.select("woodfisher", ...), reused
+        "cbs": search.keep,
     }
-    keep["WF"], keep["CBS"], keep["MP+U"] = keep["WF-S"], keep["CBS-S"], keep["MP"]
+    weights, masks = {}, {}
+    for method in settings["methods"]:
+        selection, kind = obs.STEPS[METHOD_IDS[method]]
+        masks[method] = keep[selection]
+        weights[method] = obs.update(kind, w, fisher, keep[selection])
     accuracy = {
-        m: evaluate(pruned_copy(p.model, weights[m], keep[m]), test_data).accuracy
+        m: evaluate(obs.pruned_copy(p.model, weights[m], masks[m]), test_data).accuracy
         for m in settings["methods"]
     }
     return {
         "accuracy": accuracy,
         "acc_dense": evaluate(p.model, test_data).accuracy,
         "n_weights": w.numel(),
-        "n_pruned": int((~keep["MP"]).sum()),
+        "n_pruned": int((~masks["MP"]).sum()),
         "n_gradients": len(p.grads),
         "damp": fisher.damp,
         "cbs": {
@@ -298,9 +285,9 @@ def one_shot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
             "start_losses": list(search.start_losses),
             "start_objectives": list(search.start_objectives),
             "swaps_per_iteration": [len(batch) for batch in search.swaps],
-            "mp_loss": evaluate(pruned_copy(p.model, w, keep["MP"]), p.train_data).loss,
-            "kept_not_mp": (keep["CBS-S"] & ~keep["MP"]).nonzero().squeeze(1).tolist(),
-            "pruned_not_mp": (~keep["CBS-S"] & keep["MP"]).nonzero().squeeze(1).tolist(),
+            "mp_loss": evaluate(obs.pruned_copy(p.model, w, masks["MP"]), p.train_data).loss,
+            "kept_not_mp": (masks["CBS-S"] & ~masks["MP"]).nonzero().squeeze(1).tolist(),
+            "pruned_not_mp": (~masks["CBS-S"] & masks["MP"]).nonzero().squeeze(1).tolist(),
         },
     }
 
