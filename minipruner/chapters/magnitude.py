@@ -35,7 +35,9 @@ from . import load_data, rank_correlation, trained_network
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Magnitude pruning minimises a layer's distortion"
-METHODS = ("global", "layer-wise")
+METHOD_IDS = {"global": "magnitude-global", "layer-wise": "magnitude-layer"}
+"""The page's two methods and their ids in :data:`minipruner.methods.METHODS`."""
+METHODS = tuple(METHOD_IDS)
 
 
 def settings(scale: str) -> dict[str, Any]:
@@ -92,7 +94,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     if config["experiment"] == "sweep":
         pruned = prune_and_measure(
             model(settings, config["seed"]),
-            make_pruner(f"magnitude-{config['method']}"),
+            make_pruner(METHOD_IDS[config["method"]]),
             config["sparsity"],
             test_data,
             train_data,
