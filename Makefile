@@ -58,9 +58,17 @@ book: $(VENV)/.installed-book _build/.package-stamp
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "site: _build/html/index.html"
 
-# Headless Chromium opens every built page (needs: apt-get install chromium).
-site-test: book
+# The browser tests' own packages (JupyterLab, Playwright), pinned like everything else.
+$(VENV)/.installed-browser: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --constraint constraints.txt -e '.[browser]'
+	touch $@
+
+# Headless Chromium opens every built page (the precomputed explorers), then runs chapter 1
+# in JupyterLab, moves its live explorer's slider and checks the figure changes (needs:
+# apt-get install chromium). Screenshots of both in _build/screenshots.
+site-test: book $(VENV)/.installed-browser
 	$(BIN)/python tests/browser/check_site.py
+	$(BIN)/python tests/browser/check_live.py
 
 clean:
 	rm -rf _build .pytest_cache
