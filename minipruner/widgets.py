@@ -140,9 +140,9 @@ def widget_mode() -> str:
     ``$MINIPRUNER_WIDGETS`` decides when set (``live`` or ``static``). Otherwise the explorer
     is live only inside an IPython kernel that an interactive front end started: JupyterLab,
     Notebook 7 or Binder (their Jupyter server gives the kernel ``JPY_SESSION_NAME``), Colab
-    (``google.colab`` is imported) or VS Code (``VSCODE_PID``). A kernel run by nbclient, which is how Jupyter
-    Book and nbval execute a notebook, has none of these, so the built page and the tests
-    get the precomputed HTML: deterministic, and nothing waits on a widget.
+    (``google.colab`` is imported) or VS Code (``VSCODE_PID``). A kernel run by nbclient,
+    which is how Jupyter Book and nbval execute a notebook, has none of these, so the built
+    page and the tests get the precomputed HTML: deterministic, and nothing waits on a widget.
     """
     chosen = os.environ.get(MODE_ENV, "").strip().lower()
     if chosen:
