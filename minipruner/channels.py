@@ -401,13 +401,14 @@ class CompressionStats:
         return self.flops_after / self.flops_before
 
 
-def compression_stats(model: nn.Module, x: Tensor | None = None) -> CompressionStats:
+def compression_stats(model: nn.Module, example: Tensor | None = None) -> CompressionStats:
     """Parameter and FLOP counts of ``model`` and of ``compress(model)``:
-    ``count_parameters`` and ``count_flops`` (input ``x``, default one example) of each."""
+    ``count_parameters`` and ``count_flops`` (input ``example``, default one zero example) of
+    each."""
     small = compress(model)
     return CompressionStats(
         count_parameters(model),
         count_parameters(small),
-        count_flops(model, x),
-        count_flops(small, x),
+        count_flops(model, example),
+        count_flops(small, example),
     )

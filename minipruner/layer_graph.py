@@ -364,11 +364,11 @@ def _analyse(model: nn.Module, x: Tensor | None, stacklevel: int = 3) -> LayerCh
     return chain
 
 
-def lookahead_chain(model: nn.Module, x: Tensor | None = None) -> LayerChain:
+def lookahead_chain(model: nn.Module, example: Tensor | None = None) -> LayerChain:
     """Work out how lookahead reads ``model``: layer order, neighbours, BatchNorms, ReLUs.
 
     The neighbours of ``W_i`` in ``L_i(w) = |w| ||W_{i-1}[k, :]|| ||W_{i+1}[:, j]||``
-    are found from the model itself. If an example input is available (``x``, else a zero
+    are found from the model itself. If an example input is available (``example``, else a zero
     input built from ``model.input_shape``) the model runs once and the data flow between
     prunable layers is read from the autograd graph: the layers run in forward order, the
     main path is the longest chain of layers from input to output, and each layer's
@@ -383,4 +383,4 @@ def lookahead_chain(model: nn.Module, x: Tensor | None = None) -> LayerChain:
     conv with ``C`` channels and flatten), for grouped convolutions, and for layers that do
     not run exactly once in a forward pass.
     """
-    return _analyse(model, x)
+    return _analyse(model, example)

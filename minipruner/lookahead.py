@@ -131,7 +131,7 @@ def _batchnorm_factors(model: nn.Module, chain: LayerChain) -> dict[str, Tensor]
     return out
 
 
-def batchnorm_factors(model: nn.Module, x: Tensor | None = None) -> dict[str, Tensor]:
+def batchnorm_factors(model: nn.Module, example: Tensor | None = None) -> dict[str, Tensor]:
     """Per-channel scale of the BatchNorm that follows each layer:
     ``s[j] = gamma[j] / sqrt(running_var[j] + eps)`` (product over the BNs between the layer
     and the next one, if several). Only layers followed by a BN are keys.
@@ -141,7 +141,7 @@ def batchnorm_factors(model: nn.Module, x: Tensor | None = None) -> dict[str, Te
     :func:`lookahead_chain`; without an example input, the BNs registered between the layer
     and the next prunable layer).
     """
-    return _batchnorm_factors(model, _analyse(model, x))
+    return _batchnorm_factors(model, _analyse(model, example))
 
 
 def _check_rates(model: nn.Module, rates: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -233,9 +233,9 @@ def _scorer(
     model: nn.Module,
     batchnorm: bool,
     rates: Mapping[str, Tensor] | None,
-    x: Tensor | None,
+    example: Tensor | None,
 ) -> _Scorer:
-    chain = _analyse(model, x, stacklevel=4)  # user -> public function -> _scorer
+    chain = _analyse(model, example, stacklevel=4)  # user -> public function -> _scorer
     bn_sq = {}
     if batchnorm:
         bn_sq = {n: f**2 for n, f in _batchnorm_factors(model, chain).items()}
@@ -249,7 +249,7 @@ def lookahead_scores(
     activation_rates: Mapping[str, Tensor] | None = None,
     *,
     normalize: bool = False,
-    x: Tensor | None = None,
+    example: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Lookahead scores (higher = keep), ``{name: tensor shaped like the weight}``.
 
@@ -285,11 +285,11 @@ def lookahead_scores(
     ``||score_i||_F`` (the paper's normalisation for global pruning), so that
     ``masks_from_scores(scores, s, scope="global")`` compares layers on equal footing.
 
-    ``x``: example input used to trace the layer order (default: zeros of
+    ``example``: an example input, used only to trace the layer order (default: zeros of
     ``model.input_shape``); see :func:`lookahead_chain` (warning for non-chain models,
     ``ValueError`` for models whose layers do not fit together).
     """
-    scorer = _scorer(model, batchnorm, activation_rates, x)
+    scorer = _scorer(model, batchnorm, activation_rates, example)
     weights = prunable(model)
     scores = {name: scorer.score(name, weights) for name in weights}
     return normalize_scores(scores) if normalize else scores
@@ -300,11 +300,11 @@ def normalized_lookahead_scores(
     batchnorm: bool = False,
     activation_rates: Mapping[str, Tensor] | None = None,
     *,
-    x: Tensor | None = None,
+    example: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Lookahead scores divided per layer by their Frobenius norm, for global pruning:
     ``score_i(w) / ||score_i||_F`` with ``score_i`` as in :func:`lookahead_scores`."""
-    return lookahead_scores(model, batchnorm, activation_rates, normalize=True, x=x)
+    return lookahead_scores(model, batchnorm, activation_rates, normalize=True, example=example)
 
 
 # --------------------------------------------------------------------------------------
@@ -406,7 +406,7 @@ def lookahead_prune(
     activation_rates: Mapping[str, Tensor] | None = None,
     *,
     scope: str = "layer",
-    x: Tensor | None = None,
+    example: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Prune ``model`` by lookahead scores; apply the masks and return them (True = keep).
 
@@ -427,7 +427,7 @@ def lookahead_prune(
     ``scope="global"`` (with ``order="oneshot"`` and one ratio) removes ``round(s * n)``
     weights over all layers by the per-layer normalised scores
     ``score_i / ||score_i||_F`` (:func:`normalized_lookahead_scores`).
-    ``batchnorm``, ``activation_rates`` and ``x`` are as in :func:`lookahead_scores`; BN
+    ``batchnorm``, ``activation_rates`` and ``example`` are as in :func:`lookahead_scores`; BN
     scales and activation rates are not re-measured between layers.
     """
     if order not in ORDERS:
@@ -436,7 +436,7 @@ def lookahead_prune(
         raise ValueError(f"unknown scope {scope!r}; valid scopes: layer, global")
     if scope == "global" and order != "oneshot":
         raise ValueError("global pruning (scope='global') is one-shot: use order='oneshot'")
-    scorer = _scorer(model, batchnorm, activation_rates, x)
+    scorer = _scorer(model, batchnorm, activation_rates, example)
     names = list(prunable_modules(model))
     if isinstance(sparsity, Mapping):
         ratios: float | dict[str, float] = layer_sparsities(names, sparsity)

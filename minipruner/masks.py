@@ -404,13 +404,13 @@ class SparsityReport:
         return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def flop_counter(model: nn.Module, x: Tensor | None = None) -> FlopCounterMode:
-    """Run one forward pass of ``model`` (in eval mode, without gradients) on ``x`` (default:
+def flop_counter(model: nn.Module, example: Tensor | None = None) -> FlopCounterMode:
+    """Run one forward pass of ``model`` (in eval mode, without gradients) on ``example`` (default:
     one zero example from ``model.input_shape``) under
     :class:`torch.utils.flop_counter.FlopCounterMode` and return the counter (a multiply-add
     counts as 2 FLOPs; batch norm, activations and bias additions are not counted). The
     model's train/eval mode is restored afterwards."""
-    x = example_input(model) if x is None else x
+    x = example_input(model) if example is None else example
     was_training = model.training
     model.eval()
     try:
@@ -421,10 +421,10 @@ def flop_counter(model: nn.Module, x: Tensor | None = None) -> FlopCounterMode:
     return counter
 
 
-def layer_flops(model: nn.Module, x: Tensor | None = None) -> dict[str, int]:
-    """FLOPs of each prunable layer for input ``x`` (default: one example from
+def layer_flops(model: nn.Module, example: Tensor | None = None) -> dict[str, int]:
+    """FLOPs of each prunable layer for the input ``example`` (default: one example from
     ``model.input_shape``), counted by :func:`flop_counter`."""
-    counts = flop_counter(model, x).get_flop_counts()
+    counts = flop_counter(model, example).get_flop_counts()
     root = type(model).__name__
     out = {}
     for name in prunable_modules(model):
@@ -434,16 +434,16 @@ def layer_flops(model: nn.Module, x: Tensor | None = None) -> dict[str, int]:
     return out
 
 
-def sparsity_report(model: nn.Module, x: Tensor | None = None) -> SparsityReport:
+def sparsity_report(model: nn.Module, example: Tensor | None = None) -> SparsityReport:
     """Per layer and in total: weights, nonzeros, density, FLOPs and nonzero FLOPs.
 
-    FLOPs are for one input example: ``x`` if given, else a zero example built from
+    FLOPs are for one input example: ``example`` if given, else a zero example built from
     ``model.input_shape``; they are omitted when neither is available. Nonzero FLOPs are
     ``FLOPs * density``, what a kernel that skipped zero weights would need.
     """
     weights = prunable(model)
     try:
-        flops = layer_flops(model, x)
+        flops = layer_flops(model, example)
     except ValueError:
         flops = {}
     return SparsityReport(

@@ -30,11 +30,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: nn.Module, x: Tensor | None = None) -> int:
-    """FLOPs of one forward pass on ``x`` (default: one zero example of ``model.input_shape``)
+def count_flops(model: nn.Module, example: Tensor | None = None) -> int:
+    """FLOPs of one forward pass on ``example`` (default: one zero example of ``model.input_shape``)
     counted by :class:`torch.utils.flop_counter.FlopCounterMode`: 2 per multiply-add of
     convs and matmuls; batch norm, activations and bias additions are not counted."""
-    return int(flop_counter(model, x).get_total_flops())
+    return int(flop_counter(model, example).get_total_flops())
 
 
 # ------------------------------------------------------------------ cost of a computation

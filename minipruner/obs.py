@@ -25,6 +25,14 @@ The Combinatorial Brain Surgeon (Yu et al. 2022, arXiv 2203.04466) chooses the s
 by a local search on ``w_P^T F_PP w_P`` (CBS-S, :func:`cbs_select`) and then applies the
 exact set update above (CBS-U, :func:`multi_weight_update`).
 
+Masks: one polarity
+-------------------
+Every mask this module returns or accepts is a keep-mask (``True`` = keep), as everywhere
+in the package (:func:`select`, :func:`update`, :func:`cbs_select`, :func:`oneshot_prune`,
+:func:`set_flat_weights`). The three formulas written over the pruned set ``P``,
+:func:`woodfisher_update`, :func:`multi_weight_update` and :func:`set_saliency`, take ``P``
+itself and name it ``pruned`` (``pruned = ~keep``), so the code reads like the formula.
+
 The Fisher, its damping and the routes to its inverse live in :mod:`minipruner.fisher`,
 the CBS selection in :mod:`minipruner.cbs`; their names are re-exported here, so
 ``minipruner.obs.<name>`` works for all of them.

@@ -489,7 +489,7 @@ def test_lookahead_score_is_the_formula_lookahead_scores_apply():
     net = nn.Sequential(*net, nn.ReLU(), nn.Linear(4, 3, bias=False))
     a, b, c = (net[i].weight.detach() for i in (0, 2, 4))
     formula = lookahead_score(b, c.square().sum(0), a.square().sum(1))
-    assert torch.equal(formula, lookahead_scores(net, x=torch.zeros(1, 6))["2.weight"])
+    assert torch.equal(formula, lookahead_scores(net, example=torch.zeros(1, 6))["2.weight"])
     j, k = 1, 3
     expected = b[j, k].abs() * a[k].norm() * c[:, j].norm()
     assert torch.isclose(formula[j, k], expected)
