@@ -2,7 +2,8 @@
 
 Every scorer returns ``{weight name: score}`` (higher = keep) and one function,
 ``masks_from_scores``, turns scores into keep-masks, so every method is compared on
-identical footing::
+identical footing; every method of the book is a pruner ``(model, sparsity, batch) -> masks``
+in the table :mod:`minipruner.methods`, measured by :func:`prune_and_measure`::
 
     import minipruner as mp
     train, test = mp.load_dataset("mnist-5k")
@@ -18,8 +19,9 @@ import os
 # Takes effect only if torch has not been imported yet.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import claims, obs, structured  # noqa: E402
+from . import claims, methods, obs, structured  # noqa: E402
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
+from .experiment import Pruned, prune_and_measure  # noqa: E402
 from .init_pruning import (  # noqa: E402
     grasp_scores,
     layer_collapse,
@@ -31,6 +33,10 @@ from .init_pruning import (  # noqa: E402
 from .lookahead import lookahead_prune, lookahead_scores  # noqa: E402
 from .magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
 from .masks import (  # noqa: E402
+    Masks,
+    Pruner,
+    Scorer,
+    Scores,
     SparsityReport,
     apply_masks,
     current_masks,
@@ -63,7 +69,12 @@ __all__ = [
     "SCALES",
     "DatasetNotFoundError",
     "Evaluation",
+    "Masks",
+    "Pruned",
+    "Pruner",
     "Results",
+    "Scorer",
+    "Scores",
     "SparsityReport",
     "apply_masks",
     "by_scale",
@@ -85,11 +96,13 @@ __all__ = [
     "magnitude_prune",
     "magnitude_scores",
     "masks_from_scores",
+    "methods",
     "normalize_scores",
     "obs",
     "prunable",
     "prunable_modules",
     "prune",
+    "prune_and_measure",
     "prune_at_init",
     "random_scores",
     "reproduce",
