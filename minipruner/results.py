@@ -26,7 +26,6 @@ wrote (on a GPU machine at the full scale, say) and compute only what is missing
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -41,46 +40,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .chapters import CHAPTERS, chapter_module, chapter_name  # noqa: F401  (importable here)
 from .scale import get_scale
 from .store import config_key, write_atomic
 
-# name -> module path of every chapter's experiments.
-CHAPTERS: dict[str, str] = {
-    "01_magnitude": "minipruner.chapters.magnitude",
-    "02_lookahead": "minipruner.chapters.lookahead",
-    "03_init_pruning": "minipruner.chapters.init_pruning",
-    "04_obs": "minipruner.chapters.obs",
-    "05_structured": "minipruner.chapters.structured",
-    "06_comparison": "minipruner.chapters.comparison",
-}
-
 RESULTS_ENV = "MINIPRUNER_RESULTS"
-
-
-def chapter_name(chapter: str | int) -> str:
-    """Resolve ``1``, ``"1"``, ``"01"``, ``"magnitude"`` or ``"01_magnitude"`` to a chapter name.
-
-    Raises ``ValueError`` listing the chapters when nothing (or more than one) matches.
-    """
-    text = str(chapter).strip().lower()
-    if text in CHAPTERS:
-        return text
-    matches = [
-        name
-        for name in CHAPTERS
-        if (
-            text.isdigit() and name.split("_")[0].isdigit() and int(name.split("_")[0]) == int(text)
-        )
-        or name.split("_", 1)[-1] == text
-    ]
-    if len(matches) != 1:
-        raise ValueError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTERS)}")
-    return matches[0]
-
-
-def chapter_module(chapter: str | int) -> ModuleType:
-    """The module that defines a chapter's experiments."""
-    return importlib.import_module(CHAPTERS[chapter_name(chapter)])
 
 
 def results_dir(root: str | os.PathLike | None = None) -> Path:

@@ -294,6 +294,11 @@ def test_results_store_without_importing_training():
     training = importlib.import_module("minipruner.train")  # mp.train is the function
     tree = ast.parse(Path(store.__file__).read_text())  # store: minipruner.results here
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert "train" not in imported and "store" in imported
+    assert "train" not in imported and "store" in imported and "chapters" in imported
+    # the chapter registry it reads imports training only inside trained_network
+    chapters = importlib.import_module("minipruner.chapters")
+    top = ast.parse(Path(chapters.__file__).read_text()).body
+    assert "train" not in {n.module for n in top if isinstance(n, ast.ImportFrom)}
+    assert store.CHAPTERS is chapters.CHAPTERS
     for name in ("cache_dir", "config_key", "write_atomic", "load_or_compute"):
         assert getattr(training, name) is getattr(storing, name)

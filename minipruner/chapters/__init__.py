@@ -1,15 +1,19 @@
 """One module per chapter: the experiments its notebook reports, runnable on their own.
 
-Every chapter module follows :class:`Chapter` (see :mod:`minipruner.results` for how
-``reproduce`` uses it). The two helpers here are what every chapter's configurations share:
-the data, loaded once per process, and the trained networks, trained once and then loaded
-from the cache.
+:data:`CHAPTERS` names every chapter's module, and every chapter module follows
+:class:`Chapter` (see :mod:`minipruner.results` for how ``reproduce`` uses it). The two
+helpers at the end are what every chapter's configurations share: the data, loaded once per
+process, and the trained networks, trained once and then loaded from the cache. Nothing here
+imports the training code until a network is asked for, so storing and reading results
+(:mod:`minipruner.results`) does not load it.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -17,13 +21,49 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import load_dataset
-from ..train import trained
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..claims import Claim
     from ..results import Results
+
+
+# name -> module path of every chapter's experiments.
+CHAPTERS: dict[str, str] = {
+    "01_magnitude": "minipruner.chapters.magnitude",
+    "02_lookahead": "minipruner.chapters.lookahead",
+    "03_init_pruning": "minipruner.chapters.init_pruning",
+    "04_obs": "minipruner.chapters.obs",
+    "05_structured": "minipruner.chapters.structured",
+    "06_comparison": "minipruner.chapters.comparison",
+}
+
+
+def chapter_name(chapter: str | int) -> str:
+    """Resolve ``1``, ``"1"``, ``"01"``, ``"magnitude"`` or ``"01_magnitude"`` to a chapter name.
+
+    Raises ``ValueError`` listing the chapters when nothing (or more than one) matches.
+    """
+    text = str(chapter).strip().lower()
+    if text in CHAPTERS:
+        return text
+    matches = [
+        name
+        for name in CHAPTERS
+        if (
+            text.isdigit() and name.split("_")[0].isdigit() and int(name.split("_")[0]) == int(text)
+        )
+        or name.split("_", 1)[-1] == text
+    ]
+    if len(matches) != 1:
+        raise ValueError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTERS)}")
+    return matches[0]
+
+
+def chapter_module(chapter: str | int) -> ModuleType:
+    """The module that defines a chapter's experiments."""
+    return importlib.import_module(CHAPTERS[chapter_name(chapter)])
 
 
 @runtime_checkable
@@ -66,6 +106,8 @@ def trained_network(spec: Mapping[str, Any], scale: str, seed: int) -> nn.Module
     """The network ``spec`` describes, trained with ``seed``: ``trained(spec["model"],
     spec["dataset"], seed=seed, scale=scale, **spec["train"])``, trained once and then loaded
     from the cache (see :func:`minipruner.train.trained`)."""
+    from ..train import trained
+
     return trained(
         spec["model"],
         spec["dataset"],
