@@ -24,6 +24,7 @@ Score-based entries are a scorer (``(model, batch) -> scores``, higher = keep) f
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,15 @@ class Method:
     build: Callable[..., Pruner]
     scorer: Callable[..., Scores] | None = None
     options: tuple[str, ...] = ()
+    steps: tuple[str, str | None] | None = None
+
+    @property
+    def obs_steps(self) -> tuple[str, str | None]:
+        """For chapter 4's methods on one flat weight vector: (selection, update) as
+        :func:`minipruner.obs.select` and :func:`minipruner.obs.update` name them."""
+        if self.steps is None:
+            raise ValueError(f"{self.id} is not a selection-and-update method of chapter 4")
+        return self.steps
 
     def pruner(self, **options: Any) -> Pruner:
         """The method's pruner with ``options`` fixed (see :attr:`options` for their names)."""
@@ -188,6 +198,10 @@ def _neurons(**options: Any) -> Pruner:
 
 
 def _channels(saliency: str) -> Callable[..., Pruner]:
+    """Channel pruning in one shot (:func:`minipruner.structured.channel_weight_masks`) by L1
+    or Fisher saliency. Chapter 5 runs the same saliencies iteratively, one channel at a time
+    between fine-tuning steps (:func:`minipruner.structured.prune_and_finetune`)."""
+
     def build(**options: Any) -> Pruner:
         def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
             if saliency == "l1":
@@ -225,6 +239,7 @@ def _entries() -> list[Method]:
         Method(i, label, ch, needs, scope, _scored(i, scorer, scope), scorer, opts)
         for i, label, ch, needs, scope, scorer, opts in scored
     ]
+    out[1] = dataclasses.replace(out[1], steps=obs.STEPS["mp"])  # global magnitude = "mp"
     out[3:3] = [
         Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores),
         Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward")),
@@ -244,7 +259,8 @@ def _entries() -> list[Method]:
         ("cbs-s", "CBS-S", search),
         ("cbs", "CBS", search),
     ]:
-        out.append(Method(i, label, 4, "labelled batch", "global", _second_order(i), None, opts))
+        build = _second_order(i)
+        out.append(Method(i, label, 4, "labelled batch", "global", build, None, opts, obs.STEPS[i]))
     out += [
         Method("channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1")),
         Method(

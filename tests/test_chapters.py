@@ -44,3 +44,18 @@ def test_adding_a_seed_keeps_every_other_result_key(name):
     )
     for c in before.values():
         assert _keyed(chapter, settings, c) == _keyed(chapter, more, c)
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_every_chapter_takes_its_methods_from_the_method_table(name):
+    # each chapter names its methods by their ids in minipruner.methods, so every method the
+    # book compares is one entry of the table; the settings list exactly those methods
+    from minipruner.methods import METHODS
+
+    chapter = importlib.import_module(CHAPTERS[name])
+    ids = getattr(chapter, "METHOD_IDS", None) or getattr(chapter, "LABELS", None)
+    assert ids, f"{name} maps no method to the method table"
+    assert set(ids.values()) <= set(METHODS)
+    settings = chapter.settings("quick")
+    assert set(settings.get("methods", ids)) <= set(ids)
+    assert all(METHODS[i].chapter <= int(name[:2]) for i in ids.values())

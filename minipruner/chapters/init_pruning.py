@@ -39,12 +39,12 @@ from ..data import class_balanced_batch, dataset_labels
 from ..init_pruning import (
     METHODS,
     grasp_paper_init,
-    init_scores,
     layer_collapse,
     shuffle_masks,
     xavier_linear_copy,
 )
 from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules, weight_parameter
+from ..methods import get_method
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -58,6 +58,10 @@ TITLE = "Pruning at initialisation: keep the gradient flowing"
 QUICK_CFG = [16, "M", 16, "M", 32, 32, "M", 64, 64]
 """VGG-6 of the quick scale: six 3x3 convolutions, BatchNorm, max-pools, global pooling."""
 
+METHOD_IDS = {"grasp": "grasp", "snip": "snip", "random": "random", "magnitude": "magnitude-global"}
+"""The four methods (:data:`minipruner.init_pruning.METHODS`) as ids of
+:data:`minipruner.methods.METHODS`, whose scorers this page calls (magnitude pruning at
+initialisation is global magnitude pruning)."""
 SIGN_VARIANTS = {"grasp, opposite sign": torch.neg, "|theta Hg|": torch.abs}
 """GraSP's scores ``theta * Hg`` transformed: the opposite sign, and the absolute value."""
 
@@ -228,13 +232,15 @@ def _base_scores(settings_json: str, arch: str, seed: int, method: str) -> dict[
     net = init_net(settings, arch, seed)
     if method == "grasp" and settings.get("grasp_reinit_linear", False):
         net = xavier_linear_copy(net)  # the copy GraSP's code scores; masks go to the original
-    scores = init_scores(
+    entry = get_method(METHOD_IDS[method])
+    batch = None
+    if entry.needs == "labelled batch":  # the GraSP paper's 10 examples per class
+        batch = class_balanced_batch(train_data, settings["per_class"], seed)
+    options = {"seed": seed, "temperature": settings["temperature"]}
+    scores = entry.scorer(
         net.to(default_device()),  # GraSP on VGG-19 wants a GPU
-        method,
-        train_data,
-        per_class=settings["per_class"],
-        seed=seed,
-        temperature=settings["temperature"],
+        batch,
+        **{k: v for k, v in options.items() if k in entry.options},
     )
     return {name: s.cpu() for name, s in scores.items()}
 

@@ -30,6 +30,7 @@ from .. import obs
 from ..claims import Claim, exceeds, mark_asserted, within
 from ..data import class_balanced_batch
 from ..masks import keep_mask, prunable
+from ..methods import get_method
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
@@ -39,15 +40,16 @@ VERSION = 3  # 3: the released CBS search, all training digits, a network not me
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Second-order pruning: OBS, WoodFisher and the Combinatorial Brain Surgeon"
 METHOD_IDS = {
-    "MP": "mp",
+    "MP": "magnitude-global",
     "MP+U": "mp+u",
     "WF-S": "wf-s",
     "WF": "wf",
     "CBS-S": "cbs-s",
     "CBS": "cbs",
 }
-"""The page's labels and the ids of :data:`minipruner.obs.STEPS` (one selection, one update
-each; :mod:`minipruner.methods` builds the same methods' pruners on them)."""
+"""The page's labels and their ids in :data:`minipruner.methods.METHODS`; each is one
+selection and one update (:attr:`minipruner.methods.Method.obs_steps`), which this page
+composes on flat vectors shared by all six."""
 METHODS = tuple(METHOD_IDS)
 NAMES = {"mlpnet": "MLPNet", "resnet20": "ResNet-20"}
 # Yu et al. 2022, MLPNet on MNIST, one-shot, test accuracy (%); dense 93.97.
@@ -262,7 +264,7 @@ def one_shot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
     }
     weights, masks = {}, {}
     for method in settings["methods"]:
-        selection, kind = obs.STEPS[METHOD_IDS[method]]
+        selection, kind = get_method(METHOD_IDS[method]).obs_steps
         masks[method] = keep[selection]
         weights[method] = obs.update(kind, w, fisher, keep[selection])
     accuracy = {

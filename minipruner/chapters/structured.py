@@ -47,7 +47,12 @@ from . import load_data, rank_correlation
 VERSION = 1
 GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
-METHODS = ("fisher", "l1")
+METHOD_IDS = {"fisher": "channels-fisher", "l1": "channels-l1"}
+"""The page's two saliencies and their entries in :data:`minipruner.methods.METHODS`. The
+table's pruners remove channels in one shot; this page runs the same saliencies the way
+Crowley et al. do, one channel at a time between fine-tuning steps
+(:func:`minipruner.structured.prune_and_finetune`), which no one-shot interface can express."""
+METHODS = tuple(METHOD_IDS)
 LABELS = {"fisher": "Fisher", "l1": "L1"}
 
 # The 1-D WRN-10-1 for MNIST-1D (interior widths 16 / 32 / 64) and its training recipe: the
