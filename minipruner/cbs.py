@@ -21,6 +21,10 @@ the pruned and the kept set. CBS then applies the exact OBS update for that set
   :func:`cbs_select`.
 
 Every name here is also importable as ``minipruner.obs.<name>``.
+
+Why one module of this length: the two searches share their objective, their starts, their
+chunking and their input checks, and the released search is only readable beside the helpers
+it is built from, so they stay together rather than split across files a reader must hold.
 """
 
 from __future__ import annotations

@@ -18,6 +18,13 @@ residual networks, and the measurements behind it. Configurations, by ``experime
 - ``latency``: for one input setting and batch size, the forward-pass time of the dense,
   pruned (compressed and masks-only) and reduced networks, in interleaved rounds; each such
   configuration measures in its own ``run`` call and records the machine it ran on.
+
+Why one module of this length: a reader maps chapter 5 to this module and to
+:mod:`minipruner.structured` (the methods, with :mod:`minipruner.channels`,
+:mod:`minipruner.architectures` and :mod:`minipruner.measure`). It holds five experiments of
+one protocol (the Fisher check, pruning runs, the scratch and reduced networks, latency) and
+what the page shows from their stored results; the claims and tables read the same
+accessors, which is why they are not split across files.
 """
 
 from __future__ import annotations
