@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,9 @@ from .store import (  # noqa: F401  (importable from here, as before the split)
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "onecycle", "multistep", "cosine")
+#: Where training batches are made: "loader" (:func:`batches`, CPU transforms) or "device"
+#: (:class:`minipruner.device_data.DeviceDataset`: the set on the device, augmented there).
+PIPELINES = ("loader", "device")
 
 
 def seed_everything(seed: int) -> None:
@@ -113,6 +116,7 @@ def train(
     device: torch.device | str | None = None,
     quiet: bool = False,
     desc: str = "train",
+    pipeline: str = "loader",
 ) -> list[float]:
     """Train ``model`` in place on ``data`` with cross-entropy; return the mean loss per epoch.
 
@@ -122,14 +126,23 @@ def train(
     ``"multistep"`` (``lr * gamma**j`` after the ``j``-th epoch milestone). Shuffling is
     seeded by ``seed`` (epoch ``e`` uses ``seed + e``). A tqdm bar shows progress unless
     ``quiet``.
+
+    ``pipeline="loader"`` draws batches with :func:`batches` (CPU transforms);
+    ``"device"`` copies ``data`` to ``device`` once and draws each epoch with
+    :meth:`~minipruner.device_data.DeviceDataset.epoch_batches` from a CPU generator seeded
+    ``seed + e``, cropping and flipping there when ``data``'s own transform augments. The
+    two pipelines draw different (equally distributed) shuffles and augmentations.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
     if len(data) == 0:
         raise ValueError("cannot train on an empty dataset")
     device = torch.device(device) if device is not None else default_device()
+    epoch_batches = _epoch_batches(data, batch_size, seed, device, pipeline)
     model.to(device).train()
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total = iterations if iterations is not None else math.ceil(epochs * steps_per_epoch)
@@ -151,7 +164,7 @@ def train(
     with tqdm(total=total, desc=desc, disable=quiet, leave=False) as bar:
         while step < total:
             running, count = 0.0, 0
-            for x, y in batches(data, batch_size, shuffle=True, seed=seed + epoch):
+            for x, y in epoch_batches(epoch):
                 x, y = x.to(device), y.to(device)
                 loss = loss_fn(model(x), y)
                 opt.zero_grad(set_to_none=True)
@@ -172,6 +185,20 @@ def train(
     return history
 
 
+def _epoch_batches(
+    data: Dataset, batch_size: int, seed: int, device: torch.device, pipeline: str
+) -> Callable[[int], Iterator[tuple[Tensor, Tensor]]]:
+    """The shuffled batches of epoch ``e`` of ``pipeline``, as a function of ``e``."""
+    if pipeline == "loader":
+        return lambda e: batches(data, batch_size, shuffle=True, seed=seed + e)
+    from .device_data import on_device
+
+    source = on_device(data, device)
+    return lambda e: source.epoch_batches(
+        batch_size, torch.Generator().manual_seed(seed + e), augment=source.augment
+    )
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Mean cross-entropy loss and accuracy (fraction correct) on a dataset."""
@@ -186,15 +213,27 @@ def evaluate(
     data: Dataset,
     batch_size: int = 1000,
     device: torch.device | str | None = None,
+    pipeline: str = "loader",
 ) -> Evaluation:
-    """Evaluate ``model`` on ``data``: mean cross-entropy and accuracy, in eval mode."""
+    """Evaluate ``model`` on ``data``: mean cross-entropy and accuracy, in eval mode.
+
+    ``pipeline="device"`` copies ``data`` to ``device`` first and reads it there in order,
+    not augmented (:meth:`~minipruner.device_data.DeviceDataset.batches`)."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
     if len(data) == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.to(device).eval()
     loss, correct, n = 0.0, 0, 0
-    for x, y in batches(data, batch_size):
+    if pipeline == "device":
+        from .device_data import on_device
+
+        source: Iterator[tuple[Tensor, Tensor]] = on_device(data, device).batches(batch_size)
+    else:
+        source = batches(data, batch_size)
+    for x, y in source:
         x, y = x.to(device), y.to(device)
         out = model(x)
         loss += nn.functional.cross_entropy(out, y, reduction="sum").item()
@@ -205,11 +244,13 @@ def evaluate(
 
 
 # The training arguments that define a trained network, with their defaults: part of
-# every cache key (device, progress bar and its label do not change the result).
+# every cache key (device, progress bar and its label do not change the result). The
+# pipeline does change it, but enters the key only when it is not "loader", so that the
+# networks trained before it existed keep their keys (see ``trained``).
 TRAIN_DEFAULTS = {
     p.name: p.default
     for p in inspect.signature(train).parameters.values()
-    if p.name not in {"model", "data", "device", "quiet", "desc"}
+    if p.name not in {"model", "data", "device", "quiet", "desc", "pipeline"}
 }
 
 
@@ -223,6 +264,7 @@ def trained(
     cache: bool = True,
     quiet: bool = False,
     device: torch.device | str | None = None,
+    pipeline: str = "loader",
     **train_kwargs: Any,
 ) -> nn.Module:
     """Build ``get_model(model, **model_kwargs)`` with ``seed``, train it on
@@ -231,7 +273,8 @@ def trained(
 
     The trained weights are cached under a key of the full configuration (model, its
     arguments, dataset, scale, seed and every training argument including defaults), so
-    a second call with the same configuration loads instead of training.
+    a second call with the same configuration loads instead of training. ``pipeline``
+    (see :func:`train`) is part of that key when it is not ``"loader"``.
     """
     from .data import load_dataset
     from .models import get_model
@@ -250,6 +293,8 @@ def trained(
         "scale": scale,
         "train": settings,
     }
+    if pipeline != "loader":
+        config["pipeline"] = pipeline
 
     def build() -> nn.Module:
         seed_everything(seed)
@@ -258,7 +303,8 @@ def trained(
     def fit() -> dict[str, Tensor]:
         net = build()
         train_data, _ = load_dataset(dataset, scale=scale)
-        train(net, train_data, device=device, quiet=quiet, desc=f"{model} seed {seed}", **settings)
+        desc = f"{model} seed {seed}"
+        train(net, train_data, device=device, quiet=quiet, desc=desc, pipeline=pipeline, **settings)
         return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
     state = load_or_compute("trained", config, fit) if cache else fit()
