@@ -249,7 +249,7 @@ def test_chapter4_live_damping_recomputes_the_one_shot_comparison():
         **settings,
         "networks": {"mlpnet": net},
         "start_examples": 100,
-        "cbs": dict(settings["cbs"], n_starts=2, max_iter=2),
+        "cbs": dict(settings["cbs"], n_starts=2, max_iter=1),
     }
     ex = explorers.obs_explorer(settings, [0.9], mode="live")
     first = ex.image.value
