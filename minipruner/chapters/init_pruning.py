@@ -142,6 +142,7 @@ def settings(scale: str) -> dict[str, Any]:
                     milestones=[80, 120],
                     gamma=0.1,
                     weight_decay=wd,
+                    pipeline="device",  # the training set on the GPU, augmented there
                 )
                 for arch, wd in [("vgg19", 5e-4), ("resnet32x2", 1e-4)]
             },

@@ -104,6 +104,7 @@ def settings(scale: str) -> dict[str, Any]:
                 gamma=0.2,
                 weight_decay=5e-4,
                 batch_size=128,
+                pipeline="device",  # the training set on the GPU, augmented there
             ),
             scale,
         ),
