@@ -163,7 +163,10 @@ def train(
     step, epoch = 0, 0
     with tqdm(total=total, desc=desc, disable=quiet, leave=False) as bar:
         while step < total:
-            running, count = 0.0, 0
+            # the epoch's loss is summed on the device in float64 (the same operations as a
+            # Python float, so the same history) and read once per epoch, not once per step:
+            # a read waits for the device, and the next step could not be queued meanwhile
+            running, count = torch.zeros((), dtype=torch.float64, device=device), 0
             for x, y in epoch_batches(epoch):
                 x, y = x.to(device), y.to(device)
                 loss = loss_fn(model(x), y)
@@ -171,15 +174,15 @@ def train(
                 loss.backward()
                 opt.step()
                 sched.step()
-                running += loss.item() * len(y)
+                running += loss.detach().double() * len(y)
                 count += len(y)
                 step += 1
                 bar.update()
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{running / count:.3f}")
+                if not quiet and step % 20 == 0:
+                    bar.set_postfix(loss=f"{running.item() / count:.3f}")
                 if step >= total:
                     break
-            history.append(running / count)
+            history.append(running.item() / count)
             epoch += 1
     model.eval()
     return history

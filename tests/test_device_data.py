@@ -260,3 +260,21 @@ def test_trained_keys_the_cache_by_pipeline_only_when_it_is_not_the_default(monk
     default, loader, device = keys
     assert default == loader and "pipeline" not in default
     assert device == {**default, "pipeline": "device"}
+
+
+def test_the_epoch_loss_is_summed_as_python_floats_would_be():
+    """train sums the epoch's loss on the device in float64 (no per-step read); with lr 0
+    the history must equal the sum of loss.item() * len(y) in Python floats, exactly."""
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(53, 3, 8, 8, generator=g), torch.randint(0, 10, (53,)))
+    net = tiny_cnn()
+    history = mp.train(net, data, epochs=2, lr=0.0, momentum=0.0, batch_size=8, seed=4, quiet=True)
+    net.train()
+    expected = []
+    for epoch in range(2):
+        total, count = 0.0, 0
+        for x, y in train_mod.batches(data, 8, shuffle=True, seed=4 + epoch):
+            total += nn.functional.cross_entropy(net(x), y).item() * len(y)
+            count += len(y)
+        expected.append(total / count)
+    assert history == expected
