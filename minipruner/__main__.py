@@ -4,7 +4,8 @@ Subcommands:
 
 - ``list``: the chapters and how many results each has stored at each scale;
 - ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
-  figures and table under ``results/<chapter>/<scale>/``;
+  figures and table under ``results/<chapter>/<scale>/``; with ``--ray [ADDRESS]`` the
+  configurations run as tasks on a Ray cluster (:mod:`minipruner.cluster`);
 - ``table CHAPTER``: print the chapter's results table from stored results (computes nothing);
   ``table all`` prints every chapter's, each under a heading naming its scale, with its
   claims table below it;
@@ -68,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
                 help="torch CPU threads (default 1, as in the notebooks: CPU results are "
                 "reproducible bit for bit only at the same thread count)",
             )
+            p.add_argument(
+                "--ray",
+                nargs="?",
+                const="local",
+                default=None,
+                metavar="ADDRESS",
+                help="run the missing configurations as tasks on a Ray cluster: a new local one "
+                "without ADDRESS, else the cluster at ADDRESS ('auto' or host:port); needs "
+                "pip install -e '.[cluster]'",
+            )
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -93,8 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         if args.threads < 1:
             parser.error("--threads must be at least 1")
+        if args.ray is not None:
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                parser.error("--ray needs Ray: pip install -e '.[cluster]'")
         results = reproduce(
-            name, args.scale, root=args.results, quiet=args.quiet, threads=args.threads
+            name,
+            args.scale,
+            root=args.results,
+            quiet=args.quiet,
+            threads=args.threads,
+            executor="serial" if args.ray is None else "ray",
+            address=None if args.ray in (None, "local") else args.ray,
         )
         print(results)
         written = save_outputs(results)

@@ -40,11 +40,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .chapters import CHAPTERS, chapter_module, chapter_name  # noqa: F401  (importable here)
+from .chapters import (  # noqa: F401  (the registry is importable from here)
+    CHAPTERS,
+    chapter_module,
+    chapter_name,
+    shared_networks,
+    train_network,
+)
 from .scale import get_scale
 from .store import config_key, write_atomic
 
 RESULTS_ENV = "MINIPRUNER_RESULTS"
+EXECUTORS = ("serial", "ray")
 
 
 def results_dir(root: str | os.PathLike | None = None) -> Path:
@@ -86,6 +93,8 @@ class Results:
     folder: Path
     computed: int = 0  # configurations run by this call (the rest were loaded)
     seconds: float = 0.0
+    networks_trained: int = 0  # shared networks trained (or loaded) before the configurations
+    trained_in_configs: int = 0  # networks a configuration had to train itself (cluster runs)
 
     def select(self, **where: Any) -> list[dict[str, Any]]:
         """The records whose fields equal every ``where`` value."""
@@ -154,6 +163,8 @@ def reproduce(
     quiet: bool = False,
     settings: Mapping[str, Any] | None = None,
     threads: int | None = 1,
+    executor: str = "serial",
+    address: str | None = None,
 ) -> Results:
     """Load every configuration's result of ``chapter`` at ``scale``, running the missing ones.
 
@@ -167,6 +178,11 @@ def reproduce(
     number of torch CPU threads while configurations run (restored afterwards; ``None``
     leaves torch's setting): CPU results are reproducible bit for bit only at one thread
     count, so the notebooks and the command line all use 1. Each result records it.
+
+    The networks the chapter declares in ``trained_networks(settings)`` are trained first
+    (:func:`minipruner.chapters.shared_networks`), those of the seeds with missing results.
+    ``executor="ray"`` runs the missing configurations as tasks on a Ray cluster (``address``:
+    None starts a local one; see :mod:`minipruner.cluster`), with the same results.
     """
     name = chapter_name(chapter)
     module = chapter_module(name)
@@ -192,29 +208,74 @@ def reproduce(
         )
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1 (or None), got {threads}")
-    bar = tqdm(missing, desc=f"{name} ({scale})", disable=quiet or not missing, unit="config")
-    previous_threads = torch.get_num_threads()
-    try:
-        if missing and threads is not None:
-            torch.set_num_threads(threads)
-        for i in bar:
-            config = configs[i]
-            bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in config.items()), refresh=False)
-            t0 = time.perf_counter()
-            result = _json_ready(module.run(dict(config), settings))
-            result.setdefault("seconds", time.perf_counter() - t0)
-            result.setdefault("threads", torch.get_num_threads())
-            write_json_atomic(paths[i], {**_keyed(module, settings, config), "result": result})
-            records[i] = {**config, **result}
-            computed += 1
-    finally:
-        torch.set_num_threads(previous_threads)
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+
+    def store(i: int, result: dict[str, Any]) -> None:
+        nonlocal computed
+        write_json_atomic(paths[i], {**_keyed(module, settings, configs[i]), "result": result})
+        records[i] = {**configs[i], **result}
+        computed += 1
+
+    seeds = {configs[i].get("seed") for i in missing}
+    networks = [n for n in shared_networks(module, settings) if n["seed"] in seeds or None in seeds]
+    if missing and executor == "ray":
+        from .cluster import run_missing
+
+        stats = run_missing(
+            module.__name__,
+            settings,
+            [configs[i] for i in missing],
+            networks,
+            lambda j, result: store(missing[j], result),
+            address=address,
+            threads=threads,
+            quiet=quiet,
+        )
+    elif missing:
+        previous_threads = torch.get_num_threads()
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            _train_networks(networks, quiet)
+            stats = {"trained": len(networks), "trained_in_configs": 0}
+            bar = tqdm(missing, desc=f"{name} ({scale})", disable=quiet, unit="config")
+            for i in bar:
+                config = configs[i]
+                bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in config.items()), refresh=False)
+                store(i, run_one(module, config, settings))
+        finally:
+            torch.set_num_threads(previous_threads)
     results = Results(
         name, scale, settings, records, folder, computed, time.perf_counter() - started
     )
+    if missing:
+        results.networks_trained = stats["trained"]
+        results.trained_in_configs = stats["trained_in_configs"]
     if figures:
         save_outputs(results, module)
     return results
+
+
+def run_one(
+    chapter: str | ModuleType, config: Mapping[str, Any], settings: Mapping[str, Any]
+) -> dict:
+    """One configuration's result as ``reproduce`` stores it: the chapter's
+    ``run(config, settings)``, JSON-ready, with its wall time (``seconds``) and torch thread
+    count (``threads``) unless ``run`` recorded them. The serial path and every cluster task
+    call this, so both store the same thing."""
+    module = chapter if isinstance(chapter, ModuleType) else chapter_module(chapter)
+    t0 = time.perf_counter()
+    result = _json_ready(module.run(dict(config), dict(settings)))
+    result.setdefault("seconds", time.perf_counter() - t0)
+    result.setdefault("threads", torch.get_num_threads())
+    return result
+
+
+def _train_networks(networks: list[dict[str, Any]], quiet: bool) -> None:
+    """Train (or load from the cache) every shared network, one bar over them."""
+    for args in tqdm(networks, desc="networks", disable=quiet or not networks, leave=False):
+        train_network(args)
 
 
 def save_outputs(results: Results, module: ModuleType | None = None) -> list[Path]:

@@ -8,20 +8,75 @@ a file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["CACHE_VERSION", "cache_dir", "config_key", "load_or_compute", "write_atomic"]
+__all__ = [
+    "CACHE_VERSION",
+    "Entry",
+    "cache_dir",
+    "config_key",
+    "load_or_compute",
+    "preloaded",
+    "recording",
+    "write_atomic",
+]
 
 CACHE_VERSION = 1
+
+Entry = tuple[str, dict[str, Any], Any]
+"""One cached result: ``(kind, normalised config, result)``, as :func:`recording` collects it
+and :func:`preloaded` hands it back."""
+
+_PRELOADED: dict[tuple[str, str], Entry] = {}
+_RECORDERS: list[list[tuple[str, dict[str, Any], Any, bool]]] = []
+
+
+@contextlib.contextmanager
+def preloaded(entries: Iterable[Entry]) -> Iterator[None]:
+    """Inside the block, :func:`load_or_compute` returns these results for their exact
+    configurations without reading or writing the disk. How a cluster task receives a network
+    that another task trained (:mod:`minipruner.cluster`) instead of training it again or
+    racing on a shared cache folder."""
+    added = []
+    for kind, config, result in entries:
+        key = (kind, config_key(config))
+        if key not in _PRELOADED:
+            _PRELOADED[key] = (kind, config, result)
+            added.append(key)
+    try:
+        yield
+    finally:
+        for key in added:
+            del _PRELOADED[key]
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[tuple[str, dict[str, Any], Any, bool]]]:
+    """Collect every :func:`load_or_compute` call made inside the block as
+    ``(kind, normalised config, result, computed)``, ``computed`` telling whether the result
+    had to be computed (neither preloaded nor on disk)."""
+    calls: list[tuple[str, dict[str, Any], Any, bool]] = []
+    _RECORDERS.append(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDERS.remove(calls)
+
+
+def _record(kind: str, config: dict[str, Any], result: Any, computed: bool) -> Any:
+    for calls in _RECORDERS:
+        calls.append((kind, config, result, computed))
+    return result
 
 
 def cache_dir() -> Path:
@@ -74,16 +129,20 @@ def load_or_compute(
     cannot be read (corrupt, truncated) or holds another configuration (stale). Writes
     are atomic: a temporary file in the same folder, then ``os.replace``. The result
     must be loadable by ``torch.load(weights_only=True)``: tensors, numbers, strings,
-    and lists/dicts of those.
+    and lists/dicts of those. Results handed in with :func:`preloaded` come first, and
+    :func:`recording` sees every call.
     """
     config = _normalise({**config, "cache_version": CACHE_VERSION})
+    given = _PRELOADED.get((kind, config_key(config)))
+    if given is not None and given[1] == config:
+        return _record(kind, config, given[2], False)
     folder = Path(directory) if directory is not None else cache_dir()
     path = folder / kind / f"{config_key(config)}.pt"
     if path.exists():
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
             if entry.get("config") == config:
-                return entry["result"]
+                return _record(kind, config, entry["result"], False)
             warnings.warn(
                 f"stale cache entry {path} (other configuration); recomputing", stacklevel=2
             )
@@ -91,4 +150,4 @@ def load_or_compute(
             warnings.warn(f"unreadable cache entry {path} ({err!r}); recomputing", stacklevel=2)
     result = compute()
     write_atomic(path, lambda f: torch.save({"config": config, "result": result}, f), "wb")
-    return result
+    return _record(kind, config, result, True)

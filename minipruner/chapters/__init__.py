@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -76,7 +77,9 @@ class Chapter(Protocol):
     ``claims``: the plots, the Markdown table and the judged claims, from stored results
     alone. ``VERSION`` enters every result's key (bump it when ``run`` changes what it
     measures); ``TITLE`` is the chapter's title. A module may also name in ``GRID`` the
-    settings that only enumerate configurations (see :mod:`minipruner.results`).
+    settings that only enumerate configurations (see :mod:`minipruner.results`), and list in
+    ``trained_networks(settings)`` the trained networks its configurations share
+    (:func:`shared_networks`), so that each is trained once, before the configurations.
     """
 
     VERSION: int
@@ -102,21 +105,46 @@ def load_data(name: str, scale: str) -> tuple[Dataset, Dataset]:
     return load_dataset(name, scale=scale)
 
 
+def network_args(spec: Mapping[str, Any], scale: str, seed: int) -> dict[str, Any]:
+    """The keyword arguments of :func:`minipruner.train.trained` for the network ``spec``
+    describes (``model``, ``dataset``, ``train`` and optionally ``model_kwargs``), trained at
+    ``scale`` with ``seed``: what a chapter's ``trained_networks(settings)`` lists, one dict per
+    network its configurations share."""
+    return {
+        "model": spec["model"],
+        "dataset": spec["dataset"],
+        "seed": seed,
+        "scale": scale,
+        "model_kwargs": spec.get("model_kwargs"),
+        **spec["train"],
+    }
+
+
 def trained_network(spec: Mapping[str, Any], scale: str, seed: int) -> nn.Module:
     """The network ``spec`` describes, trained with ``seed``: ``trained(spec["model"],
-    spec["dataset"], seed=seed, scale=scale, **spec["train"])``, trained once and then loaded
-    from the cache (see :func:`minipruner.train.trained`)."""
+    spec["dataset"], seed=seed, scale=scale, **spec["train"])`` (:func:`network_args`),
+    trained once and then loaded from the cache (see :func:`minipruner.train.trained`)."""
+    return train_network(network_args(spec, scale, seed))
+
+
+def train_network(args: Mapping[str, Any]) -> nn.Module:
+    """``trained(quiet=True, **args)``: one entry of :func:`shared_networks`, trained once and
+    then loaded from the cache (or from :func:`minipruner.store.preloaded`)."""
     from ..train import trained
 
-    return trained(
-        spec["model"],
-        spec["dataset"],
-        seed=seed,
-        scale=scale,
-        quiet=True,
-        model_kwargs=spec.get("model_kwargs"),
-        **spec["train"],
-    )
+    return trained(quiet=True, **args)
+
+
+def shared_networks(module: ModuleType, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The networks a chapter's configurations share, as :func:`minipruner.train.trained`
+    keyword arguments: the module's ``trained_networks(settings)``, without repeats (none if it
+    declares none). ``reproduce`` trains each once before the configurations that use it."""
+    if not hasattr(module, "trained_networks"):
+        return []
+    unique: dict[str, dict[str, Any]] = {}
+    for args in module.trained_networks(dict(settings)):
+        unique.setdefault(json.dumps(args, sort_keys=True, default=str), dict(args))
+    return list(unique.values())
 
 
 def rank_correlation(a: Any, b: Any) -> float:

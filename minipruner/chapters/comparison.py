@@ -28,7 +28,7 @@ from ..methods import get_method
 from ..results import Results, markdown_table
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..structured import neuron_masks  # noqa: F401  (importable from here, as before)
-from . import load_data, trained_network
+from . import load_data, network_args, trained_network
 from .obs import FITS, paper_pair
 from .obs import settings as obs_settings
 
@@ -107,6 +107,11 @@ def model(settings: dict[str, Any], seed: int | None = None) -> nn.Module:
     """The trained MLPNet of ``seed`` (chapter 4's network; trained once, then cached)."""
     seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings, settings["scale"], seed)
+
+
+def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trained MLPNet of every seed (what every configuration of that seed prunes)."""
+    return [network_args(settings, settings["scale"], seed) for seed in settings["seeds"]]
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

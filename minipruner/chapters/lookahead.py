@@ -32,7 +32,7 @@ from ..methods import make_pruner
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
-from . import load_data, trained_network
+from . import load_data, network_args, trained_network
 
 VERSION = 1
 GRID = ("seeds", "levels")  # enumerate configurations only
@@ -142,6 +142,15 @@ def model(settings: dict[str, Any], experiment: str, seed: int | None = None) ->
     the cache)."""
     seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings["experiments"][experiment], settings["scale"], seed)
+
+
+def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trained network of every experiment and seed (what its configurations prune)."""
+    return [
+        network_args(exp, settings["scale"], seed)
+        for exp in settings["experiments"].values()
+        for seed in settings["seeds"]
+    ]
 
 
 def level_ratios(

@@ -30,7 +30,7 @@ from ..models import get_model
 from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
-from . import load_data, rank_correlation, trained_network
+from . import load_data, network_args, rank_correlation, trained_network
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
@@ -86,6 +86,11 @@ def model(settings: dict[str, Any], seed: int | None = None) -> torch.nn.Module:
     """The chapter's trained network for ``seed`` (trained once, then loaded from the cache)."""
     seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings, settings["scale"], seed)
+
+
+def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trained network of every seed (what every configuration of that seed prunes)."""
+    return [network_args(settings, settings["scale"], seed) for seed in settings["seeds"]]
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from ..methods import get_method
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import evaluate
-from . import load_data, trained_network
+from . import load_data, network_args, trained_network
 
 VERSION = 3  # 3: the released CBS search, all training digits, a network not memorised
 GRID = ("seeds", "sparsities")  # enumerate configurations only
@@ -146,6 +146,19 @@ def model(settings: dict[str, Any], network: str = "mlpnet", seed: int | None = 
     cache)."""
     seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
     return trained_network(settings["networks"][network], settings["scale"], seed)
+
+
+def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every network and seed's trained network, and MLPNet under each fit of the damping
+    trap (brief and long training)."""
+    scale, out = settings["scale"], []
+    for name, net in settings["networks"].items():
+        for seed in settings["seeds"]:
+            out.append(network_args(net, scale, seed))
+            if name == "mlpnet":
+                fits = settings["damping_trap"]["fits"].values()
+                out += [network_args({**net, "train": fit}, scale, seed) for fit in fits]
+    return out
 
 
 @dataclass

@@ -210,6 +210,34 @@ def mnist1d_model(settings: dict[str, Any], seed: int | None = None) -> nn.Modul
     )
 
 
+def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dense WRN of every seed (what the pruning runs start from) and the MNIST-1D WRN the
+    saliency check reads."""
+    sal = settings["saliency"]
+    out = [
+        {
+            "model": "wrn",
+            "dataset": settings["dataset"],
+            "seed": seed,
+            "scale": settings["scale"],
+            "model_kwargs": settings["arch"],
+            **settings["train"],
+        }
+        for seed in settings["seeds"]
+    ]
+    out.append(
+        {
+            "model": "wrn",
+            "dataset": sal["dataset"],
+            "seed": sal["seed"],
+            "scale": settings["scale"],
+            "model_kwargs": sal["arch"],
+            **sal["train"],
+        }
+    )
+    return out
+
+
 def error_rate(settings: dict[str, Any], net: nn.Module) -> float:
     """Test error (%) of ``net`` on the chapter's dataset."""
     _, test_data = load_data(settings["dataset"], settings["scale"])
