@@ -246,8 +246,11 @@ def _mnist1d() -> tuple[TensorDataset, TensorDataset]:
 
 
 def _torchvision(name: str, root: Path, download: bool) -> tuple[Dataset, Dataset]:
-    """Train and test sets of a torchvision dataset, normalised (and augmented for CIFAR-10)."""
+    """Train and test sets of a torchvision dataset, normalised (and augmented for CIFAR-10).
+    Reading (and downloading) holds a file lock in ``root``, so that parallel processes on one
+    machine (cluster tasks, :mod:`minipruner.cluster`) download a dataset once."""
     import torchvision.datasets
+    from filelock import FileLock
     from torchvision import transforms as T
 
     class_name, folder, files = _TORCHVISION[name]
@@ -255,10 +258,14 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Dataset, Datase
     normalise = [T.ToTensor(), T.Normalize(*NORMALIZATION[name])]
     augment = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if name == "cifar10" else []
     try:
-        train = dataset_class(
-            root, train=True, transform=T.Compose(augment + normalise), download=download
-        )
-        test = dataset_class(root, train=False, transform=T.Compose(normalise), download=download)
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / f".{name}.lock")):  # parallel tasks on a node download once
+            train = dataset_class(
+                root, train=True, transform=T.Compose(augment + normalise), download=download
+            )
+            test = dataset_class(
+                root, train=False, transform=T.Compose(normalise), download=download
+            )
     except (RuntimeError, OSError) as error:
         where = root / folder
         detail = " ".join(str(error).split())  # torchvision's message, on one line

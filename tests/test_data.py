@@ -221,3 +221,42 @@ def test_class_balanced_batch_generic_datasets(tmp_path, write_mnist):
     assert x.shape == (20, 1, 28, 28) and y.tolist() == sorted(list(range(10)) * 2)
     label_of = {xi.numpy().tobytes(): yi for xi, yi in train}
     assert [label_of[xi.numpy().tobytes()] for xi in x] == y.tolist()
+
+
+def test_reading_a_torchvision_dataset_waits_for_the_file_lock(tmp_path, write_mnist):
+    # parallel cluster tasks on one machine: while another process holds the dataset's lock
+    # (downloading), a reader waits instead of downloading the same files at the same time
+    import subprocess
+    import sys
+    import threading
+
+    write_mnist(tmp_path, "MNIST")
+    release = tmp_path / "release"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib; from filelock import FileLock\n"
+            "with FileLock(sys.argv[1]):\n"
+            "    print('held', flush=True)\n"
+            "    while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.05)\n",
+            str(tmp_path / ".mnist.lock"),
+            str(release),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    done = threading.Event()
+
+    def read():
+        mp.load_dataset("mnist", scale="full", root=tmp_path, download=False)
+        done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert not done.wait(0.5)  # blocked on the other process's lock
+    release.touch()
+    reader.join(timeout=60)
+    holder.wait(timeout=60)
+    assert done.is_set()
