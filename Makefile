@@ -54,8 +54,10 @@ _build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(RESULT_FILES) 
 # reporting all of them; a notebook that raises fails it too (nb_execution_raise_on_error).
 JB_FLAGS := -W --keep-going
 
+# MINIPRUNER_WIDGETS=static: the site gets the precomputed explorers even when make book is
+# run from a live Jupyter kernel (whose environment would otherwise select live widgets).
 book: $(VENV)/.installed-book _build/.package-stamp
-	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	MINIPRUNER_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "site: _build/html/index.html"
 
 # The browser tests' own packages (JupyterLab, Playwright), pinned like everything else.
