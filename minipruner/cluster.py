@@ -85,13 +85,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
 
 
 def _train_task(args: dict[str, Any], threads: int | None) -> list[Entry]:
-    """Train (or load from this node's cache) one network; return its cache entries."""
+    """Train (or load from this node's cache) one network; return its cache entries. A
+    network that cannot be trained returns none, so the configurations of its seed still run:
+    one that needs it then trains it itself and fails with its own configuration named."""
     from .chapters import train_network
 
     if threads is not None:
         torch.set_num_threads(threads)
-    with recording() as calls:
-        train_network(args)
+    try:
+        with recording() as calls:
+            train_network(args)
+    except Exception:  # noqa: BLE001 - reported by the configurations that need the network
+        return []
     return [(kind, config, result) for kind, config, result, _ in calls if kind == "trained"]
 
 
@@ -142,7 +147,12 @@ def run_missing(
     ray = connect(address, num_cpus)
     if num_gpus is None:
         num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    options = {"num_gpus": num_gpus, "num_cpus": 1, "max_retries": 0}
+    options = {
+        "num_gpus": num_gpus,
+        "num_cpus": 1,
+        "max_retries": 0,
+        "runtime_env": {"env_vars": _environment()},  # this run's folders, not the first run's
+    }
     train_remote = ray.remote(_train_task).options(**options)
     config_remote = ray.remote(_config_task).options(**options)
 
