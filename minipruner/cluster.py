@@ -100,6 +100,26 @@ def _train_task(args: dict[str, Any], threads: int | None) -> list[Entry]:
     return [(kind, config, result) for kind, config, result, _ in calls if kind == "trained"]
 
 
+def _shared_task(
+    chapter: str, settings: dict[str, Any], run: dict[str, Any], threads: int | None,
+    *networks: list[Entry],
+) -> list[Entry]:  # fmt: skip
+    """Run one shared piece of work (:func:`minipruner.chapters.shared_runs`) with the
+    networks of its seed handed in; return every cache entry it made or read."""
+    from .chapters import run_shared
+
+    module = importlib.import_module(chapter)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    given = [entry for entries in networks for entry in entries]
+    try:
+        with preloaded(given), recording() as calls:
+            run_shared(module, settings, run)
+    except Exception:  # noqa: BLE001 - the configurations that need it report it
+        return []
+    return [(kind, config, result) for kind, config, result, _ in calls]
+
+
 def _config_task(
     chapter: str,
     config: dict[str, Any],
@@ -133,12 +153,15 @@ def run_missing(
     num_gpus: float | None = None,
     num_cpus: int | None = None,
     quiet: bool = False,
+    runs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Run ``configs`` (the missing configurations of ``chapter``) as Ray tasks and call
     ``store(i, result)`` for each as soon as it returns (in completion order).
 
     ``networks`` (:func:`minipruner.chapters.shared_networks`) are trained first, one task
-    each; a configuration receives those of its seed (all of them if it has no seed).
+    each, then ``runs`` (:func:`minipruner.chapters.shared_runs`) run, one task each with the
+    networks of their seed; a configuration receives the results of both for its seed (all of
+    them if it has no seed).
     ``num_gpus`` per task defaults to 1 when the cluster has GPUs, else 0. Raises
     :class:`ConfigurationsFailed` at the end if any configuration failed (the others are
     stored). Returns counts: ``trained`` (network tasks) and ``trained_in_configs``
@@ -159,6 +182,11 @@ def run_missing(
     seeds = {c.get("seed") for c in configs}
     needed = [n for n in networks if n["seed"] in seeds or None in seeds]
     net_refs = [(n["seed"], train_remote.remote(n, threads)) for n in needed]
+    shared_remote = ray.remote(_shared_task).options(**options)
+    for run in runs:  # after the networks of its seed, which it receives
+        nets = [ref for seed, ref in net_refs if run["seed"] in (seed, None)]
+        ref = shared_remote.remote(chapter, settings, dict(run), threads, *nets)
+        net_refs.append((run["seed"], ref))
     pending: dict[Any, int] = {}
     for i, config in enumerate(configs):
         mine = [ref for seed, ref in net_refs if config.get("seed") in (seed, None)]
@@ -187,7 +215,7 @@ def run_missing(
             ray.cancel(ref, force=True)
     if failures:
         raise ConfigurationsFailed(chapter, failures)
-    return {"trained": len(net_refs), "trained_in_configs": trained_in_configs}
+    return {"trained": len(needed), "trained_in_configs": trained_in_configs}
 
 
 def _error_text(err: BaseException) -> str:

@@ -44,7 +44,9 @@ from .chapters import (  # noqa: F401  (the registry is importable from here)
     CHAPTERS,
     chapter_module,
     chapter_name,
+    run_shared,
     shared_networks,
+    shared_runs,
     train_network,
 )
 from .scale import get_scale
@@ -180,7 +182,8 @@ def reproduce(
     count, so the notebooks and the command line all use 1. Each result records it.
 
     The networks the chapter declares in ``trained_networks(settings)`` are trained first
-    (:func:`minipruner.chapters.shared_networks`), those of the seeds with missing results.
+    (:func:`minipruner.chapters.shared_networks`), then the other work its configurations
+    share is run (``shared_runs``), both only for the seeds with missing results.
     ``executor="ray"`` runs the missing configurations as tasks on a Ray cluster (``address``:
     None starts a local one; see :mod:`minipruner.cluster`), with the same results.
     """
@@ -219,6 +222,7 @@ def reproduce(
 
     seeds = {configs[i].get("seed") for i in missing}
     networks = [n for n in shared_networks(module, settings) if n["seed"] in seeds or None in seeds]
+    runs = [r for r in shared_runs(module, settings) if r["seed"] in seeds or None in seeds]
     if missing and executor == "ray":
         from .cluster import run_missing
 
@@ -228,6 +232,7 @@ def reproduce(
             [configs[i] for i in missing],
             networks,
             lambda j, result: store(missing[j], result),
+            runs=runs,
             address=address,
             threads=threads,
             quiet=quiet,
@@ -238,6 +243,8 @@ def reproduce(
             if threads is not None:
                 torch.set_num_threads(threads)
             _train_networks(networks, quiet)
+            for run in tqdm(runs, desc="shared runs", disable=quiet or not runs, leave=False):
+                run_shared(module, settings, run)
             stats = {"trained": len(networks), "trained_in_configs": 0}
             bar = tqdm(missing, desc=f"{name} ({scale})", disable=quiet, unit="config")
             for i in bar:

@@ -84,9 +84,13 @@ def test_ray_stores_what_the_serial_path_stores_and_trains_each_network_once(
 
 
 @pytest.mark.slow
-def test_a_failing_configuration_is_reported_and_the_others_are_stored(local_ray, tmp_path):
+def test_a_failing_configuration_is_reported_and_the_others_are_stored(
+    local_ray, tmp_path, monkeypatch
+):
     import failing_chapter  # tests/failing_chapter.py, importable by the workers too
 
+    monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MINIPRUNER_TEST_CALLS_FILE", str(tmp_path / "calls.txt"))
     mp.results.CHAPTERS["98_failing"] = "failing_chapter"
     try:
         settings = failing_chapter.settings("quick")
@@ -96,6 +100,7 @@ def test_a_failing_configuration_is_reported_and_the_others_are_stored(local_ray
         assert "x is 2" in err.value.failures[0].error
         stored = list((tmp_path / "98_failing").rglob("*.json"))
         assert len(stored) == len(settings["xs"]) - 1  # every other configuration
+        assert failing_chapter.calls() == 1  # the shared work ran once, in its own task
         # a rerun computes only the missing one (it fails again: nothing else is recomputed)
         with pytest.raises(cluster.ConfigurationsFailed):
             mp.reproduce("98_failing", "quick", root=tmp_path, quiet=True, executor="ray")

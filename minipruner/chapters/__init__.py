@@ -147,6 +147,22 @@ def shared_networks(module: ModuleType, settings: Mapping[str, Any]) -> list[dic
     return list(unique.values())
 
 
+def shared_runs(module: ModuleType, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Work beyond training that several configurations share, run once after the shared
+    networks (:func:`shared_networks`) and before the configurations: the module's
+    ``shared_runs(settings)``, each ``{"call": name of a function of the module, "kwargs":
+    {...}, "seed": s}``, run as ``module.<call>(settings, **kwargs)`` (which caches its result
+    with :func:`minipruner.store.load_or_compute`). None if the module declares none."""
+    if not hasattr(module, "shared_runs"):
+        return []
+    return [dict(run) for run in module.shared_runs(dict(settings))]
+
+
+def run_shared(module: ModuleType, settings: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    """One entry of :func:`shared_runs`: ``module.<call>(settings, **kwargs)``."""
+    getattr(module, run["call"])(dict(settings), **run["kwargs"])
+
+
 def rank_correlation(a: Any, b: Any) -> float:
     """Spearman's rank correlation of two equally long sequences: the Pearson correlation
     of their ranks, ``corr(rank(a), rank(b))`` (ties are broken by position, not averaged:

@@ -244,6 +244,16 @@ def error_rate(settings: dict[str, Any], net: nn.Module) -> float:
     return 100 * (1 - evaluate(net, test_data, device=_device(settings)).accuracy)
 
 
+def shared_runs(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pruning run of every seed and method (:func:`pruning_run`): the ``prune``,
+    ``scratch`` and ``latency`` configurations of a seed all build on them."""
+    return [
+        {"call": "pruning_run", "kwargs": {"seed": seed, "method": method}, "seed": seed}
+        for seed in settings["seeds"]
+        for method in settings["methods"]
+    ]
+
+
 def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, Any]:
     """Prune the dense network of ``seed`` one channel every ``prune_every`` steps with
     ``method`` saliency (:func:`~minipruner.structured.prune_and_finetune`), taking snapshots
