@@ -6,6 +6,10 @@ Every ``*_explorer`` function returns the explorer; the matching ``*_state`` fun
 what one state computes (the numbers the figure draws), so that tests and readers can call it
 directly. Whatever is expensive is read from the chapter's stored results where the state is
 one the chapter ran, and computed (and cached per state) only where it is new.
+
+Why one module of this length (about 600 lines): one explorer per chapter, each a short
+description (controls, a state function, a drawing) on the same few helpers; splitting them
+per chapter would scatter those helpers.
 """
 
 from __future__ import annotations

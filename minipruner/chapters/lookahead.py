@@ -9,6 +9,10 @@ again. One configuration per (experiment, seed, method, level). Each also record
 masks it made, the fraction of kept weights that are disconnected (their input unit receives
 nothing, or their output unit feeds nothing); the LAP configurations record, per layer, the
 fraction of LAP's kept weights that MP would not keep.
+
+Why one module of this length (about 600 lines): a reader maps chapter 2 to this module and
+to :mod:`minipruner.lookahead` (the methods); it holds the chapter's experiments and what its
+page shows from them, which read the same accessors.
 """
 
 from __future__ import annotations

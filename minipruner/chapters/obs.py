@@ -12,6 +12,10 @@ Two experiments, each a kind of configuration:
   sparsities), compute the masks and weights of MP, MP+U, WF-S, WF, CBS-S and CBS, and
   measure each pruned network's test accuracy, beside the record of CBS-S's search (the
   released search, :func:`minipruner.cbs.cbs_select`).
+
+Why one module of this length (about 600 lines): a reader maps chapter 4 to this module and
+to :mod:`minipruner.obs` (the methods); it holds the chapter's two experiments and what its
+page shows from them, which read the same accessors.
 """
 
 from __future__ import annotations
