@@ -79,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                 "without ADDRESS, else the cluster at ADDRESS ('auto' or host:port); needs "
                 "pip install -e '.[cluster]'",
             )
+            p.add_argument(
+                "--gpus-per-task",
+                type=float,
+                default=None,
+                help="with --ray: GPUs each task reserves (default 1 where the cluster has "
+                "GPUs, else 0; 0.5 runs two tasks per GPU)",
+            )
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             executor="serial" if args.ray is None else "ray",
             address=None if args.ray in (None, "local") else args.ray,
+            gpus_per_task=args.gpus_per_task,
         )
         print(results)
         written = save_outputs(results)

@@ -167,6 +167,7 @@ def reproduce(
     threads: int | None = 1,
     executor: str = "serial",
     address: str | None = None,
+    gpus_per_task: float | None = None,
 ) -> Results:
     """Load every configuration's result of ``chapter`` at ``scale``, running the missing ones.
 
@@ -185,7 +186,8 @@ def reproduce(
     (:func:`minipruner.chapters.shared_networks`), then the other work its configurations
     share is run (``shared_runs``), both only for the seeds with missing results.
     ``executor="ray"`` runs the missing configurations as tasks on a Ray cluster (``address``:
-    None starts a local one; see :mod:`minipruner.cluster`), with the same results.
+    None starts a local one; ``gpus_per_task``: default 1 where the cluster has GPUs, else 0;
+    see :mod:`minipruner.cluster`), with the same results.
     """
     name = chapter_name(chapter)
     module = chapter_module(name)
@@ -233,6 +235,7 @@ def reproduce(
             networks,
             lambda j, result: store(missing[j], result),
             runs=runs,
+            num_gpus=gpus_per_task,
             address=address,
             threads=threads,
             quiet=quiet,
