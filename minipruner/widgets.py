@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -240,6 +241,11 @@ class LiveExplorer:
     An exception in ``compute`` or ``render`` is shown in the status line and kept in
     ``error``; the previous figure stays.
 
+    With ``background=True`` a new state computes in a worker thread, so the kernel keeps
+    answering the controls while it runs; while one state computes, further changes wait and
+    only the last one is computed next (every computed state is cached; only the current one
+    is shown). :meth:`wait` blocks until the worker is idle.
+
     ``render(**state)`` (or ``render(data, **state)`` with ``compute``) returns a figure.
     """
 
@@ -250,9 +256,14 @@ class LiveExplorer:
         compute: Callable[..., Any] | None = None,
         caption: str | None = None,
         dpi: int = 80,
+        background: bool = False,
     ) -> None:
         import ipywidgets as w
 
+        self.background = background
+        self._lock = threading.Lock()
+        self._wanted: dict[str, Any] | None = None
+        self._worker: threading.Thread | None = None
         self.controls = dict(controls)
         self.render, self.compute, self.dpi = render, compute, dpi
         self.figures: dict[tuple, bytes] = {}
@@ -301,7 +312,8 @@ class LiveExplorer:
         self.update()
 
     def update(self) -> None:
-        """Show the figure of the current state: from the cache, or computed now."""
+        """Show the figure of the current state: from the cache, or computed now (in the
+        worker thread with ``background``)."""
         state = self.state()
         key = tuple(state.values())
         if key in self.figures:
@@ -309,6 +321,33 @@ class LiveExplorer:
             self.image.value = self.figures[key]
             self.status.value = ""
             return
+        if not self.background:
+            self._compute(state)
+            return
+        with self._lock:
+            self._wanted = state
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                state, self._wanted = self._wanted, None
+                if state is None:
+                    self._worker = None
+                    return
+            self._compute(state)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the background worker has computed every requested state."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+
+    def _compute(self, state: dict[str, Any]) -> None:
+        """Compute and draw ``state``, cache it, and show it if it is still the current one."""
+        key = tuple(state.values())
         self.progress.layout.visibility = "visible"
         self._report(0.0)
         start = time.perf_counter()
@@ -335,6 +374,8 @@ class LiveExplorer:
         self.seconds = time.perf_counter() - start
         self.error = None
         self.figures[key] = png
+        if tuple(self.state().values()) != key:  # the reader moved on; that state comes next
+            return
         self.image.value = png
         self.status.value = f"computed in {self.seconds:.1f} s" if self.seconds >= 1 else ""
 
@@ -356,17 +397,19 @@ def explorer(
     ``render(**state)`` draws the figure of one state (the value of every control), or,
     with ``compute``, ``render(compute(**state), **state)``. ``mode`` (default
     :func:`widget_mode`): ``"live"`` returns a :class:`LiveExplorer` that computes each state
-    the reader chooses; ``"static"`` renders every combination of the controls' static
-    values (``grid``) with :func:`precomputed_explorer`, live-only controls fixed at their
-    start.
+    the reader chooses (in a background thread when the mode was detected, i.e. a reader's
+    front end, so the kernel is not blocked while a state computes); ``"static"`` renders
+    every combination of the controls' static values (``grid``) with
+    :func:`precomputed_explorer`, live-only controls fixed at their start.
     """
+    detected = mode is None
     mode = mode or widget_mode()
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}; valid: {', '.join(MODES)}")
     if not controls:
         raise ValueError("an explorer needs at least one control")
-    if mode == "live":
-        return LiveExplorer(controls, render, compute, caption, dpi)
+    if mode == "live":  # chosen by the reader's front end: compute without blocking it
+        return LiveExplorer(controls, render, compute, caption, dpi, background=detected)
     fixed = {name: c.start for name, c in controls.items() if not c.grid}
     shown = {name: c for name, c in controls.items() if c.grid}
     if not shown:

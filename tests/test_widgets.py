@@ -117,6 +117,28 @@ def test_live_explorer_computes_each_new_state_once_and_redraws():
     assert ex.progress.layout.visibility == "hidden" and ex.error is None
 
 
+def test_live_explorer_in_the_background_computes_off_the_kernel_thread_latest_first():
+    import threading
+
+    calls, gate = [], threading.Event()
+
+    def compute(a, b):
+        calls.append((a, threading.current_thread() is threading.main_thread()))
+        gate.wait(10)  # a slow state: the controls stay answerable meanwhile
+        return {"a": a, "b": b}
+
+    ex = LiveExplorer(_controls(), lambda data, a, b: _render(**data), compute, background=True)
+    ex.widgets["a"].value = 0.1  # returns at once: the first state is still computing
+    ex.widgets["a"].value = 0.2  # supersedes 0.1, which is never computed
+    gate.set()
+    ex.wait(10)
+    assert calls == [(0.3, False), (0.2, False)]
+    assert ex.data == {"a": 0.2, "b": "y"} and ex.error is None
+    shown = ex.image.value
+    ex.widgets["a"].value = 0.3  # computed first, cached: shown at once
+    assert ex.image.value != shown and len(calls) == 2
+
+
 def test_live_explorer_shows_an_error_and_keeps_the_last_figure():
     def render(a, b):
         if a > 0.35:
