@@ -65,12 +65,14 @@ $(VENV)/.installed-browser: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --constraint constraints.txt -e '.[browser]'
 	touch $@
 
-# Headless Chromium opens every built page (the precomputed explorers), then runs chapter 1
-# in JupyterLab, moves its live explorer's slider and checks the figure changes (needs:
-# apt-get install chromium). Screenshots of both in _build/screenshots.
+# Headless Chromium opens every built page (the precomputed explorers), then runs each of
+# chapters 1-5 in JupyterLab, moves its live explorer's first slider and checks the figure
+# changes (needs: apt-get install chromium). Screenshots of both in _build/screenshots.
 site-test: book $(VENV)/.installed-browser
 	$(BIN)/python tests/browser/check_site.py
-	$(BIN)/python tests/browser/check_live.py
+	for n in 01_magnitude 02_lookahead 03_init_pruning 04_obs 05_structured; do \
+		$(BIN)/python tests/browser/check_live.py $$n || exit 1; \
+	done
 
 clean:
 	rm -rf _build .pytest_cache

@@ -19,7 +19,6 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -30,7 +29,7 @@ from .magnitude import brute_force_masks, frobenius_distortion, magnitude_scores
 from .masks import apply_masks, masks_from_scores, prunable
 from .results import Results
 from .train import evaluate
-from .widgets import Explorer, LiveExplorer, dropdown, explorer, slider
+from .widgets import Explorer, LiveExplorer, dropdown, explorer, slider, subplots
 
 Progress = Callable[..., None]
 
@@ -111,9 +110,7 @@ def magnitude_state(
 
 
 def _draw_magnitude(state: dict[str, Any], sparsity: float, layer: str) -> Figure:
-    fig, axes = plt.subplots(
-        1, 4, figsize=(15, 3.1), gridspec_kw={"width_ratios": [1.2, 1.4, 0.9, 1]}
-    )
+    fig, axes = subplots(1, 4, figsize=(15, 3.1), gridspec_kw={"width_ratios": [1.2, 1.4, 0.9, 1]})
     axes[0].hist(np.log10(state["magnitudes"] + 1e-12), bins=80, color="gray")
     if state["threshold"] > 0:
         axes[0].axvline(
@@ -247,7 +244,7 @@ def _draw_lookahead(state: dict[str, Any], layer: str, sparsity: float) -> Figur
     y = state["lap"].flatten()[sample] / x.clamp_min(1e-12)
     keep_mp = state["keep_mp"].flatten()[sample]
     keep_lap = state["keep_lap"].flatten()[sample]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (ax, bx) = subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.4, 1]})
     ax.scatter(
         x[~keep_mp & ~keep_lap], y[~keep_mp & ~keep_lap], s=1, c="0.85", label="pruned by both"
     )
@@ -361,7 +358,7 @@ def _draw_init_pruning(
 
     kept, sizes = np.array(record["kept"]), np.array(record["sizes"])
     density = kept / sizes
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = subplots(figsize=(8, 3.2))
     shown = np.maximum(100 * density, FLOOR)
     ax.bar(range(len(density)), shown, color=np.where(kept == 0, "red", "tab:blue"))
     for i, (k, n) in enumerate(zip(kept, sizes, strict=True)):
@@ -481,7 +478,7 @@ def _draw_obs(
     diff = np.zeros(n1)
     diff[kept[kept < n1]] = 1
     diff[pruned[pruned < n1]] = -1
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3), gridspec_kw={"width_ratios": [1, 2.5]})
+    fig, axes = subplots(1, 2, figsize=(12, 3), gridspec_kw={"width_ratios": [1, 2.5]})
     axes[0].bar(
         list(METHODS),
         [100 * state["accuracy"][m] for m in METHODS],
@@ -576,9 +573,7 @@ def _draw_structured(
 ) -> Figure:
     colors = {"fisher": "tab:red", "l1": "tab:green"}
     methods = list(state)
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(9, 3.3), gridspec_kw={"width_ratios": [1.2, 1]}
-    )
+    fig, (left, right) = subplots(1, 2, figsize=(9, 3.3), gridspec_kw={"width_ratios": [1.2, 1]})
     xs = np.arange(len(blocks))
     left.bar(xs, dense_widths[seed], width=0.8, color="none", edgecolor="0.6", label="dense")
     for j, m in enumerate(methods):

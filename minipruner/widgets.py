@@ -34,6 +34,14 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
+def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> tuple:
+    """``(figure, axes)`` like ``plt.subplots``, but the figure is not registered with pyplot.
+    Live explorers draw in a worker thread; a pyplot figure there could be shown or closed
+    half-drawn by the notebook's own figure handling on the main thread."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it."""
     buf = io.BytesIO()
@@ -242,7 +250,8 @@ class LiveExplorer:
     ``error``; the previous figure stays.
 
     With ``background=True`` a new state computes in a worker thread, so the kernel keeps
-    answering the controls while it runs; while one state computes, further changes wait and
+    answering the controls while it runs (``render`` should then draw with :func:`subplots`,
+    outside pyplot); while one state computes, further changes wait and
     only the last one is computed next (every computed state is cached; only the current one
     is shown). :meth:`wait` blocks until the worker is idle.
 

@@ -128,8 +128,13 @@ def main(notebook: str = "01_magnitude") -> int:
                 shot_before = image.screenshot()
                 explorer.screenshot(path=str(SHOTS / f"live-{notebook}-before.png"))
                 handle = explorer.locator(".noUi-handle").first  # the first slider
+                readout = explorer.locator(".widget-readout").first
+                at_start = readout.inner_text()
                 handle.focus()
                 handle.press("ArrowRight")
+                page.wait_for_timeout(300)
+                if readout.inner_text() == at_start:  # it starts at its last value
+                    handle.press("ArrowLeft")
                 try:
                     page.wait_for_function(
                         "([el, before]) => el.getAttribute('src') !== before",
