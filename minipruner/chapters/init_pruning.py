@@ -351,7 +351,9 @@ def train_pruned(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
         apply_masks(net, masks)
     desc = f"{method} {sparsity}"
     train(net, train_data, seed=seed, quiet=True, desc=desc, **settings["train"][arch])
-    return {**out, "accuracy": evaluate(net, test_data).accuracy, "trained": True}
+    pipeline = settings["train"][arch].get("pipeline", "loader")  # full scale: on the device
+    accuracy = evaluate(net, test_data, pipeline=pipeline).accuracy
+    return {**out, "accuracy": accuracy, "trained": True}
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

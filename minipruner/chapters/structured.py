@@ -241,7 +241,9 @@ def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
 def error_rate(settings: dict[str, Any], net: nn.Module) -> float:
     """Test error (%) of ``net`` on the chapter's dataset."""
     _, test_data = load_data(settings["dataset"], settings["scale"])
-    return 100 * (1 - evaluate(net, test_data, device=_device(settings)).accuracy)
+    pipeline = settings["train"].get("pipeline", "loader")  # full scale: on the device
+    result = evaluate(net, test_data, device=_device(settings), pipeline=pipeline)
+    return 100 * (1 - result.accuracy)
 
 
 def shared_runs(settings: dict[str, Any]) -> list[dict[str, Any]]:
