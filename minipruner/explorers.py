@@ -308,10 +308,6 @@ def lookahead_explorer(
 # ------------------------------------------------------------------------------ chapter 3
 
 
-def _labels(kinds: Sequence[str]) -> list[str]:
-    return [k if k == "fc" else f"conv{kinds[: i + 1].count(k)}" for i, k in enumerate(kinds)]
-
-
 def init_pruning_state(
     settings: Mapping[str, Any],
     method: str,
@@ -354,7 +350,7 @@ def init_pruning_state(
 def _draw_init_pruning(
     record: dict[str, Any], method: str, sparsity: float, temperature: float, seed: int
 ) -> Figure:
-    from .chapters.init_pruning import FLOOR
+    from .chapters.init_pruning import FLOOR, kind_labels
 
     kept, sizes = np.array(record["kept"]), np.array(record["sizes"])
     density = kept / sizes
@@ -365,7 +361,7 @@ def _draw_init_pruning(
         ax.text(i, shown[i] * 1.15, f"{k}/{n}", ha="center", fontsize=7)
     ax.set_yscale("log")
     ax.set_ylim(FLOOR / 2, 300)
-    ax.set_xticks(range(len(density)), _labels(record["kinds"]), rotation=90, fontsize=7)
+    ax.set_xticks(range(len(density)), kind_labels(record["kinds"]), rotation=90, fontsize=7)
     ax.set_ylabel("weights kept in the layer (%)")
     title = f"{method} at {sparsity:.1%}, seed {seed}"
     if "grasp" in method or "Hg" in method:

@@ -119,11 +119,7 @@ def _lap(order: str = "oneshot", scope: str = "layer", act: bool = False) -> Cal
 
     def build() -> Pruner:
         def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
-            rates = None
-            if act:
-                if batch is None:
-                    raise ValueError("LAP-act needs inputs to measure activation rates; got None")
-                rates = activation_rates(model, batch[0])
+            rates = _rates(model, batch) if act else None
             return lookahead_prune(model, sparsity, order, activation_rates=rates, scope=scope)
 
         return pruner
@@ -135,10 +131,15 @@ def _lap_scores(model: nn.Module, batch: Batch | None) -> Scores:
     return lookahead_scores(model)
 
 
-def _lap_act(model: nn.Module, batch: Batch | None) -> Scores:
+def _rates(model: nn.Module, batch: Batch | None) -> dict[str, Tensor]:
+    """LAP-act's activation rates on the batch's inputs (its labels are not needed)."""
     if batch is None:
         raise ValueError("LAP-act needs inputs to measure activation rates; got None")
-    return lookahead_scores(model, activation_rates=activation_rates(model, batch[0]))
+    return activation_rates(model, batch[0])
+
+
+def _lap_act(model: nn.Module, batch: Batch | None) -> Scores:
+    return lookahead_scores(model, activation_rates=_rates(model, batch))
 
 
 def _lap_global(model: nn.Module, batch: Batch | None) -> Scores:

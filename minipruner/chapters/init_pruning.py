@@ -422,10 +422,14 @@ def densities(
     return np.array(record["kept"]) / np.array(record["sizes"])
 
 
-def layer_labels(results: Results) -> list[str]:
-    """Short names of the prunable layers: ``conv1``, ``conv2``, ... and ``fc``."""
-    kinds = results.select(experiment="masks")[0]["kinds"]
+def kind_labels(kinds: list[str]) -> list[str]:
+    """Short names of layers of the given kinds: ``conv1``, ``conv2``, ... and ``fc``."""
     return [k if k == "fc" else f"conv{kinds[: i + 1].count(k)}" for i, k in enumerate(kinds)]
+
+
+def layer_labels(results: Results) -> list[str]:
+    """Short names of the prunable layers of the stored masks (:func:`kind_labels`)."""
+    return kind_labels(results.select(experiment="masks")[0]["kinds"])
 
 
 def collapse_counts(results: Results) -> dict[tuple[str, float], int]:
