@@ -376,11 +376,12 @@ def oneshot_prune(
     if cbs_kwargs and method not in ("cbs-s", "cbs"):
         raise ValueError(f"extra arguments {sorted(cbs_kwargs)} only apply to CBS methods")
     selection, kind = STEPS[method]
-    w = flatten_weights(prunable(model))
+    weights = prunable(model)
+    w = flatten_weights(weights)
     d = w.numel()
     if method == "mp":
         keep = select("magnitude", w.detach(), sparsity)
-        masks = {n: m.clone() for n, m in unflatten_weights(keep, prunable(model)).items()}
+        masks = {n: m.clone() for n, m in unflatten_weights(keep, weights).items()}
         apply_masks(model, masks)
         return masks
 

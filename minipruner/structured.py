@@ -245,15 +245,14 @@ def prune_lowest(
 
 
 def _unit_masks(
-    model: nn.Module, groups: list[tuple[str, str, Tensor]], sparsity: float
+    weights: Mapping[str, Tensor], groups: list[tuple[str, str, Tensor]], sparsity: float
 ) -> dict[str, Tensor]:
     """Keep-masks of every prunable weight after removing whole units. ``groups`` lists, per
     layer of units, ``(weight whose rows are the units' inputs, weight whose columns are their
     outputs, saliency per unit)``. Units go lowest saliency first over all groups (ties: the
     earlier group, then the lower index), each taking its row and its column, until at least
     ``round(sparsity * d)`` of the model's ``d`` prunable weights are masked or every group is
-    down to one unit."""
-    weights = prunable(model)
+    down to one unit. ``weights``: every prunable weight of the model, by name."""
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
     units = sorted(
         (float(score[k]), i, k) for i, (_, _, score) in enumerate(groups) for k in range(len(score))
@@ -294,7 +293,7 @@ def neuron_masks(model: nn.Module, sparsity: float) -> dict[str, Tensor]:
         (names[i], names[i + 1], weights[names[i]].detach().abs().mean(1))
         for i in range(len(names) - 1)
     ]
-    return _unit_masks(model, groups, sparsity)
+    return _unit_masks(weights, groups, sparsity)
 
 
 def channel_weight_masks(
@@ -324,7 +323,7 @@ def channel_weight_masks(
         if torch.isnan(score).any():
             raise ValueError(f"saliency for {key!r} contains NaN")
         groups.append((f"{chain.conv1}.weight", f"{chain.conv2}.weight", score))
-    return _unit_masks(model, groups, sparsity)
+    return _unit_masks(prunable(model), groups, sparsity)
 
 
 # --------------------------------------------------------------------------------------
