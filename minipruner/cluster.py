@@ -62,7 +62,7 @@ def _ray() -> Any:
 
 
 def _environment() -> dict[str, str]:
-    """The MINIPRUNER_* variables of the driver, passed to every worker (cache, data, results
+    """The MINIPRUNER_* variables of the driver, passed with every task (cache, data, results
     folders, seed offset, scale), so a remote node reads the same settings."""
     return {k: v for k, v in os.environ.items() if k.startswith("MINIPRUNER_")}
 
@@ -73,11 +73,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
     ``host:port``). Returns the ``ray`` module."""
     ray = _ray()
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {
-            "runtime_env": {"env_vars": _environment()},
-            "include_dashboard": False,
-            "log_to_driver": False,
-        }
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None and num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
         ray.init(address=address, **kwargs)
@@ -158,10 +154,11 @@ def run_missing(
     """Run ``configs`` (the missing configurations of ``chapter``) as Ray tasks and call
     ``store(i, result)`` for each as soon as it returns (in completion order).
 
-    ``networks`` (:func:`minipruner.chapters.shared_networks`) are trained first, one task
-    each, then ``runs`` (:func:`minipruner.chapters.shared_runs`) run, one task each with the
-    networks of their seed; a configuration receives the results of both for its seed (all of
-    them if it has no seed).
+    ``networks`` (:func:`minipruner.chapters.shared_networks`, those of the seeds of
+    ``configs``, as ``reproduce`` selects them) are trained first, one task each, then
+    ``runs`` (:func:`minipruner.chapters.shared_runs`) run, one task each with the networks
+    of their seed; a configuration receives the results of both for its seed (all of them if
+    it has no seed).
     ``num_gpus`` per task defaults to 1 when the cluster has GPUs, else 0. Raises
     :class:`ConfigurationsFailed` at the end if any configuration failed (the others are
     stored). Returns counts: ``trained`` (network tasks) and ``trained_in_configs``
@@ -179,9 +176,7 @@ def run_missing(
     train_remote = ray.remote(_train_task).options(**options)
     config_remote = ray.remote(_config_task).options(**options)
 
-    seeds = {c.get("seed") for c in configs}
-    needed = [n for n in networks if n["seed"] in seeds or None in seeds]
-    net_refs = [(n["seed"], train_remote.remote(n, threads)) for n in needed]
+    net_refs = [(n["seed"], train_remote.remote(n, threads)) for n in networks]
     shared_remote = ray.remote(_shared_task).options(**options)
     for run in runs:  # after the networks of its seed, which it receives
         nets = [ref for seed, ref in net_refs if run["seed"] in (seed, None)]
@@ -215,7 +210,7 @@ def run_missing(
             ray.cancel(ref, force=True)
     if failures:
         raise ConfigurationsFailed(chapter, failures)
-    return {"trained": len(needed), "trained_in_configs": trained_in_configs}
+    return {"trained": len(networks), "trained_in_configs": trained_in_configs}
 
 
 def _error_text(err: BaseException) -> str:

@@ -222,9 +222,13 @@ def reproduce(
         records[i] = {**configs[i], **result}
         computed += 1
 
-    seeds = {configs[i].get("seed") for i in missing}
-    networks = [n for n in shared_networks(module, settings) if n["seed"] in seeds or None in seeds]
-    runs = [r for r in shared_runs(module, settings) if r["seed"] in seeds or None in seeds]
+    seeds = {configs[i].get("seed") for i in missing}  # shared work of these seeds only
+
+    def of_missing_seeds(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in entries if e["seed"] in seeds or None in seeds]
+
+    networks = of_missing_seeds(shared_networks(module, settings))
+    runs = of_missing_seeds(shared_runs(module, settings))
     if missing and executor == "ray":
         from .cluster import run_missing
 
