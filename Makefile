@@ -56,7 +56,16 @@ JB_FLAGS := -W --keep-going
 
 # MINIPRUNER_WIDGETS=static: the site gets the precomputed explorers even when make book is
 # run from a live Jupyter kernel (whose environment would otherwise select live widgets).
-book: $(VENV)/.installed-book _build/.package-stamp
+# The package as a wheel, linked from every chapter's "Run this chapter live" note: the Colab
+# route uploads it next to the page's notebook, so it needs no repository address.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL   := _build/wheel/minipruner-$(VERSION)-py3-none-any.whl
+
+$(WHEEL): pyproject.toml minipruner/*.py minipruner/chapters/*.py | $(VENV)/.installed-book
+	rm -rf _build/wheel
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w _build/wheel .
+
+book: $(VENV)/.installed-book _build/.package-stamp $(WHEEL)
 	MINIPRUNER_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "site: _build/html/index.html"
 

@@ -114,3 +114,20 @@ def test_notebooks_are_stored_without_outputs_and_listed_in_the_toc():
         cells = json.loads(nb.read_text())["cells"]
         assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), nb.name
         assert f"notebooks/{nb.stem}" in toc, f"{nb.name} missing from _toc.yml"
+
+
+def test_live_notes_link_the_wheel_that_make_book_builds():
+    """Each chapter's "Run this chapter live" note links the wheel of the package's current
+    version (the Colab route), at the path where ``make book`` writes it."""
+    version = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M)[1]
+    wheel = f"minipruner-{version}-py3-none-any.whl"
+    assert "_build/wheel/minipruner-$(VERSION)-py3-none-any.whl" in (ROOT / "Makefile").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("0[1-6]_*.ipynb")):
+        notes = [
+            "".join(c["source"])
+            for c in json.loads(nb.read_text())["cells"]
+            if c["cell_type"] == "markdown" and "Run this chapter live" in "".join(c["source"])
+        ]
+        assert len(notes) == 1, nb.name
+        assert f"{{download}}`{wheel} <../_build/wheel/{wheel}>`" in notes[0], nb.name
+        assert f"%pip install {wheel}" in notes[0], nb.name
