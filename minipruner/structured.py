@@ -91,7 +91,7 @@ from .measure import (  # noqa: F401  (importable from here, as before)
     count_parameters,
     measure_latency,
 )
-from .train import batches, default_device
+from .train import default_device, epoch_batches
 
 __all__ = [
     "METHODS",
@@ -394,6 +394,7 @@ def prune_and_finetune(
     seed: int = 0,
     device: torch.device | str | None = None,
     quiet: bool = False,
+    pipeline: str = "loader",
 ) -> list[Snapshot]:
     """Crowley et al.'s prune-and-fine-tune: remove one channel every ``prune_every`` steps.
 
@@ -413,7 +414,9 @@ def prune_and_finetune(
     as the largest snapshot needs). A :class:`Snapshot` is taken right after the removal
     that brings the removed fraction of all chain channels to ``round(f * total)`` for each
     ``f`` in ``snapshots_at`` (``f = 0``: before any removal). Shuffling is seeded by
-    ``seed``. Returns the snapshots, in order; the model is left pruned, in eval mode.
+    ``seed``; ``pipeline`` draws the batches as :func:`~minipruner.train.train` does
+    (``"device"``: the training set on the GPU, augmented there). Returns the snapshots, in
+    order; the model is left pruned, in eval mode.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -448,6 +451,7 @@ def prune_and_finetune(
         )
 
     device = torch.device(device) if device is not None else default_device()
+    batches_of = epoch_batches(train_data, batch_size, seed, device, pipeline)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr, momentum=momentum, weight_decay=weight_decay)
@@ -463,7 +467,7 @@ def prune_and_finetune(
     try:
         with tqdm(total=total_steps, desc=f"prune ({method})", disable=quiet, leave=False) as bar:
             while step < total_steps:
-                for x, y in batches(train_data, batch_size, shuffle=True, seed=seed + epoch):
+                for x, y in batches_of(epoch):
                     x, y = x.to(device), y.to(device)
                     loss = F.cross_entropy(model(x), y, reduction="sum")
                     opt.zero_grad(set_to_none=True)

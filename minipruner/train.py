@@ -142,7 +142,7 @@ def train(
     if len(data) == 0:
         raise ValueError("cannot train on an empty dataset")
     device = torch.device(device) if device is not None else default_device()
-    epoch_batches = _epoch_batches(data, batch_size, seed, device, pipeline)
+    batches_of = epoch_batches(data, batch_size, seed, device, pipeline)
     model.to(device).train()
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total = iterations if iterations is not None else math.ceil(epochs * steps_per_epoch)
@@ -167,7 +167,7 @@ def train(
             # Python float, so the same history) and read once per epoch, not once per step:
             # a read waits for the device, and the next step could not be queued meanwhile
             running, count = torch.zeros((), dtype=torch.float64, device=device), 0
-            for x, y in epoch_batches(epoch):
+            for x, y in batches_of(epoch):
                 x, y = x.to(device), y.to(device)
                 loss = loss_fn(model(x), y)
                 opt.zero_grad(set_to_none=True)
@@ -188,10 +188,15 @@ def train(
     return history
 
 
-def _epoch_batches(
-    data: Dataset, batch_size: int, seed: int, device: torch.device, pipeline: str
+def epoch_batches(
+    data: Dataset, batch_size: int, seed: int, device: torch.device, pipeline: str = "loader"
 ) -> Callable[[int], Iterator[tuple[Tensor, Tensor]]]:
-    """The shuffled batches of epoch ``e`` of ``pipeline``, as a function of ``e``."""
+    """The shuffled training batches of epoch ``e``, as a function of ``e``, seeded by
+    ``seed + e``: ``pipeline="loader"`` draws them with :func:`batches` (CPU transforms,
+    moved to the device by the caller), ``"device"`` from ``data`` copied once to ``device``
+    (:func:`~minipruner.device_data.on_device`), augmented there in batch."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
     if pipeline == "loader":
         return lambda e: batches(data, batch_size, shuffle=True, seed=seed + e)
     from .device_data import on_device

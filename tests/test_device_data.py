@@ -278,3 +278,30 @@ def test_the_epoch_loss_is_summed_as_python_floats_would_be():
             count += len(y)
         expected.append(total / count)
     assert history == expected
+
+
+def test_prune_and_finetune_reads_the_device_pipeline_and_is_seeded(tmp_path, write_cifar):
+    """Chapter 5's pruning run at the full scale draws its fine-tuning batches on the device:
+    the same channel schedule as the loader path (one removal every K steps), seeded."""
+    from minipruner import structured as st
+    from minipruner.models import WideResNet
+
+    write_cifar(tmp_path, per_batch=8, n_test=10)
+    train, _ = mp.load_dataset("cifar10", scale="full", root=tmp_path, download=False)
+
+    def run(seed: int, pipeline: str = "device") -> list:
+        torch.manual_seed(0)
+        model = WideResNet(10, 1, num_classes=10, interior=0.125)  # 14 interior channels
+        kw = dict(prune_every=2, n_prune=3, batch_size=16, quiet=True, device="cpu")
+        fractions = [k / 14 for k in range(4)]
+        return st.prune_and_finetune(
+            model, train, snapshots_at=fractions, seed=seed, pipeline=pipeline, **kw
+        )
+
+    a, b, c = run(1), run(1), run(2)
+    assert [s.removed for s in a] == [0, 1, 2, 3] and [s.step for s in a] == [0, 2, 4, 6]
+    assert [s.widths for s in a] == [s.widths for s in b]
+    assert same_weights(a[-1].model, b[-1].model)  # seeded
+    assert not same_weights(a[-1].model, c[-1].model)  # another seed, other batches
+    with pytest.raises(ValueError, match="unknown pipeline"):
+        run(1, pipeline="gpu")

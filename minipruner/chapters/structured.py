@@ -270,6 +270,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
     """
     device = _device(settings)
     train_data, _ = load_data(settings["dataset"], settings["scale"])
+    pipeline = settings["train"].get("pipeline", "loader")  # full scale: on the device
 
     def compute() -> dict[str, Any]:
         snaps = st.prune_and_finetune(
@@ -280,6 +281,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
             seed=seed,
             device=device,
             quiet=True,
+            pipeline=pipeline,
             **settings["prune"],
         )
         out, tuned = [], None
@@ -306,6 +308,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
                     seed=seed,
                     device=device,
                     quiet=True,
+                    pipeline=pipeline,
                 )
                 tuned = {k: v.detach().cpu() for k, v in small.state_dict().items()}
         return {"snapshots": out, "tuned": tuned}
