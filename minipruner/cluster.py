@@ -178,13 +178,22 @@ def run_missing(
 
     net_refs = [(n["seed"], train_remote.remote(n, threads)) for n in networks]
     shared_remote = ray.remote(_shared_task).options(**options)
-    for run in runs:  # after the networks of its seed, which it receives
-        nets = [ref for seed, ref in net_refs if run["seed"] in (seed, None)]
-        ref = shared_remote.remote(chapter, settings, dict(run), threads, *nets)
-        net_refs.append((run["seed"], ref))
+    run_refs = [  # each after the networks of its seed (which it receives), not other runs
+        (
+            run["seed"],
+            shared_remote.remote(
+                chapter,
+                settings,
+                dict(run),
+                threads,
+                *[ref for seed, ref in net_refs if run["seed"] in (seed, None)],
+            ),
+        )
+        for run in runs
+    ]
     pending: dict[Any, int] = {}
     for i, config in enumerate(configs):
-        mine = [ref for seed, ref in net_refs if config.get("seed") in (seed, None)]
+        mine = [ref for seed, ref in net_refs + run_refs if config.get("seed") in (seed, None)]
         pending[config_remote.remote(chapter, dict(config), settings, threads, *mine)] = i
 
     failures: list[Failure] = []
