@@ -1,0 +1,55 @@
+"""The full-scale wall-time estimate (benchmarks/full_scale_estimate.py): its scheduler and
+its cost model of every chapter's tasks, without measuring anything."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from minipruner.chapters import CHAPTERS
+
+PATH = Path(__file__).parents[1] / "benchmarks" / "full_scale_estimate.py"
+spec = importlib.util.spec_from_file_location("full_scale_estimate", PATH)
+fe = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = fe  # dataclasses look their module up there
+spec.loader.exec_module(fe)
+
+
+def test_list_scheduling_respects_dependencies_and_workers():
+    # two networks (3 and 1), then a task on each, then one on both
+    durations, deps = [3.0, 1.0, 2.0, 2.0, 1.0], [[], [], [0], [1], [0, 1]]
+    assert fe.wall_time(durations, deps, 1) == sum(durations)
+    # 2 workers: 0 on w0 [0,3]; 1 on w1 [0,1], 3 on w1 [1,3]; 2 [3,5] and 4 [3,4]
+    assert fe.wall_time(durations, deps, 2) == 5.0
+    assert fe.wall_time(durations, deps, 5) == 5.0  # the critical path 0 -> 2
+    assert fe.wall_time([], [], 3) == 0.0
+
+
+def test_steps_from_iterations_or_epochs():
+    assert fe.steps({"iterations": 50_000, "batch_size": 60}, "mnist") == 50_000
+    assert fe.steps({"epochs": 160, "batch_size": 128}, "cifar10") == 160 * 391
+    assert fe.steps({"epochs": 2}, "mnist") == 2 * 469  # the default batch of 128
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_has_a_cost_model_at_both_scales(name, scale):
+    plan = fe.tasks(name, scale)
+    assert plan and all(d < i for i, t in enumerate(plan) for d in t.deps)  # submission order
+    configs = [t for t in plan if t.kind == "config"]
+    if name in ("01_magnitude", "02_lookahead", "03_init_pruning", "06_comparison"):
+        assert any(t.work for t in configs)  # they retrain or train
+    for t in plan:
+        for item, n in t.work:
+            assert n > 0 and item.batch_size > 0 and item.dataset in fe.INPUT
+
+
+def test_chapter_5_at_the_full_scale_counts_what_its_settings_say():
+    plan = fe.tasks("05_structured", "full")
+    runs = [t for t in plan if t.kind == "shared"]
+    assert len(runs) == 6  # 3 seeds x 2 methods
+    ((item, n),) = runs[0].work
+    # 75 % of WRN-40-2's 1,344 interior channels, one every 100 steps, then 2,000 more
+    assert n == 1008 * 100 + 2000 and item.model == "wrn"
+    assert all(all(plan[d].kind == "network" for d in t.deps) for t in runs)
