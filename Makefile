@@ -54,8 +54,6 @@ _build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(RESULT_FILES) 
 # reporting all of them; a notebook that raises fails it too (nb_execution_raise_on_error).
 JB_FLAGS := -W --keep-going
 
-# MINIPRUNER_WIDGETS=static: the site gets the precomputed explorers even when make book is
-# run from a live Jupyter kernel (whose environment would otherwise select live widgets).
 # The package as a wheel, linked from every chapter's "Run this chapter live" note: the Colab
 # route uploads it next to the page's notebook, so it needs no repository address.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -65,6 +63,8 @@ $(WHEEL): pyproject.toml minipruner/*.py minipruner/chapters/*.py | $(VENV)/.ins
 	rm -rf _build/wheel
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w _build/wheel .
 
+# MINIPRUNER_WIDGETS=static: the site gets the precomputed explorers even when make book is
+# run from a live Jupyter kernel (whose environment would otherwise select live widgets).
 book: $(VENV)/.installed-book _build/.package-stamp $(WHEEL)
 	MINIPRUNER_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "site: _build/html/index.html"
