@@ -449,10 +449,13 @@ def obs_state(
         accuracy = {m: float(np.mean([r["accuracy"][m] for r in rows])) for m in chapter.METHODS}
         dense = float(np.mean([r["acc_dense"] for r in rows]))
         return {"accuracy": accuracy, "acc_dense": dense, "cbs": record["cbs"], "seeds": len(rows)}
-    if progress is not None:
-        progress(0.1, "the Fisher, WoodFisher, and CBS-S's swap search (seconds to a minute)")
     net = dict(settings["networks"]["mlpnet"], damp=dict(base, damp=damping))
     changed = {**settings, "networks": {**settings["networks"], "mlpnet": net}}
+    if progress is not None:
+        progress(0.1, "per-example gradients, the Fisher and WoodFisher's saliencies")
+    chapter.prepared(changed, "mlpnet", seed)  # once per damping; one_shot reuses it
+    if progress is not None:
+        progress(0.6, "CBS-S's swap search, each method's update and test accuracy")
     config = {"experiment": "oneshot", "network": "mlpnet", "seed": seed, "sparsity": sparsity}
     record = chapter.one_shot(config, changed)
     return {
