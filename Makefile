@@ -60,7 +60,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL   := _build/wheel/minipruner-$(VERSION)-py3-none-any.whl
 
 $(WHEEL): pyproject.toml minipruner/*.py minipruner/chapters/*.py | $(VENV)/.installed-book
-	rm -rf _build/wheel
+	rm -rf _build/wheel build  # setuptools keeps files in build/ that the package no longer has
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w _build/wheel .
 
 # MINIPRUNER_WIDGETS=static: the site gets the precomputed explorers even when make book is

@@ -97,12 +97,12 @@ def timed_data(data: Dataset, steps: int, pipeline: str, device: torch.device) -
     """Wall-clock seconds to draw ``steps`` training batches of ``pipeline`` onto ``device``
     (no network), as :func:`minipruner.train.train` draws them; includes the device
     pipeline's copy of the set to the device."""
-    from minipruner.train import _epoch_batches
+    from minipruner.train import epoch_batches
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    epoch = _epoch_batches(data, RECIPE["batch_size"], 0, device, pipeline)(0)
+    epoch = epoch_batches(data, RECIPE["batch_size"], 0, device, pipeline)(0)
     for _, (x, y) in zip(range(steps), epoch, strict=False):
         x, y = x.to(device), y.to(device)
     if device.type == "cuda":

@@ -1,19 +1,46 @@
-"""The full-scale wall-time estimate (benchmarks/full_scale_estimate.py): its scheduler and
-its cost model of every chapter's tasks, without measuring anything."""
+"""The benchmark scripts' own functions on tiny inputs, so that a change of the package's API
+shows here and not first on a GPU machine (the scripts are not run end to end: they time
+things), and the full-scale estimate's scheduler and cost model of every chapter."""
 
 import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from minipruner.chapters import CHAPTERS
 
-PATH = Path(__file__).parents[1] / "benchmarks" / "full_scale_estimate.py"
-spec = importlib.util.spec_from_file_location("full_scale_estimate", PATH)
-fe = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = fe  # dataclasses look their module up there
-spec.loader.exec_module(fe)
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_device_pipeline_times_both_pipelines_on_a_small_set():
+    bench = load("device_pipeline")
+    data = bench.SyntheticCIFAR10(64)
+    cpu = torch.device("cpu")
+    for pipeline in ("loader", "device"):
+        assert bench.timed_data(data, 2, pipeline, cpu) > 0
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+        assert bench.timed_training(model, data, 1, pipeline, cpu) > 0
+
+
+# ------------------------------------------------------ benchmarks/full_scale_estimate.py
+
+fe = load("full_scale_estimate")
+
+
+def test_full_scale_estimate_times_a_training_step():
+    item = fe.net("mlpnet", None, "mnist", {"batch_size": 4})
+    assert fe.step_time(item, torch.device("cpu"), warmup=1, repeats=2) > 0
 
 
 def test_list_scheduling_respects_dependencies_and_workers():
