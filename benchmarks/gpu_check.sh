@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of the full-scale path, as one prepared run that fits a short device lease
-# (about 5 minutes on one H200 after the machine starts):
+# (7 minutes on a 2-core CPU; a GPU should take less, not yet measured):
 #
 #   1. benchmarks/device_pipeline.py --batches 50: seconds per batch and per epoch of VGG-19 and
 #      WRN-40-2 with the CPU loader and with the on-device pipeline, and their ratio;
