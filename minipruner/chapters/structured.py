@@ -49,7 +49,7 @@ from ..models import WideResNet
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
 from ..train import default_device, evaluate, load_or_compute, train, trained
-from . import load_data, rank_correlation
+from . import load_data, network_args, rank_correlation
 
 VERSION = 1
 GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
@@ -177,6 +177,11 @@ def _device(settings: dict[str, Any]) -> torch.device:
     return default_device() if settings["device"] == "auto" else torch.device(settings["device"])
 
 
+def _pipeline(settings: dict[str, Any]) -> str:
+    """How the chapter's CIFAR batches are drawn: on the device at the full scale."""
+    return settings["train"].get("pipeline", "loader")
+
+
 def model(settings: dict[str, Any], seed: int, **width: Any) -> nn.Module:
     """The WRN of ``settings["arch"]`` for ``seed``, narrowed by ``interior`` or
     ``interior_widths`` if given, trained from scratch with ``settings["train"]`` (trained
@@ -213,36 +218,19 @@ def mnist1d_model(settings: dict[str, Any], seed: int | None = None) -> nn.Modul
 def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The dense WRN of every seed (what the pruning runs start from) and the MNIST-1D WRN the
     saliency check reads."""
-    sal = settings["saliency"]
-    out = [
-        {
-            "model": "wrn",
-            "dataset": settings["dataset"],
-            "seed": seed,
-            "scale": settings["scale"],
-            "model_kwargs": settings["arch"],
-            **settings["train"],
-        }
+    sal, scale = settings["saliency"], settings["scale"]
+    dense = {"model": "wrn", "dataset": settings["dataset"], "model_kwargs": settings["arch"]}
+    small = {"model": "wrn", "dataset": sal["dataset"], "model_kwargs": sal["arch"]}
+    return [
+        network_args({**dense, "train": settings["train"]}, scale, seed)
         for seed in settings["seeds"]
-    ]
-    out.append(
-        {
-            "model": "wrn",
-            "dataset": sal["dataset"],
-            "seed": sal["seed"],
-            "scale": settings["scale"],
-            "model_kwargs": sal["arch"],
-            **sal["train"],
-        }
-    )
-    return out
+    ] + [network_args({**small, "train": sal["train"]}, scale, sal["seed"])]
 
 
 def error_rate(settings: dict[str, Any], net: nn.Module) -> float:
     """Test error (%) of ``net`` on the chapter's dataset."""
     _, test_data = load_data(settings["dataset"], settings["scale"])
-    pipeline = settings["train"].get("pipeline", "loader")  # full scale: on the device
-    result = evaluate(net, test_data, device=_device(settings), pipeline=pipeline)
+    result = evaluate(net, test_data, device=_device(settings), pipeline=_pipeline(settings))
     return 100 * (1 - result.accuracy)
 
 
@@ -270,7 +258,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
     """
     device = _device(settings)
     train_data, _ = load_data(settings["dataset"], settings["scale"])
-    pipeline = settings["train"].get("pipeline", "loader")  # full scale: on the device
+    pipeline = _pipeline(settings)
 
     def compute() -> dict[str, Any]:
         snaps = st.prune_and_finetune(
