@@ -186,6 +186,11 @@ def train(
     return history
 
 
+def _check_pipeline(pipeline: str) -> None:
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
+
+
 def epoch_batches(
     data: Dataset, batch_size: int, seed: int, device: torch.device, pipeline: str = "loader"
 ) -> Callable[[int], Iterator[tuple[Tensor, Tensor]]]:
@@ -193,8 +198,7 @@ def epoch_batches(
     ``seed + e``: ``pipeline="loader"`` draws them with :func:`batches` (CPU transforms,
     moved to the device by the caller), ``"device"`` from ``data`` copied once to ``device``
     (:func:`~minipruner.device_data.on_device`), augmented there in batch."""
-    if pipeline not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
+    _check_pipeline(pipeline)
     if pipeline == "loader":
         return lambda e: batches(data, batch_size, shuffle=True, seed=seed + e)
     from .device_data import on_device
@@ -225,8 +229,7 @@ def evaluate(
 
     ``pipeline="device"`` copies ``data`` to ``device`` first and reads it there in order,
     not augmented (:meth:`~minipruner.device_data.DeviceDataset.batches`)."""
-    if pipeline not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
+    _check_pipeline(pipeline)
     if len(data) == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     device = torch.device(device) if device is not None else next(model.parameters()).device
