@@ -9,9 +9,13 @@ Subcommands:
 - ``table CHAPTER``: print the chapter's results table from stored results (computes nothing);
   ``table all`` prints every chapter's, each under a heading naming its scale, with its
   claims table below it;
-- ``claims [CHAPTER]``: print the chapter's claims (statement, effect over seeds, verdict)
-  from stored results and store them beside them (computes nothing); without a chapter,
-  every chapter's. Exits 1 when an asserted claim did not hold.
+- ``claims [CHAPTER]``: print the chapter's claims (statement, effect over seeds, verdict,
+  calibrated power) from stored results and store them beside them (computes nothing);
+  without a chapter, every chapter's, then the book-level chance that a fresh seed set passes
+  every asserted claim. Exits 1 when an asserted claim did not hold;
+- ``calibrate [CHAPTER] --offsets 0 100 ...``: run the chapter's quick scale at each seed
+  offset (resumable) and write the calibration that decides which of its claims are asserted
+  (:mod:`minipruner.calibration`); without a chapter, every chapter's.
 
 The seed offset comes from ``$MINIPRUNER_SEED_OFFSET`` (default 0), as in the notebooks.
 """
@@ -23,10 +27,12 @@ import os
 import sys
 from types import ModuleType
 
+from . import calibration
 from .claims import claims_table
 from .results import (
     CHAPTERS,
     Results,
+    calibrate,
     chapter_claims,
     chapter_module,
     chapter_name,
@@ -86,8 +92,37 @@ def main(argv: list[str] | None = None) -> int:
                 help="with --ray: GPUs each task reserves (default 1 where the cluster has "
                 "GPUs, else 0; 0.5 runs two tasks per GPU)",
             )
+    p = sub.add_parser(
+        "calibrate", help="run a chapter at many seed offsets; write its calibration"
+    )
+    p.add_argument("chapter", nargs="?", default="all", help="number or name (default: all)")
+    p.add_argument(
+        "--offsets",
+        type=int,
+        nargs="+",
+        default=[0, 100, 200, 300, 400, 500],
+        help=f"seed offsets, at least {calibration.MIN_OFFSETS} (default 0 100 ... 500)",
+    )
+    p.add_argument(
+        "--threads",
+        nargs="*",
+        default=["500:2"],
+        metavar="OFFSET:THREADS",
+        help="torch threads of an offset's run (default: 500:2, every other offset 1)",
+    )
+    p.add_argument("--results", default=None, help="results folder (default: ./results)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
+    if args.command == "calibrate":
+        try:
+            threads = {int(k): int(t) for k, t in (item.split(":") for item in args.threads)}
+            names = list(CHAPTERS) if args.chapter == "all" else [chapter_name(args.chapter)]
+            for name in names:
+                print("wrote", calibrate(name, args.offsets, threads=threads, root=args.results))
+        except ValueError as err:
+            parser.error(str(err))
+        return 0
     if args.command == "list":
         root = results_dir()
         for name in CHAPTERS:
@@ -145,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
 CLAIMS_NOTE = (
     "effect: mean ± sample sd over seeds of the paired difference; verdict from the one-sided "
-    "95 % Student-t bound"
+    "95 % Student-t bound; asserted when the calibrated chance that a fresh seed set confirms "
+    f"the claim is at least {calibration.POWER_TO_ASSERT}"
 )
 
 
@@ -194,6 +230,13 @@ def _claims(names: list[str], scale: str | None, root: str | None) -> int:
         _heading(results, module)
         print(claims_table(found) + "\n")
         failed += [f"{name}: {c.statement}" for c in found if c.asserted and not c.held]
+    if len(names) > 1:
+        p, count = calibration.book_probability(names)
+        print(
+            f"Book-level: {count} asserted claims; the chance that a fresh seed set passes every "
+            f"one of them is {p:.3f} (the product of their calibrated powers; must be at least "
+            f"{calibration.BOOK_LEVEL})"
+        )
     if missing:
         print(f"no complete results for: {', '.join(missing)}", file=sys.stderr)
     if failed:

@@ -10,11 +10,20 @@ rule, the same for every chapter:
 - its mean ``d̄``, sample standard deviation ``s`` (``ddof = 1``) and the one-sided 95 %
   Student-t bounds ``d̄ ∓ t_{0.95, n-1} s / √n``;
 - :func:`exceeds` ("``a`` beats ``b`` by more than ``margin``"): **held** when the lower
-  bound is above ``margin``, **reversed** when the upper bound is below it, and **not
-  distinguishable at this scale** otherwise;
+  bound is above ``margin``; **reversed** when the upper bound is below the claim's direction
+  (``min(margin, 0)`` when two methods are compared: "A beats B by more than 5" is reversed
+  only when B is distinguishably ahead, not when A's lead is merely under 5; ``margin`` for a
+  single measurement against a threshold); **not distinguishable at this scale** otherwise;
 - :func:`within` ("``a`` and ``b`` differ by less than ``margin``", an equivalence claim,
-  two one-sided tests): **held** when both bounds lie inside ``(-margin, margin)``,
-  **reversed** when both lie on one side outside it, not distinguishable otherwise.
+  two one-sided tests, i.e. a 90 % two-sided interval): **held** when both bounds lie inside
+  ``(-margin, margin)``, **reversed** when both lie on one side outside it, not
+  distinguishable otherwise;
+- :func:`every_seed` ("in every seed, ..."): held when the statement is true in every seed,
+  reversed when it is true in none, not distinguishable otherwise (a binomial claim: no
+  t bound on 0/1 values);
+- :func:`rank_correlation_exceeds` (Spearman's ρ over ``n`` pairs above ``margin``): the
+  one-sided 95 % bound from Fisher's z with Bonett and Wright's standard error for Spearman's
+  ρ, ``√((1 + ρ²/2) / (n - 3))``.
 
 When the methods do not share networks (``paired=False``) the difference of the means is
 used with Welch's standard error ``√(s_a²/n_a + s_b²/n_b)`` and Welch–Satterthwaite degrees
@@ -23,8 +32,11 @@ verdict is "not distinguishable".
 
 A chapter's ``claims(results)`` returns a list of :class:`Claim`; its page shows
 :func:`claims_table`, and :func:`check_claims` asserts that every claim marked ``asserted``
-held (the chapter marks only claims that held at every seed offset, thread count and
-machine it was tried on)::
+held. Which claims are asserted is computed, not chosen: :mod:`minipruner.calibration` gives
+each claim its power (the chance that a fresh seed set confirms it, from the chapter's
+committed calibration over many seed offsets) and asserts those whose power is at least
+:data:`minipruner.calibration.POWER_TO_ASSERT`. Every claim keeps its per-seed ``sample``
+(the effects the verdict was computed from), which is what the calibration pools::
 
     >>> c = exceeds("A beats B", [0.95, 0.93, 0.94], [0.90, 0.89, 0.91], scale=100)
     >>> c.verdict, round(c.effect, 1)
@@ -35,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -48,6 +60,11 @@ VERDICTS = (HELD, UNDECIDED, REVERSED)
 CONFIDENCE = 0.95
 
 
+TESTS = ("mean", "every", "rank")
+"""How a claim is judged: ``"mean"`` (a Student-t bound on the mean of its sample),
+``"every"`` (true in every seed) or ``"rank"`` (a bound on Spearman's ρ over pairs)."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim with its measurement and verdict (see the module docstring for the rule).
@@ -57,6 +74,13 @@ class Claim:
     the number of seeds, ``low``/``high`` the one-sided 95 % bounds on the mean effect, and
     ``margin`` what the claim needs (``kind`` ``"exceeds"``: effect > margin; ``"within"``:
     |effect| < margin). ``paper`` says what the paper reports on the same point, if anything.
+
+    ``test`` says how it is judged (:data:`TESTS`), ``over`` what its sample is (``"seeds"``,
+    or the gates or timing rounds of one run), ``sample`` the per-unit effects (scaled; 0/1
+    for an ``"every"`` claim; the first variable of a ``"rank"`` claim, ``sample_y`` the
+    second), ``reference`` the value below which an ``exceeds`` claim is reversed, and
+    ``power`` the calibrated chance that a fresh seed set gives ``held`` (``None`` where no
+    calibration covers the claim).
     """
 
     statement: str
@@ -72,6 +96,12 @@ class Claim:
     paired: bool = True
     paper: str = ""
     asserted: bool = False
+    test: str = "mean"
+    over: str = "seeds"
+    sample: tuple[float, ...] = ()
+    sample_y: tuple[float, ...] = ()
+    reference: float | None = None
+    power: float | None = None
 
     @property
     def held(self) -> bool:
@@ -84,6 +114,7 @@ class Claim:
         for key in ("low", "high", "sd"):
             if not math.isfinite(out[key]):
                 out[key] = None
+        out["sample"], out["sample_y"] = list(self.sample), list(self.sample_y)
         return out
 
 
@@ -155,6 +186,7 @@ def exceeds(
     paper: str = "",
     asserted: bool = False,
     confidence: float = CONFIDENCE,
+    over: str = "seeds",
 ) -> Claim:
     """The claim "``a`` exceeds ``b`` by more than ``margin``" (or "``a`` > ``margin``" when
     ``b`` is None), judged over seeds: held when the one-sided lower bound of
@@ -162,14 +194,32 @@ def exceeds(
 
     ``scale`` multiplies the measurements first (``100`` turns accuracies in [0, 1] into
     points); ``margin`` is in the scaled unit. To claim "``a`` is below ``b``", pass them
-    the other way round.
+    the other way round. Reversed when the upper bound is below ``min(margin, 0)`` (two
+    measurements compared) or ``margin`` (one against a threshold). ``over`` names the
+    sample when it is not the seeds (the gates of one network, say).
     """
     av = _clean(a, "a") * scale
     bv = None if b is None else _clean(b, "b") * scale
     mean, sd, n, low, high = effect_bounds(av, bv, paired=paired, confidence=confidence)
-    verdict = HELD if low > margin else REVERSED if high < margin else UNDECIDED
+    reference = min(margin, 0.0) if bv is not None else margin
+    verdict = HELD if low > margin else REVERSED if high < reference else UNDECIDED
     return Claim(
-        statement, "exceeds", mean, sd, n, low, high, margin, verdict, unit, paired, paper, asserted
+        statement,
+        "exceeds",
+        mean,
+        sd,
+        n,
+        low,
+        high,
+        margin,
+        verdict,
+        unit,
+        paired,
+        paper,
+        asserted,
+        over=over,
+        sample=_sample(av, bv, paired),
+        reference=reference,
     )
 
 
@@ -185,6 +235,7 @@ def within(
     paper: str = "",
     asserted: bool = False,
     confidence: float = CONFIDENCE,
+    over: str = "seeds",
 ) -> Claim:
     """The claim "``a`` and ``b`` differ by less than ``margin``" (equivalence, two one-sided
     tests): held when both one-sided bounds of ``mean(a - b)`` lie in ``(-margin, margin)``,
@@ -201,7 +252,130 @@ def within(
     else:
         verdict = UNDECIDED
     return Claim(
-        statement, "within", mean, sd, n, low, high, margin, verdict, unit, paired, paper, asserted
+        statement,
+        "within",
+        mean,
+        sd,
+        n,
+        low,
+        high,
+        margin,
+        verdict,
+        unit,
+        paired,
+        paper,
+        asserted,
+        over=over,
+        sample=_sample(av, bv, paired),
+    )
+
+
+def _sample(av: np.ndarray, bv: np.ndarray | None, paired: bool) -> tuple[float, ...]:
+    # The per-seed effects a paired or one-sample verdict is computed from; an unpaired
+    # claim has no per-seed effect (its two samples are not matched), so none is kept.
+    if bv is None:
+        return tuple(float(x) for x in av)
+    return tuple(float(x) for x in av - bv) if paired else ()
+
+
+def every_seed(
+    statement: str,
+    flags: Iterable[bool],
+    *,
+    paper: str = "",
+    asserted: bool = False,
+    confidence: float = CONFIDENCE,
+) -> Claim:
+    """The claim "in every seed, <statement>" from one true/false per seed: **held** when
+    every seed has it, **reversed** when none has, not distinguishable otherwise. The effect
+    is the share of seeds that have it, its bounds the one-sided ``confidence``
+    Clopper–Pearson bounds on the per-seed rate ``p`` (for display: the verdict needs every
+    seed, which a fresh set of ``n`` seeds gives with probability ``pⁿ``)."""
+    f = _clean([bool(x) for x in flags], "flags")
+    n, k = f.size, int(f.sum())
+    low = float(stats.beta.ppf(1 - confidence, k, n - k + 1)) if k > 0 else 0.0
+    high = float(stats.beta.ppf(confidence, k + 1, n - k)) if k < n else 1.0
+    verdict = HELD if k == n else REVERSED if k == 0 else UNDECIDED
+    return Claim(
+        statement,
+        "exceeds",
+        k / n,
+        math.nan,
+        n,
+        low,
+        high,
+        1.0,
+        verdict,
+        "share of seeds",
+        True,
+        paper,
+        asserted,
+        test="every",
+        sample=tuple(float(x) for x in f),
+    )
+
+
+def spearman(x: Iterable[float], y: Iterable[float]) -> float:
+    """Spearman's rank correlation, the Pearson correlation of the ranks
+    ``corr(rank(x), rank(y))``, ties given their average rank."""
+    rx, ry = stats.rankdata(list(x)), stats.rankdata(list(y))
+    if rx.size != ry.size or rx.size < 2:
+        raise ValueError(f"need two equally long samples of at least 2, got {rx.size}, {ry.size}")
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def spearman_bounds(r: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """One-sided ``confidence`` bounds on Spearman's ρ from ``r`` over ``n`` pairs: Fisher's
+    z transform with Bonett and Wright's (2000) standard error for Spearman's ρ,
+    ``tanh(atanh(r) ∓ z_c √((1 + r²/2) / (n - 3)))`` (the Pearson formula ``1/√(n - 3)`` is
+    too narrow for ranks). Infinite-width bounds (``[-1, 1]``) for ``n <= 3``."""
+    if n <= 3:
+        return -1.0, 1.0
+    half = stats.norm.ppf(confidence) * math.sqrt((1 + r * r / 2) / (n - 3))
+    z = math.atanh(min(max(r, -1 + 1e-12), 1 - 1e-12))  # a perfect ranking: r = 1
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def rank_correlation_exceeds(
+    statement: str,
+    x: Iterable[float],
+    y: Iterable[float],
+    margin: float,
+    *,
+    over: str = "pairs",
+    paper: str = "",
+    asserted: bool = False,
+    confidence: float = CONFIDENCE,
+) -> Claim:
+    """The claim "Spearman's ρ of ``x`` and ``y`` exceeds ``margin``", judged on the ``n``
+    pairs by :func:`spearman_bounds`: held when the lower bound is above ``margin``, reversed
+    when the upper bound is below it. The sd is not defined (``nan``)."""
+    xv, yv = _clean(x, "x"), _clean(y, "y")
+    if xv.size != yv.size:
+        raise ValueError(f"x and y must pair up, got {xv.size} and {yv.size} values")
+    r, n = spearman(xv, yv), xv.size
+    low, high = spearman_bounds(r, n, confidence)
+    verdict = HELD if low > margin else REVERSED if high < margin else UNDECIDED
+    return Claim(
+        statement,
+        "exceeds",
+        r,
+        math.nan,
+        n,
+        low,
+        high,
+        margin,
+        verdict,
+        unit=f"rank correlation (over {over})",
+        paper=paper,
+        asserted=asserted,
+        test="rank",
+        over=over,
+        sample=tuple(float(v) for v in xv),
+        sample_y=tuple(float(v) for v in yv),
+        reference=margin,
     )
 
 
@@ -211,32 +385,65 @@ def _num(x: float) -> str:
     return f"{x:+.2f}" if abs(x) < 1 else f"{x:+.1f}"
 
 
+def _sd_text(c: Claim) -> str:
+    if c.test == "every":
+        return f"{round(c.effect * c.n)} of {c.n} seeds"
+    sd = "n/a" if not math.isfinite(c.sd) else f"{c.sd:.2f}" if c.sd < 1 else f"{c.sd:.1f}"
+    over = "" if c.over == "seeds" else f" {c.over}"
+    return f"{_num(c.effect)} ± {sd} {c.unit} (n = {c.n}{over}{'' if c.paired else ', unpaired'})"
+
+
+def bound_text(c: Claim) -> str:
+    """The interval a claim's verdict reads, with what it needs and which interval it is: a
+    one-sided 95 % bound (``exceeds``), the 90 % two-sided interval of two one-sided tests
+    (``within``), the Clopper–Pearson bounds on the per-seed rate (``every``) or the
+    Bonett–Wright bound on Spearman's ρ (``rank``)."""
+    if c.test == "every":
+        return f"rate in [{c.low:.2f}, {c.high:.2f}] (95 % each side), needs every seed"
+    if c.kind == "within":
+        return f"90 % interval [{_num(c.low)}, {_num(c.high)}], needs within ±{c.margin:g}"
+    name = "Bonett–Wright 95 % bound" if c.test == "rank" else "95 % bound"
+    return f"{name} [{_num(c.low)}, ∞), needs > {c.margin:g}"
+
+
+def power_text(c: Claim) -> str:
+    """The claim's calibrated power as a cell: ``"> 0.999"``, a probability, or ``"n/a"``."""
+    if c.power is None:
+        return "n/a"
+    return "> 0.999" if c.power > 0.9995 else f"{c.power:.3f}" if c.power >= 0.01 else "< 0.01"
+
+
 def claims_table(claims: Sequence[Claim]) -> str:
     """The claims as a Markdown table: statement, the paper's statement, effect (mean ±
-    sample sd over n seeds), the one-sided 95 % interval against what the claim needs, the
-    verdict, and whether the chapter asserts it."""
+    sample sd over n seeds), the interval the verdict reads against what the claim needs
+    (:func:`bound_text`), the verdict, the chance that a fresh seed set confirms the claim
+    (its calibrated power) and whether the chapter asserts it (power at least
+    :data:`minipruner.calibration.POWER_TO_ASSERT`)."""
     from .results import markdown_table
 
-    rows = []
-    for i, c in enumerate(claims, 1):
-        sd = "n/a" if not math.isfinite(c.sd) else f"{c.sd:.2f}" if c.sd < 1 else f"{c.sd:.1f}"
-        effect = f"{_num(c.effect)} ± {sd} {c.unit} (n = {c.n}{'' if c.paired else ', unpaired'})"
-        if c.kind == "exceeds":
-            interval, needs = f"[{_num(c.low)}, ∞)", f"> {c.margin:g}"
-        else:
-            interval, needs = f"[{_num(c.low)}, {_num(c.high)}]", f"within ±{c.margin:g}"
-        rows.append(
-            [
-                i,
-                c.statement,
-                c.paper or "",
-                effect,
-                f"{interval}, needs {needs}",
-                f"**{c.verdict}**" if c.held else c.verdict,
-                "yes" if c.asserted else "no",
-            ]
-        )
-    header = ["#", "claim", "paper", "effect", "95 % bound", "verdict", "asserted"]
+    rows = [
+        [
+            i,
+            c.statement,
+            c.paper or "",
+            _sd_text(c),
+            bound_text(c),
+            f"**{c.verdict}**" if c.held else c.verdict,
+            power_text(c),
+            "yes" if c.asserted else "no",
+        ]
+        for i, c in enumerate(claims, 1)
+    ]
+    header = [
+        "#",
+        "claim",
+        "paper",
+        "effect",
+        "interval",
+        "verdict",
+        "chance a fresh seed set confirms it",
+        "asserted",
+    ]
     return markdown_table(header, rows)
 
 
@@ -245,9 +452,8 @@ def check_claims(claims: Sequence[Claim]) -> None:
     failed = [c for c in claims if c.asserted and not c.held]
     if failed:
         lines = [
-            f"- {c.statement}: {c.verdict} (effect {c.effect:+.2f} ± {c.sd:.2f} {c.unit}, "
-            f"n = {c.n}, bounds [{c.low:+.2f}, {c.high:+.2f}], needs "
-            f"{'>' if c.kind == 'exceeds' else 'within ±'}{c.margin:g})"
+            f"- {c.statement}: {c.verdict} ({_sd_text(c)}; {bound_text(c)}; calibrated power "
+            f"{power_text(c)})"
             for c in failed
         ]
         raise AssertionError("asserted claims that did not hold:\n" + "\n".join(lines))
@@ -267,11 +473,3 @@ def find_claim(claims: Sequence[Claim], *words: str) -> Claim:
     if len(found) != 1:
         raise KeyError(f"{len(found)} claims contain {words}: {[c.statement for c in found]}")
     return found[0]
-
-
-def mark_asserted(claims: Mapping[str, Claim], names: Iterable[str]) -> dict[str, Claim]:
-    """The claims (by short name) with ``asserted`` set exactly for those in ``names``: a
-    chapter lists the claims it asserts in one place, beside why. A name with no claim (one
-    the results at hand could not measure) marks nothing."""
-    names = set(names)
-    return {k: replace(c, asserted=k in names) for k, c in claims.items()}

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import calibration
 from .chapters import (  # noqa: F401  (the registry is importable from here)
     CHAPTERS,
     chapter_module,
@@ -49,7 +50,7 @@ from .chapters import (  # noqa: F401  (the registry is importable from here)
     shared_runs,
     train_network,
 )
-from .scale import get_scale
+from .scale import SEED_OFFSET_ENV, get_scale
 from .store import config_key, write_atomic
 
 RESULTS_ENV = "MINIPRUNER_RESULTS"
@@ -269,6 +270,56 @@ def reproduce(
     if figures:
         save_outputs(results, module)
     return results
+
+
+def settings_at(chapter: str | int, scale: str, offset: int) -> dict[str, Any]:
+    """The chapter's settings at ``scale`` with seed offset ``offset`` (what its
+    ``settings(scale)`` gives with ``$MINIPRUNER_SEED_OFFSET`` set to ``offset``), JSON-ready."""
+    module = chapter_module(chapter)
+    before = os.environ.get(SEED_OFFSET_ENV)
+    os.environ[SEED_OFFSET_ENV] = str(int(offset))
+    try:
+        return _json_ready(module.settings(scale))
+    finally:
+        if before is None:
+            del os.environ[SEED_OFFSET_ENV]
+        else:
+            os.environ[SEED_OFFSET_ENV] = before
+
+
+def calibrate(
+    chapter: str | int,
+    offsets: Iterable[int],
+    *,
+    threads: Mapping[int, int] | None = None,
+    root: str | os.PathLike | None = None,
+    folder: Path | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Run the chapter's quick scale at every seed offset in ``offsets`` (resumable, through
+    :func:`reproduce`; ``threads`` maps an offset to its torch thread count, default 1),
+    compute its claims at each, and write the calibration that decides which claims the
+    page asserts (:mod:`minipruner.calibration`) to ``folder`` (default: the package's
+    ``chapters/calibration/``). Returns the file written. At least
+    :data:`minipruner.calibration.MIN_OFFSETS` distinct offsets are needed."""
+    name = chapter_name(chapter)
+    module = chapter_module(name)
+    offsets = list(dict.fromkeys(int(k) for k in offsets))
+    if len(offsets) < calibration.MIN_OFFSETS:
+        raise ValueError(
+            f"a calibration needs at least {calibration.MIN_OFFSETS} seed offsets, got {offsets}"
+        )
+    threads = dict(threads or {})
+    runs = []
+    for k in offsets:
+        settings = settings_at(name, "quick", k)
+        results = reproduce(
+            name, "quick", root=root, settings=settings, threads=threads.get(k, 1), quiet=quiet
+        )
+        used = max((r.get("threads", 1) for r in results.records), default=1)
+        runs.append((k, int(used), module.claims(results)))
+    built = calibration.build(name, module, settings_at(name, "quick", 0), runs)
+    return calibration.save(built, folder)
 
 
 def run_one(

@@ -41,10 +41,16 @@ def test_pairing_removes_the_shared_seed_noise():
     assert paired.verdict == cl.HELD and unpaired.verdict == cl.UNDECIDED
 
 
-def test_a_margin_must_be_cleared():
+def test_a_margin_must_be_cleared_and_only_the_other_direction_is_reversed():
     b = np.array(A) - 0.02  # exactly two points ahead on every seed
     assert cl.exceeds("ahead", A, b, margin=1.0, scale=100).verdict == cl.HELD
-    assert cl.exceeds("ahead by 3", A, b, margin=3.0, scale=100).verdict == cl.REVERSED
+    # ahead, but by less than 3: the claim is not confirmed, and not reversed either
+    short = cl.exceeds("ahead by 3", A, b, margin=3.0, scale=100)
+    assert short.verdict == cl.UNDECIDED and short.reference == 0
+    assert cl.exceeds("B ahead by 3", b, A, margin=3.0, scale=100).verdict == cl.REVERSED
+    # a negative margin ("costs less than 3 points") is reversed below the margin itself
+    costs = cl.exceeds("costs less than 1", b, A, margin=-1.0, scale=100)
+    assert costs.verdict == cl.REVERSED and costs.reference == -1
 
 
 def test_one_sided_claims_against_a_threshold():
@@ -85,6 +91,8 @@ def test_table_and_check():
     lines = table.splitlines()
     assert len(lines) == 4 and "A beats B" in lines[2] and "**held**" in lines[2]
     assert "| yes |" in lines[2] and "| no |" in lines[3] and "+2" in lines[2]
+    assert "chance a fresh seed set confirms it" in lines[0] and "| n/a |" in lines[2]
+    assert "| 0.500 |" in cl.claims_table([cl.Claim(**{**held.__dict__, "power": 0.5})])
     cl.check_claims([held, undecided])  # the undecided claim is not asserted
     failing = cl.exceeds("A beats C", A, [0.96, 0.91, 0.95, 0.93, 0.94], 0, scale=100)
     failing = cl.Claim(**{**failing.__dict__, "asserted": True})
@@ -98,11 +106,56 @@ def test_table_and_check():
     }
 
 
-def test_mark_asserted_sets_exactly_the_named_claims():
-    found = {
-        "a": cl.exceeds("A beats B", A, np.array(A) - 0.02, scale=100, asserted=True),
-        "b": cl.exceeds("A beats C", A, np.array(A) - 0.03, scale=100),
-    }
-    marked = cl.mark_asserted(found, ["b", "not measured here"])
-    assert not marked["a"].asserted and marked["b"].asserted
-    assert marked["b"].effect == found["b"].effect
+def test_claims_keep_the_per_seed_effects_they_were_judged_on():
+    b = np.array([0.90, 0.89, 0.91, 0.90, 0.88])
+    c = cl.exceeds("A beats B", A, b, scale=100)
+    assert c.sample == pytest.approx(tuple(100 * (np.array(A) - b)))
+    assert cl.within("level", A, b, margin=9, scale=100).sample == c.sample
+    assert cl.exceeds("above 90", A, margin=0.9).sample == pytest.approx(tuple(A))
+    assert cl.exceeds("unpaired", A, b, paired=False).sample == ()  # no per-seed effect
+    assert c.as_dict()["sample"] == list(c.sample)
+
+
+def test_an_every_seed_claim_needs_every_seed():
+    held = cl.every_seed("empties a layer", [True, True, True])
+    assert held.verdict == cl.HELD and held.test == "every" and held.effect == 1
+    # Clopper-Pearson: with 3 of 3, the one-sided 95 % lower bound on the rate is 0.05^(1/3)
+    assert held.low == pytest.approx(0.05 ** (1 / 3)) and held.high == 1
+    assert cl.every_seed("x", [True, False, True]).verdict == cl.UNDECIDED
+    assert cl.every_seed("x", [False, False]).verdict == cl.REVERSED
+    # the old rule (a t bound on 0/1 values, margin 0.5) called 2 of 3 ... undecided, and
+    # 3 of 3 held with a zero-width bound [1, ∞); the binomial rule shows the rate's bounds
+    assert "needs every seed" in cl.bound_text(held) and "3 of 3 seeds" in cl.claims_table([held])
+
+
+def test_the_spearman_bound_uses_bonett_wright():
+    r, n = 0.8, 28
+    low, high = cl.spearman_bounds(r, n)
+    half = stats.norm.ppf(0.95) * math.sqrt((1 + r * r / 2) / (n - 3))
+    assert low == pytest.approx(math.tanh(math.atanh(r) - half))
+    assert high == pytest.approx(math.tanh(math.atanh(r) + half))
+    # wider than the Pearson formula 1/sqrt(n - 3)
+    assert low < math.tanh(math.atanh(r) - stats.norm.ppf(0.95) / math.sqrt(n - 3))
+    x = np.arange(10.0)
+    c = cl.rank_correlation_exceeds("ranks agree", x, x**3, 0.5, over="gates")
+    assert c.effect == pytest.approx(1.0) and c.held and c.test == "rank"
+    assert c.sample_y == tuple(x**3) and "gates" in c.unit
+    assert cl.spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)  # ties averaged
+    with pytest.raises(ValueError, match="pair up"):
+        cl.rank_correlation_exceeds("x", [1, 2, 3, 4], [1, 2, 3], 0.5)
+
+
+def test_the_spearman_bound_covers_as_stated():
+    # Simulate bivariate normal samples of 28 pairs with a true Spearman rho of about 0.7:
+    # the one-sided 95 % lower bound must lie below the truth in at least 95 % of samples
+    # (the Pearson formula falls short of that for Spearman's rho).
+    rng = np.random.default_rng(1)
+    n, pearson = 28, 0.72
+    rho_true = 6 / math.pi * math.asin(pearson / 2)  # Spearman's rho of a bivariate normal
+    cover, trials = 0, 4000
+    cov = [[1, pearson], [pearson, 1]]
+    for _ in range(trials):
+        xy = rng.multivariate_normal([0, 0], cov, size=n)
+        low, _ = cl.spearman_bounds(cl.spearman(xy[:, 0], xy[:, 1]), n)
+        cover += low < rho_true
+    assert cover / trials >= 0.94

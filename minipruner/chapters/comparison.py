@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..claims import Claim, exceeds, mark_asserted, within
+from .. import calibration
+from ..claims import Claim, exceeds, within
 from ..data import class_balanced_batch
 from ..experiment import prune_and_measure
 from ..masks import Pruner
@@ -299,36 +300,12 @@ def _fair_sparsity(results: Results, sparsity: float) -> float:
     return min(listed) if listed else max(results.settings["sparsities"])
 
 
-# The claims asserted at the quick scale: each held at seed offsets 0, 100 and 200 (three
-# seeds each, one thread) and at offset 0 with two threads. With three seeds the t-bound is
-# wide, so only large effects qualify; the others stay in the table unasserted (chapter 4
-# tests the second-order methods on five seeds of the same networks). On chapter 4's briefly
-# trained MLPNet these moved between offsets: global against layer-wise magnitude pruning by
-# more than 10 points from 90 %, SNIP against magnitude pruning, neuron pruning's gaps (one
-# seed's gap without retraining was 7 points at offset 100), LAP against normalised magnitude
-# pruning from 80 % (below it at 90 and 95 % in most runs), and CBS against WoodFisher from 90 %.
-ASSERTED = (
-    "second_lead_0.9",
-    "global_layer_0.8",
-    "retrained_level_2",
-    "time_WoodFisher",
-    "time_CBS",
-    "memory_WoodFisher",
-    "memory_CBS",
-    "memory_magnitude",
-    "GraSP_below",
-    "cbs_wf_level_0.5",
-    "cbs_wf_level_0.8",
-    "lap_mag_level_0.5",
-    "norm_mag_level_0.5",
-    "norm_mag_level_0.8",
-)
-
-
 def named_claims(results: Results) -> dict[str, Claim]:
-    """The chapter's claims by short name (see :func:`claims`); those named in
-    :data:`ASSERTED` are marked asserted at the quick scale."""
-    return mark_asserted(_measured_claims(results), ASSERTED if results.scale == "quick" else ())
+    """The chapter's claims by short name (see :func:`claims`), with their calibrated power;
+    which are asserted is computed (:func:`minipruner.calibration.apply`)."""
+    measured = _measured_claims(results)
+    judged = calibration.apply(results, list(measured.values()), VERSION)
+    return dict(zip(measured, judged, strict=True))
 
 
 def _measured_claims(results: Results) -> dict[str, Claim]:
@@ -558,6 +535,6 @@ def claims(results: Results) -> list[Claim]:
     added), SNIP and GraSP on a trained network, neuron pruning against magnitude pruning
     that removes at least as many weights, and WoodFisher, CBS and LAP against global
     magnitude pruning. Claims over several sparsities use, per seed, the smallest lead over
-    them. ``asserted`` marks the claims that held at every seed offset tried; the cost
-    claims are asserted at the quick scale only (the full scale may run on a GPU)."""
+    them. Which claims are asserted is computed from the chapter's calibration (at the quick
+    scale only: the full scale may run on a GPU)."""
     return list(named_claims(results).values())

@@ -39,7 +39,8 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ..claims import Claim, exceeds, within
+from .. import calibration
+from ..claims import Claim, every_seed, exceeds, within
 from ..data import class_balanced_batch, dataset_labels
 from ..init_pruning import (
     METHODS,
@@ -716,12 +717,10 @@ def claims(results: Results) -> list[Claim]:
     across methods (every method prunes the same initial network of a seed): accuracies in
     points at 90, 98 and 99 %, gradient flow kept (percent of the dense network's), which
     layers the masks empty or starve, the layer-wise shuffle, GraSP's sign, and the gap to
-    dense against the GraSP paper. ``asserted`` marks the claims that held at every seed
-    offset they were checked at (0, 100, 200; 0 with 2 threads), with margins chosen to hold
-    at others too; they are asserted at the quick scale only, for which the margins were
-    chosen."""
+    dense against the GraSP paper. Claims about every seed (a layer emptied, none emptied)
+    are binomial (:func:`minipruner.claims.every_seed`). Which claims are asserted is
+    computed from the chapter's calibration (:func:`minipruner.calibration.apply`)."""
     cfg = results.settings
-    quick = results.scale == "quick"  # margins chosen for the quick scale's networks
     sparsities, others = cfg["sparsities"], ["snip", "random", "magnitude"]
     last = _last_conv(results)
     conv_label = layer_labels(results)[last]
@@ -780,9 +779,8 @@ def claims(results: Results) -> list[Claim]:
         m: _per_seed(results, lambda seed, m=m: mask_record(results, m, 0.98, seed)["active"][-1])
         for m in ("grasp", "random")
     }
-    share = "share of seeds"
     pct = "points (% of dense G)"
-    return [
+    found = [
         exceeds(
             "98 %: GraSP beats the best of SNIP, random and magnitude (per seed) by more than "
             "20 points",
@@ -790,25 +788,20 @@ def claims(results: Results) -> list[Claim]:
             best_other_98,
             20,
             paper=f"GraSP {PAPER['grasp'][0.98]}, SNIP {PAPER['snip'][0.98]}",
-            asserted=quick,
         ),
-        exceeds(
-            "99 %: SNIP and magnitude pruning empty a layer in every seed",
-            collapsed_99,
-            margin=0.5,
-            unit=share,  # not distinguishable at seed offset 200: reported, not asserted
+        every_seed(
+            "99 %: SNIP and magnitude pruning both empty a layer, in every seed", collapsed_99
         ),
         exceeds(
             "99 %: GraSP beats random pruning",
             acc("grasp", 0.99),
             acc("random", 0.99),
-            asserted=quick,
         ),
         within(
             "90 %: GraSP, SNIP and random pruning end within 3 points of each other (per seed, "
             "best minus worst)",
             at_90.max(0) - at_90.min(0),
-            margin=3,  # not distinguishable at seed offset 200: reported, not asserted
+            margin=3,
             paper=f"GraSP {PAPER['grasp'][0.9]}, SNIP {PAPER['snip'][0.9]}",
         ),
         within(
@@ -817,7 +810,6 @@ def claims(results: Results) -> list[Claim]:
             acc("snip", 0.9),
             margin=2,
             paper=f"GraSP {PAPER['grasp'][0.9]}, SNIP {PAPER['snip'][0.9]}",
-            asserted=quick,
         ),
         exceeds(
             "90 %: SNIP beats GraSP",
@@ -830,15 +822,11 @@ def claims(results: Results) -> list[Claim]:
             dense - at_90.min(0),
             margin=5,
             paper=f"dense {PAPER_DENSE}, GraSP {PAPER['grasp'][0.9]}, SNIP {PAPER['snip'][0.9]}",
-            asserted=quick,
         ),
-        exceeds(
+        every_seed(
             f"global magnitude pruning empties {layer_labels(results)[widest]} (the largest "
-            "fan-in) at every sparsity",
+            "fan-in) at every sparsity, in every seed",
             magnitude_empties,
-            margin=0.5,
-            unit=share,
-            asserted=quick,
         ),
         exceeds(
             "98 %: GraSP keeps more gradient flow than SNIP, random, magnitude and its opposite "
@@ -846,7 +834,6 @@ def claims(results: Results) -> list[Claim]:
             flow("grasp", 0.98),
             flow_rivals_98,
             unit=pct,
-            asserted=quick,
         ),
         exceeds(
             "98 %: GraSP keeps more gradient flow than |theta Hg|",
@@ -860,7 +847,6 @@ def claims(results: Results) -> list[Claim]:
             np.minimum(flow("grasp", 0.9), flow("snip", 0.9)),
             flow("random", 0.9),
             unit=pct,
-            asserted=quick,
         ),
         exceeds(
             "masks that keep more gradient flow train to higher accuracy: rank correlation "
@@ -868,7 +854,6 @@ def claims(results: Results) -> list[Claim]:
             rho,
             margin=0.5,
             unit="rank correlation",
-            asserted=quick,
         ),
         exceeds(
             "98 %: GraSP beats its opposite sign",
@@ -886,19 +871,11 @@ def claims(results: Results) -> list[Claim]:
             acc("|theta Hg|", 0.98),
             acc("grasp, opposite sign", 0.98),
         ),
-        exceeds(
-            "GraSP empties no layer at 90-98 %",
+        every_seed(
+            "GraSP empties no layer at 90-98 %, in every seed",
             no_collapse("grasp", [s for s in sparsities if s <= 0.98]),
-            margin=0.5,
-            unit=share,
-            asserted=quick,
         ),
-        exceeds(
-            "GraSP empties no layer at 99 %",
-            no_collapse("grasp", [0.99]),
-            margin=0.5,
-            unit=share,
-        ),
+        every_seed("GraSP empties no layer at 99 %, in every seed", no_collapse("grasp", [0.99])),
         exceeds(
             f"98 %: GraSP keeps more than 50 weights more than SNIP in {conv_label}, the last "
             "convolution",
@@ -906,7 +883,6 @@ def claims(results: Results) -> list[Claim]:
             kept("snip", 0.98, last),
             50,
             unit="weights",
-            asserted=quick,
         ),
         exceeds(
             f"99 %: GraSP keeps more weights than SNIP in {conv_label}",
@@ -920,7 +896,6 @@ def claims(results: Results) -> list[Claim]:
             "difference)",
             first_share_gap,
             unit="points of share",
-            asserted=quick,
         ),
         exceeds(
             "98 %: SNIP keeps a larger share of conv1 than GraSP, by more than 10 points",
@@ -928,7 +903,6 @@ def claims(results: Results) -> list[Claim]:
             100 * kept("grasp", 0.98, 0) / layer_sizes(results)[0],
             10,
             unit="points of share",
-            asserted=quick,
         ),
         exceeds(
             "98 %: GraSP keeps more than 20 weights more than random pruning in conv1",
@@ -936,7 +910,6 @@ def claims(results: Results) -> list[Claim]:
             kept("random", 0.98, 0),
             20,
             unit="weights",
-            asserted=quick,
         ),
         exceeds(
             "98 %: random pruning leaves some of the 10 output units without an incoming "
@@ -951,7 +924,6 @@ def claims(results: Results) -> list[Claim]:
             acc("grasp", 0.98),
             -3,
             paper="Frankle et al.: no loss under the shuffle",
-            asserted=quick,
         ),
         exceeds(
             "98 %: shuffling raises GraSP's accuracy",
@@ -970,7 +942,6 @@ def claims(results: Results) -> list[Claim]:
             active_sum("grasp", 0.98, 1),
             active_sum("grasp", 0.98, 0),
             unit="channels",
-            asserted=quick,
         ),
         exceeds(
             "98 %: SNIP's shuffled masks keep more output channels alive",
@@ -985,6 +956,6 @@ def claims(results: Results) -> list[Claim]:
             acc("grasp", 0.98),
             round(PAPER_DENSE - PAPER["grasp"][0.98], 2),
             paper=f"dense {PAPER_DENSE}, GraSP {PAPER['grasp'][0.98]}",
-            asserted=quick,
         ),
     ]
+    return calibration.apply(results, found, VERSION)

@@ -26,6 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from .. import calibration
 from ..claims import Claim, exceeds, within
 from ..data import class_balanced_batch
 from ..experiment import prune_and_measure
@@ -366,16 +367,15 @@ def claims(results: Results) -> list[Claim]:
     at any level from 0.84 % of the weights on; "MP leaves more disconnected" takes per seed
     the smallest difference (in points of the kept weights) over the levels it names. The
     spread of LAP-act at 6.36 % is one number (a ratio of sample sds over seeds), so there
-    is nothing to judge it by (``n = 1``). ``asserted`` marks, at the quick scale only, the
-    claims that held at seed offsets 0, 100 and 200 (and 0 with 2 threads) with margins to
-    spare. The claims on what LAP-act removes (:func:`unit_claims`, section 2.8) follow,
-    from the ``units_level`` records.
+    is nothing to judge it by (``n = 1``). The claims on what LAP-act removes
+    (:func:`unit_claims`, section 2.8) follow, from the ``units_level`` records. Which claims
+    are asserted is computed from the chapter's calibration
+    (:func:`minipruner.calibration.apply`).
     """
     exp = experiments(results)[0]
     survive = remaining(results, exp)
     levels = results.settings["levels"]
     first = levels[0]
-    quick = results.scale == "quick"  # where the asserted claims were checked
     acc = functools.partial(accuracies, results, exp)
     found = []
     for method in ("LAP", "LFP", "LBP", "LAP-act"):
@@ -386,8 +386,6 @@ def claims(results: Results) -> list[Claim]:
                 acc(method, first + 1),
                 acc("MP", first + 1),
                 scale=100,
-                # LFP's lead (and LAP-act's) was not distinguishable at seed offset 200
-                asserted=quick and method in ("LAP", "LBP"),
                 paper="" if method == "LAP-act" else "lower error than MP (FCN on MNIST, Table 1)",
             )
         )
@@ -400,7 +398,7 @@ def claims(results: Results) -> list[Claim]:
             "of any method at any of these levels, per seed)",
             np.full(len(highest), 0.2),
             highest,
-            scale=100,  # not distinguishable at seed offset 200: reported, not asserted
+            scale=100,
         )
     )
     retrained = [t for t in sparse if len(acc("LAP", t, "acc_retrained"))]
@@ -413,7 +411,6 @@ def claims(results: Results) -> list[Claim]:
                 acc("LAP", t, "acc_retrained"),
                 acc("MP", t, "acc_retrained"),
                 scale=100,
-                asserted=quick and t == retrained[1],
                 paper="LAP ahead of MP, by more at higher sparsity (Table 1)",
             )
         )
@@ -425,7 +422,7 @@ def claims(results: Results) -> list[Claim]:
                 f"{survive[base]:.2f} % of the weights",
                 lead[t],
                 lead[base],
-                scale=100,  # not distinguishable with 2 threads (+6 ± 5): reported only
+                scale=100,
                 paper="the gap grows with sparsity",
             )
         )
@@ -453,7 +450,7 @@ def claims(results: Results) -> list[Claim]:
         m: {t: results.values("disconnected", experiment=exp, method=m, level=t) for t in levels}
         for m in ("MP", "LAP")
     }
-    for group, asserted in (([sparse[0] - 1], False), (sparse, True)):
+    for group in ([sparse[0] - 1], sparse):
         where = (
             f"at {survive[group[0]]:.2f} %"
             if len(group) == 1
@@ -465,7 +462,6 @@ def claims(results: Results) -> list[Claim]:
                 f"LAP {where} (effect: the smallest difference, in points of the kept weights)",
                 np.min([dead["MP"][t] - dead["LAP"][t] for t in group], axis=0),
                 scale=100,
-                asserted=quick and asserted,
             )
         )
     for method in ("LAP", "LFP", "LBP"):
@@ -501,18 +497,17 @@ def claims(results: Results) -> list[Claim]:
     )
     units = {r["seed"]: r for r in results.select(units_level=first)}
     if units:  # section 2.8, stored by the units configurations
-        found += unit_claims(units, results.scale)
-    return found
+        found += unit_claims(units)
+    return calibration.apply(results, found, VERSION)
 
 
-def unit_claims(units: Mapping[int, Mapping[str, Any]], scale: str = "quick") -> list[Claim]:
+def unit_claims(units: Mapping[int, Mapping[str, Any]]) -> list[Claim]:
     """Claims on what LAP-act removes (:func:`lap_act_units`, one entry per seed: ``{seed:
     lap_act_units(...)}``), judged over the seeds like :func:`claims`: per seed, the
     smallest difference over the hidden layers of the alive units and of their mean
     activation rate, and the accuracies of LAP restricted to LAP-act's alive units against
-    LAP and LAP-act (paired: one trained network per seed). Claims are asserted at the
-    quick ``scale`` only, where they were checked."""
-    quick = scale == "quick"
+    LAP and LAP-act (paired: one trained network per seed). Part of :func:`claims`, which
+    computes which of them are asserted."""
     found = units[next(iter(units))]
     layers = list(found["survival"]["LAP"])
     survival = [u["survival"] for u in units.values()]
@@ -524,7 +519,6 @@ def unit_claims(units: Mapping[int, Mapping[str, Any]], scale: str = "quick") ->
             "smallest difference over the layers)",
             [min(s["LAP"][n][0] - s["LAP-act"][n][0] for n in layers) for s in survival],
             unit="units",
-            asserted=quick,
         ),
         exceeds(
             "In every hidden layer the units LAP-act keeps alive are more often active than "
@@ -532,7 +526,6 @@ def unit_claims(units: Mapping[int, Mapping[str, Any]], scale: str = "quick") ->
             [min(s["LAP-act"][n][2] - s["LAP"][n][2] for n in layers) for s in survival],
             scale=100,
             unit="points of rate",
-            asserted=quick,
         ),
         exceeds(
             "LAP restricted to LAP-act's alive units is less than 2 points below LAP",
@@ -540,7 +533,6 @@ def unit_claims(units: Mapping[int, Mapping[str, Any]], scale: str = "quick") ->
             accuracy["LAP"],
             margin=-2,
             scale=100,
-            asserted=quick,
         ),
         exceeds(
             "LAP restricted to LAP-act's alive units is more than 5 points above LAP-act",

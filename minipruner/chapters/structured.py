@@ -30,7 +30,6 @@ accessors, which is why they are not split across files.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import platform
 import statistics
@@ -40,11 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from scipy import stats
 from torch import nn
 
+from .. import calibration
 from .. import structured as st
-from ..claims import CONFIDENCE, HELD, REVERSED, UNDECIDED, Claim, exceeds, within
+from ..claims import Claim, exceeds, rank_correlation_exceeds, within
 from ..models import WideResNet
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -841,34 +840,6 @@ def table(results: Results) -> str:
 # ------------------------------------------------------------------------------- claims
 
 
-def _correlation_claim(
-    statement: str, x: Any, y: Any, margin: float, *, asserted: bool = False
-) -> Claim:
-    """The claim "the rank correlation of ``x`` and ``y`` exceeds ``margin``", judged on the
-    ``n`` pairs (not over seeds): the one-sided 95 % bounds come from Fisher's z transform,
-    ``tanh(atanh(r) -/+ z_{0.95} / sqrt(n - 3))``; held when the lower bound is above
-    ``margin``, reversed when the upper bound is below it. The sd is not defined (``nan``)."""
-    r, n = rank_correlation(x, y), len(x)
-    half = stats.norm.ppf(CONFIDENCE) / math.sqrt(n - 3) if n > 3 else math.inf
-    z = math.atanh(min(max(r, -1 + 1e-12), 1 - 1e-12))  # a perfect ranking: r = 1
-    low, high = math.tanh(z - half), math.tanh(z + half)
-    verdict = HELD if low > margin else REVERSED if high < margin else UNDECIDED
-    return Claim(
-        statement,
-        "exceeds",
-        r,
-        math.nan,
-        n,
-        low,
-        high,
-        margin,
-        verdict,
-        unit="rank correlation (over gates)",
-        paired=True,
-        asserted=asserted,
-    )
-
-
 def flops_at_compare(results: Results, seed: int, arch: dict[str, Any]) -> tuple[int, int]:
     """FLOPs per example of the Fisher-pruned architecture of ``seed`` at ``compare`` and of
     its reduced network, both built with the input setting ``arch`` (e.g. the 2-D 28x28
@@ -891,12 +862,10 @@ def claims(results: Results) -> list[Claim]:
     and paired (the families of a seed share its dense network and pruning run); where the
     channels go and the FLOPs of the compared networks, per seed; the saliency check on the
     gates of one trained network (the gates are the sample); latency ratios per timing round
-    of one machine (the rounds are the sample). ``asserted`` marks the claims that held at
-    every seed offset they were checked at (0, 100, 200; 0 with 2 threads), with margins
-    chosen to hold at others too, at the quick scale only. Timings depend on the machine: no
-    latency claim is asserted."""
+    of one machine (the rounds are the sample). Which claims are asserted is computed from
+    the chapter's calibration (:func:`minipruner.calibration.apply`); timings depend on the
+    machine, so no latency claim is (:data:`minipruner.calibration.TIMING`)."""
     cfg = results.settings
-    quick = cfg["scale"] == "quick"
     seeds = cfg["seeds"]
     err = errors(results)
     tuned, scratch = err["Fisher: pruned-and-tuned"], err["Fisher architecture, from scratch"]
@@ -942,7 +911,6 @@ def claims(results: Results) -> list[Claim]:
             scratch,
             -2,
             paper="Crowley et al.: from scratch at least as good as pruned-and-tuned",
-            asserted=quick,
         ),
         exceeds(
             f"{compare}: the Fisher-pruned architecture trained from scratch beats its "
@@ -978,28 +946,24 @@ def claims(results: Results) -> list[Claim]:
             l1_tuned,
             tuned,
             1,
-            asserted=quick,
         ),
         exceeds(
             f"{compare}: L1-pruned networks keep more parameters than Fisher-pruned ones",
             param("l1"),
             param("fisher"),
             unit="parameters",
-            asserted=quick,
         ),
         exceeds(
             "Fisher pruning keeps the smallest share of the last block at every snapshot (per "
             "seed, the smallest lead of the other blocks)",
             [last_block_margin(s) for s in seeds],
             unit="points of share",
-            asserted=quick,
         ),
         exceeds(
             "50 %: L1 pruning keeps less than a tenth of the middle block's channels (10 % "
             "minus the share kept)",
             10 - mid_l1,
             unit="points of share",
-            asserted=quick,
         ),
         exceeds(
             "20-40 % removed: L1's test error right after a removal is more than twice "
@@ -1007,21 +971,19 @@ def claims(results: Results) -> list[Claim]:
             [l1_peak_ratio(s) for s in seeds],
             margin=2,
             unit="× (ratio)",
-            asserted=quick,
         ),
         exceeds(
             f"{compare}: the extra fine-tuning lowers the Fisher-pruned networks' test error",
             after,
             tuned,
-            asserted=quick,
         ),
-        _correlation_claim(
+        rank_correlation_exceeds(
             f"closing one gate: the Fisher saliency ranks the {n_gates} gates like the actual "
             "loss increase (rank correlation above 0.7)",
             gates["fisher"],
             actual,
             0.7,
-            asserted=quick,
+            over="gates",
         ),
         exceeds(
             "closing one gate: the Fisher saliency underestimates the loss increase more than "
@@ -1029,8 +991,8 @@ def claims(results: Results) -> list[Claim]:
             "loss)",
             np.log10(actual[rises] / gates["fisher"][rises]),
             margin=1,
-            unit="decades (over gates)",
-            asserted=quick,
+            unit="decades",
+            over="gates",
         ),
         exceeds(
             "closing one gate: the first-order term is less than half the loss increase "
@@ -1038,8 +1000,8 @@ def claims(results: Results) -> list[Claim]:
             "the loss)",
             np.log10(actual[rises] / np.abs(gates["first"][rises])),
             margin=0.3,  # log10(2)
-            unit="decades (over gates)",
-            asserted=quick,
+            unit="decades",
+            over="gates",
         ),
     ]
     two_d = [i for i in cfg["latency"]["inputs"] if i["arch"]["dim"] == 2]
@@ -1053,7 +1015,6 @@ def claims(results: Results) -> list[Claim]:
                 flops[:, 0] / flops[:, 1],
                 margin=1.5,
                 unit="× (ratio)",
-                asserted=quick,
             )
         )
         b = max(cfg["latency"]["batch_sizes"])
@@ -1067,7 +1028,7 @@ def claims(results: Results) -> list[Claim]:
                 (f"reduced {f_hi}", f"pruned {f_hi}"),
             ]
         }
-        rounds = "speed-up (over rounds, one machine)"
+        rounds = "speed-up"
         claims_list += [
             exceeds(
                 f"{name}, batch {b}: the compressed {f_hi} network runs more than 1.1 times as "
@@ -1075,6 +1036,7 @@ def claims(results: Results) -> list[Claim]:
                 speed[f"pruned {f_hi}", "dense"],
                 margin=1.1,
                 unit=rounds,
+                over=calibration.TIMING,
                 paper="Crowley et al.: compressed networks are faster",
             ),
             within(
@@ -1084,6 +1046,7 @@ def claims(results: Results) -> list[Claim]:
                 np.ones(len(speed[f"pruned {f_hi}", "dense"])),
                 margin=0.25,
                 unit=rounds,
+                over=calibration.TIMING,
             ),
             exceeds(
                 f"{name}, batch {b}: the reduced {f_lo} network runs faster than the pruned one "
@@ -1091,6 +1054,7 @@ def claims(results: Results) -> list[Claim]:
                 speed[f"reduced {f_lo}", f"pruned {f_lo}"],
                 margin=1,
                 unit=rounds,
+                over=calibration.TIMING,
                 paper="Crowley et al.: reduced networks faster than pruned ones",
             ),
             exceeds(
@@ -1099,6 +1063,7 @@ def claims(results: Results) -> list[Claim]:
                 speed[f"reduced {f_hi}", f"pruned {f_hi}"],
                 margin=1,
                 unit=rounds,
+                over=calibration.TIMING,
                 paper="Crowley et al.: reduced networks faster than pruned ones",
             ),
         ]
@@ -1115,7 +1080,8 @@ def claims(results: Results) -> list[Claim]:
                 "0.2)",
                 _round_ratios(results, name, b, f"pruned {f_hi}", "dense") - flop_ratio,
                 margin=0.2,
-                unit="ratio (over rounds, one machine)",
+                unit="ratio",
+                over=calibration.TIMING,
             )
         )
-    return claims_list
+    return calibration.apply(results, claims_list, VERSION)
