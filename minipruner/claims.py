@@ -46,7 +46,7 @@ committed calibration over many seed offsets) and asserts those whose power is a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 

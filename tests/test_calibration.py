@@ -173,9 +173,7 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
     with pytest.raises(ValueError, match="at least 6 seed offsets"):
         store.calibrate("98_calibrated", [0, 100], root=tmp_path, quiet=True)
     offsets = list(range(0, 1000, 100))
-    written = store.calibrate(
-        "98_calibrated", offsets, threads={500: 2}, root=tmp_path, quiet=True
-    )
+    written = store.calibrate("98_calibrated", offsets, threads={500: 2}, root=tmp_path, quiet=True)
     data = json.loads(written.read_text())
     assert data["offsets"] == offsets and data["threads"]["500"] == 2
     assert {"torch", "numpy", "python"} <= set(data["versions"])
