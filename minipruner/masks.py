@@ -136,17 +136,22 @@ def check_against_model(tensors: Mapping[str, Tensor], model: nn.Module, what: s
             )
 
 
-def _check_sparsity(value: object, where: str) -> float:
+def _check_sparsity(value: object, where: str, closed: bool = False) -> float:
+    # a network's sparsity lies in [0, 1); one layer's may also be 1 (``closed``): a layer
+    # emptied, as a global threshold can leave it
+    interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"sparsity{where} must be a number in [0, 1), got {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"sparsity{where} must be in [0, 1), got {value}")
+        raise ValueError(f"sparsity{where} must be a number in {interval}, got {value!r}")
+    if not (0.0 <= float(value) <= 1.0 if closed else 0.0 <= float(value) < 1.0):
+        raise ValueError(f"sparsity{where} must be in {interval}, got {value}")
     return float(value)
 
 
 def layer_sparsities(names: list[str], sparsity: Mapping[str, float]) -> dict[str, float]:
     """Check per-layer sparsities: ``sparsity`` must name exactly the layers ``names``, each
-    with a number in [0, 1); returns them in the order of ``names``."""
+    with a number in [0, 1]; returns them in the order of ``names``. A layer's sparsity of 1
+    removes every weight of that layer (its density 0: the layer is emptied, as a global
+    threshold can leave it); the network as a whole keeps weights elsewhere."""
     missing = [k for k in names if k not in sparsity]
     extra = [k for k in sparsity if k not in names]
     if missing or extra:
@@ -154,7 +159,7 @@ def layer_sparsities(names: list[str], sparsity: Mapping[str, float]) -> dict[st
             f"per-layer sparsities must name exactly the layers {names}; "
             f"missing {missing}, unknown {extra}"
         )
-    return {k: _check_sparsity(sparsity[k], f"[{k!r}]") for k in names}
+    return {k: _check_sparsity(sparsity[k], f"[{k!r}]", closed=True) for k in names}
 
 
 def _removal_order(flat: Tensor) -> Tensor:
@@ -176,7 +181,8 @@ def masks_from_scores(
     are removed: those with the ``k`` lowest scores over every layer together. With
     ``scope="layer"`` each layer ``l`` loses exactly ``round(s_l * n_l)`` of its own ``n_l``
     weights, where ``s_l`` is ``sparsity`` or, if ``sparsity`` is a mapping, its entry for
-    that layer (per-layer ratios, as the LAP paper uses).
+    that layer (per-layer ratios, as the LAP paper uses); a layer's ratio may be 1 (every
+    weight of that layer removed), the single network-wide ``sparsity`` must be below 1.
 
     Ties are broken deterministically: among equal scores the weight that comes first
     (earlier layer in the order of ``scores``, then lower flat index) is removed first.

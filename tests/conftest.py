@@ -1,5 +1,12 @@
 """Fixtures shared by several test files: the torchvision datasets written as tiny files in
-their official formats (the real ones need a download that the test machines cannot make).
+their official formats (the real ones need a download that the test machines cannot make),
+and a clean environment for every unit test.
+
+Unit tests do not read the user's ``MINIPRUNER_*`` variables that change *what* is computed
+(the scale, the seed offset, the widget mode): each test starts without them (a test that
+wants one sets it). The variables that only say *where* files go (``MINIPRUNER_CACHE``,
+``MINIPRUNER_RESULTS``, ``MINIPRUNER_DATA``) are left alone. The notebooks, run by nbval, do
+read them: a reader's ``MINIPRUNER_SEED_OFFSET`` reruns the book on other seeds.
 
 ``write_mnist(root, folder, n_train, n_test)`` writes MNIST-style idx files under
 ``root/folder/raw``; ``write_cifar(root, per_batch, n_test, balanced)`` writes CIFAR-10
@@ -8,6 +15,7 @@ arrays they wrote.
 """
 
 import hashlib
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +23,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchvision
+
+WHERE_FILES_GO = ("MINIPRUNER_CACHE", "MINIPRUNER_RESULTS", "MINIPRUNER_DATA")
+
+
+@pytest.fixture(autouse=True)
+def _without_the_users_settings(monkeypatch):
+    """Remove every ``MINIPRUNER_*`` variable but those that only place files."""
+    for name in list(os.environ):
+        if name.startswith("MINIPRUNER_") and name not in WHERE_FILES_GO:
+            monkeypatch.delenv(name)
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:

@@ -110,10 +110,21 @@ def test_bad_per_layer_sparsity():
     scores = {"a": torch.rand(4), "b": torch.rand(4)}
     with pytest.raises(ValueError, match="missing"):
         mp.masks_from_scores(scores, {"a": 0.5}, scope="layer")
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
         mp.masks_from_scores(scores, {"a": 0.5, "b": 1.2}, scope="layer")
     with pytest.raises(ValueError, match="scope='layer'"):
         mp.masks_from_scores(scores, {"a": 0.5, "b": 0.5})
+
+
+def test_a_layer_may_lose_every_weight():
+    # a global threshold can empty a layer; its per-layer sparsity is then 1 (density 0),
+    # and the layer-wise rule reproduces that mask (chapter 3's exercise 4 needs it)
+    scores = {"a": torch.tensor([3.0, 1.0, 2.0]), "b": torch.tensor([0.5, 0.4])}
+    masks = mp.masks_from_scores(scores, {"a": 1 / 3, "b": 1.0}, scope="layer")
+    assert masks["a"].tolist() == [True, False, True] and not masks["b"].any()
+    assert mp.masks_from_scores(scores, 0.4)["b"].tolist() == [False, False]
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):  # not the whole network
+        mp.masks_from_scores(scores, 1.0, scope="layer")
 
 
 def test_unknown_scope_is_a_value_error():
