@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONHASHSEED  ?= 0
 
-.PHONY: test unit book lint clean site-test
+.PHONY: test unit book lint clean site-test calibrate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,9 @@ unit: lint
 	$(BIN)/python -m pytest tests -m "not slow"
 
 # Jupyter Book's execution cache is keyed on each notebook's code only. The pages also depend
-# on the package, on the stored results under results/ (a full-scale run adds new ones) and
-# on the scale, so when any of these changes the cache (and Sphinx's) is dropped.
+# on the package, its committed calibrations (which claims are asserted), on the stored
+# results under results/ (a full-scale run adds new ones) and on the scale, so when any of
+# these changes the cache (and Sphinx's) is dropped.
 SCALE_NOW    := $(or $(MINIPRUNER_SCALE),quick)
 RESULTS_DIR  := $(or $(MINIPRUNER_RESULTS),results)
 RESULT_FILES := $(shell find $(RESULTS_DIR) -name '*.json' 2>/dev/null)
@@ -46,7 +47,9 @@ _build/.scale-%:
 	rm -f _build/.scale-*
 	mkdir -p _build && touch $@
 
-_build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(RESULT_FILES) _build/.scale-$(SCALE_NOW)
+CALIBRATIONS := $(wildcard minipruner/chapters/calibration/*.json)
+
+_build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(CALIBRATIONS) $(RESULT_FILES) _build/.scale-$(SCALE_NOW)
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
@@ -59,7 +62,7 @@ JB_FLAGS := -W --keep-going
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL   := _build/wheel/minipruner-$(VERSION)-py3-none-any.whl
 
-$(WHEEL): pyproject.toml minipruner/*.py minipruner/chapters/*.py | $(VENV)/.installed-book
+$(WHEEL): pyproject.toml minipruner/*.py minipruner/chapters/*.py $(CALIBRATIONS) | $(VENV)/.installed-book
 	rm -rf _build/wheel build  # setuptools keeps files in build/ that the package no longer has
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w _build/wheel .
 
@@ -82,6 +85,13 @@ site-test: book $(VENV)/.installed-browser
 	for n in 01_magnitude 02_lookahead 03_init_pruning 04_obs 05_structured; do \
 		$(BIN)/python tests/browser/check_live.py $$n || exit 1; \
 	done
+
+# Recompute every chapter's calibration (which claims its page asserts): the quick scale at
+# ten seed offsets, offset 500 at two threads. About 3 hours of CPU time on a 2-core machine;
+# resumable (results/ keeps each finished configuration).
+CALIBRATION_OFFSETS := 0 100 200 300 400 500 600 700 800 900
+calibrate: $(VENV)/.installed-test
+	$(BIN)/python -m minipruner calibrate all --offsets $(CALIBRATION_OFFSETS) --threads 500:2
 
 clean:
 	rm -rf _build .pytest_cache

@@ -19,7 +19,7 @@ import os
 # Takes effect only if torch has not been imported yet.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import claims, methods, obs, structured  # noqa: E402
+from . import calibration, claims, methods, obs, structured  # noqa: E402
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
 from .experiment import Pruned, prune_and_measure  # noqa: E402
 from .init_pruning import (  # noqa: E402
@@ -78,6 +78,7 @@ __all__ = [
     "SparsityReport",
     "apply_masks",
     "by_scale",
+    "calibration",
     "claims",
     "class_balanced_batch",
     "current_masks",

@@ -23,12 +23,13 @@ The seed offset comes from ``$MINIPRUNER_SEED_OFFSET`` (default 0), as in the no
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from types import ModuleType
 
 from . import calibration
-from .claims import claims_table
+from .claims import Claim, claims_table, find_claim, power_text
 from .results import (
     CHAPTERS,
     Results,
@@ -36,12 +37,13 @@ from .results import (
     chapter_claims,
     chapter_module,
     chapter_name,
+    markdown_table,
     reproduce,
     results_dir,
     save_claims,
     save_outputs,
 )
-from .scale import SCALES
+from .scale import SCALES, get_scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("--scale", choices=SCALES, default=None, help="default: $MINIPRUNER_SCALE")
         p.add_argument("--results", default=None, help="results folder (default: ./results)")
+        if command == "claims":
+            p.add_argument(
+                "--summary",
+                action="store_true",
+                help="one short table: per chapter its claims held and asserted, and its "
+                "headline claims with verdict and power (the README's table)",
+            )
         if command == "reproduce":
             p.add_argument("--quiet", action="store_true", help="no progress bars")
             p.add_argument(
@@ -100,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "--offsets",
         type=int,
         nargs="+",
-        default=[0, 100, 200, 300, 400, 500],
-        help=f"seed offsets, at least {calibration.MIN_OFFSETS} (default 0 100 ... 500)",
+        default=list(range(0, 1000, 100)),
+        help=f"seed offsets, at least {calibration.MIN_OFFSETS} (default 0 100 ... 900)",
     )
     p.add_argument(
         "--threads",
@@ -134,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return _all_tables(args.scale, args.results)
     if args.command == "claims":
         if args.chapter == "all":
-            return _claims(list(CHAPTERS), args.scale, args.results)
+            return _claims(list(CHAPTERS), args.scale, args.results, args.summary)
         try:
-            return _claims([chapter_name(args.chapter)], args.scale, args.results)
+            return _claims([chapter_name(args.chapter)], args.scale, args.results, args.summary)
         except ValueError as err:
             parser.error(str(err))
     try:
@@ -191,8 +200,25 @@ def _heading(results: Results, module: ModuleType) -> None:
     print(f"Scale `{results.scale}`, seed offset {offset}, {len(results)} configurations.\n")
 
 
+RESULTS_PAGE = """# Results at the {scale} scale
+
+Written by `python -m minipruner table all --scale {scale} > RESULTS.md` from the stored results
+of `python -m minipruner reproduce N` for each chapter. Each chapter's table, then its claims:
+the effect over seeds, the interval the verdict reads, the verdict, the chance that a fresh seed
+set confirms the claim (its power, from the chapter's committed calibration over many seed
+offsets, `minipruner/chapters/calibration/`), and whether the page asserts it (power at least
+{power}). {book}
+"""
+
+
 def _all_tables(scale: str | None, root: str | None) -> int:
     missing = []
+    p, count = calibration.book_probability(list(CHAPTERS))
+    book = (
+        f"Book-level: {count} asserted claims; a fresh seed set passes all of them with "
+        f"probability {p:.3f}."
+    )
+    print(RESULTS_PAGE.format(scale=get_scale(scale), power=calibration.POWER_TO_ASSERT, book=book))
     for name in CHAPTERS:
         try:
             results = reproduce(name, scale, root=root, compute=False)
@@ -210,8 +236,28 @@ def _all_tables(scale: str | None, root: str | None) -> int:
     return 1 if len(missing) == len(CHAPTERS) else 0
 
 
-def _claims(names: list[str], scale: str | None, root: str | None) -> int:
-    missing, failed = [], []
+def _summary_row(results: Results, module: ModuleType, found: list[Claim]) -> list[str]:
+    asserted = [c for c in found if c.asserted]
+    chance = math.prod(c.power for c in asserted)
+    headlines = []
+    for words in getattr(module, "HEADLINES", ()):
+        try:
+            c = find_claim(found, *words)
+        except KeyError:
+            continue
+        headlines.append(f"{c.statement}: **{c.verdict}** (power {power_text(c)})")
+    return [
+        f"{results.chapter}",
+        str(len(found)),
+        str(sum(c.held for c in found)),
+        str(len(asserted)),
+        f"{chance:.3f}",
+        "<br>".join(headlines),
+    ]
+
+
+def _claims(names: list[str], scale: str | None, root: str | None, summary: bool = False) -> int:
+    missing, failed, rows = [], [], []
     for name in names:
         module = chapter_module(name)
         if not hasattr(module, "claims"):
@@ -227,9 +273,15 @@ def _claims(names: list[str], scale: str | None, root: str | None) -> int:
             continue
         found = chapter_claims(results, module)
         save_claims(results, module, found)
-        _heading(results, module)
-        print(claims_table(found) + "\n")
+        if summary:
+            rows.append(_summary_row(results, module, found))
+        else:
+            _heading(results, module)
+            print(claims_table(found) + "\n")
         failed += [f"{name}: {c.statement}" for c in found if c.asserted and not c.held]
+    if rows:
+        header = ["chapter", "claims", "held", "asserted", "all asserted pass", "headline claims"]
+        print(markdown_table(header, rows) + "\n")
     if len(names) > 1:
         p, count = calibration.book_probability(names)
         print(
