@@ -46,7 +46,7 @@ committed calibration over many seed offsets) and asserts those whose power is a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -411,6 +411,27 @@ def power_text(c: Claim) -> str:
     if c.power is None:
         return "n/a"
     return "> 0.999" if c.power > 0.9995 else f"{c.power:.3f}" if c.power >= 0.01 else "< 0.01"
+
+
+def status_text(c: Claim) -> str:
+    """How a page refers to a claim's standing, for glueing into prose: ``"asserted"`` when
+    it is, else ``"not asserted: a fresh seed set confirms it with probability 0.52"`` (its
+    calibrated power), or ``"not asserted: not calibrated"`` without a calibration."""
+    if c.asserted:
+        return "asserted"
+    if c.power is None:
+        return "not asserted: not calibrated"
+    return f"not asserted: a fresh seed set confirms it with probability {power_text(c)}"
+
+
+def asserted_labels(claims: Sequence[Claim], items: Mapping[str, Sequence[str]]) -> str:
+    """Which of several claims a page asserts, as prose: the labels of ``items`` (``{label:
+    words}``, each claim found by :func:`find_claim`) whose claim is asserted, joined as
+    ``"a, b and c"``, or ``"none"``."""
+    hits = [label for label, words in items.items() if find_claim(claims, *words).asserted]
+    if not hits:
+        return "none"
+    return hits[0] if len(hits) == 1 else ", ".join(hits[:-1]) + " and " + hits[-1]
 
 
 def claims_table(claims: Sequence[Claim]) -> str:

@@ -159,3 +159,20 @@ def test_the_spearman_bound_covers_as_stated():
         low, _ = cl.spearman_bounds(cl.spearman(xy[:, 0], xy[:, 1]), n)
         cover += low < rho_true
     assert cover / trials >= 0.94
+
+
+def test_status_and_asserted_labels_for_prose():
+    b = np.array(A) - 0.02
+    strong = cl.Claim(**{**cl.exceeds("A beats B at 90", A, b).__dict__, "power": 1.0})
+    strong = cl.Claim(**{**strong.__dict__, "asserted": True})
+    weak = cl.Claim(**{**cl.exceeds("A beats B at 95", A, b).__dict__, "power": 0.52})
+    bare = cl.exceeds("A beats B at 98", A, b)
+    assert cl.status_text(strong) == "asserted"
+    assert cl.status_text(weak).endswith("with probability 0.520")
+    assert cl.status_text(bare) == "not asserted: not calibrated"
+    found = [strong, weak, bare]
+    items = {"90 %": ("at 90",), "95 %": ("at 95",), "98 %": ("at 98",)}
+    assert cl.asserted_labels(found, items) == "90 %"
+    both = [strong, cl.Claim(**{**weak.__dict__, "asserted": True}), bare]
+    assert cl.asserted_labels(both, items) == "90 % and 95 %"
+    assert cl.asserted_labels([weak], {"95 %": ("at 95",)}) == "none"
