@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from scipy import integrate, stats
 
-from .claims import CONFIDENCE, Claim, spearman_bounds
+from .claims import CONFIDENCE, Claim, spearman_bounds, standing_text
 from .store import config_key
 
 POWER_TO_ASSERT = 0.999
@@ -304,6 +304,19 @@ def save(calibration: Mapping[str, Any], folder: Path | None = None) -> Path:
     target.write_text(json.dumps(calibration, indent=1) + "\n")
     load.cache_clear()
     return target
+
+
+def standing(chapter: str, *words: str) -> str:
+    """A claim's standing from the committed calibration alone (no results needed, for a page
+    that cites another chapter's claim): ``"asserted"`` or ``"not asserted: a fresh seed set
+    confirms it with probability p"``, the claim being the one whose statement contains every
+    one of ``words``. Raises ``KeyError`` unless exactly one claim matches."""
+    cal = load(chapter)
+    found = [c for c in (cal["claims"] if cal else ()) if all(w in c["statement"] for w in words)]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} calibrated claims of {chapter} contain {words}")
+    p = found[0]["power"]
+    return standing_text(p >= POWER_TO_ASSERT, p)
 
 
 def book_probability(chapters: Sequence[str]) -> tuple[float, int]:

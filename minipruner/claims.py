@@ -406,22 +406,32 @@ def bound_text(c: Claim) -> str:
     return f"{name} [{_num(c.low)}, ∞), needs > {c.margin:g}"
 
 
-def power_text(c: Claim) -> str:
-    """The claim's calibrated power as a cell: ``"> 0.999"``, a probability, or ``"n/a"``."""
-    if c.power is None:
+def format_power(p: float | None) -> str:
+    """A power as text: ``"> 0.999"`` above 0.9995, ``"< 0.01"``, three decimals, or ``"n/a"``."""
+    if p is None:
         return "n/a"
-    return "> 0.999" if c.power > 0.9995 else f"{c.power:.3f}" if c.power >= 0.01 else "< 0.01"
+    return "> 0.999" if p > 0.9995 else f"{p:.3f}" if p >= 0.01 else "< 0.01"
+
+
+def power_text(c: Claim) -> str:
+    """The claim's calibrated power as a cell (:func:`format_power`)."""
+    return format_power(c.power)
+
+
+def standing_text(asserted: bool, power: float | None) -> str:
+    """How a page refers to a claim's standing, for glueing into prose: ``"asserted"``, else
+    ``"not asserted: a fresh seed set confirms it with probability 0.520"`` (its calibrated
+    power, :func:`format_power`), or ``"not asserted: not calibrated"`` without one."""
+    if asserted:
+        return "asserted"
+    if power is None:
+        return "not asserted: not calibrated"
+    return f"not asserted: a fresh seed set confirms it with probability {format_power(power)}"
 
 
 def status_text(c: Claim) -> str:
-    """How a page refers to a claim's standing, for glueing into prose: ``"asserted"`` when
-    it is, else ``"not asserted: a fresh seed set confirms it with probability 0.52"`` (its
-    calibrated power), or ``"not asserted: not calibrated"`` without a calibration."""
-    if c.asserted:
-        return "asserted"
-    if c.power is None:
-        return "not asserted: not calibrated"
-    return f"not asserted: a fresh seed set confirms it with probability {power_text(c)}"
+    """The claim's standing (:func:`standing_text` of its ``asserted`` and ``power``)."""
+    return standing_text(c.asserted, c.power)
 
 
 def asserted_labels(claims: Sequence[Claim], items: Mapping[str, Sequence[str]]) -> str:
