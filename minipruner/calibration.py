@@ -62,7 +62,7 @@ PLUG_IN = 0.95
 Clopper–Pearson bound on a per-seed rate)."""
 BOOTSTRAP = 20_000
 """Resamples per run for the power of a rank-correlation claim."""
-TIMING = "timing rounds, one machine"
+TIMING = "timings, one machine"
 """The ``over`` of a claim whose sample is the timing rounds of one machine: never asserted,
 because a calibration on one machine says nothing of another's timings."""
 MIN_OFFSETS = 6

@@ -195,3 +195,12 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
     )
     assert all(c.power is None and not c.asserted for c in module.claims(other))
     cal.load.cache_clear()
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_headlines_and_cited_claims_name_one_calibrated_claim_each(name):
+    # the README's summary table and chapter 6's decision list find claims by words
+    for words in chapter_module(name).HEADLINES:
+        assert cal.standing(name, *words).startswith(("asserted", "not asserted"))
+    with pytest.raises(KeyError):
+        cal.standing(name, "no claim says this")

@@ -60,6 +60,12 @@ from . import load_data
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Pruning at initialisation: keep the gradient flowing"
+HEADLINES = (
+    ("98 %: GraSP beats the best of SNIP",),
+    ("90 %: GraSP and SNIP end within 2 points",),
+    ("98 %: GraSP loses more than the paper's",),
+)
+"""The claims (words of their statements) the README's summary table shows for this chapter."""
 
 QUICK_CFG = [16, "M", 16, "M", 32, 32, "M", 64, 64]
 """VGG-6 of the quick scale: six 3x3 convolutions, BatchNorm, max-pools, global pooling."""

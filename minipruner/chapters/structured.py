@@ -53,6 +53,12 @@ from . import load_data, network_args, rank_correlation
 VERSION = 1
 GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
+HEADLINES = (
+    ("not worse than its pruned-and-tuned weights by more than 2",),
+    ("reduced networks beat the Fisher pruned-and-tuned ones",),
+    ("Fisher saliency ranks the",),
+)
+"""The claims (words of their statements) the README's summary table shows for this chapter."""
 METHOD_IDS = {"fisher": "channels-fisher", "l1": "channels-l1"}
 """The page's two saliencies and their entries in :data:`minipruner.methods.METHODS`. The
 table's pruners remove channels in one shot; this page runs the same saliencies the way
