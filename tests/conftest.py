@@ -27,12 +27,16 @@ import torchvision
 WHERE_FILES_GO = ("MINIPRUNER_CACHE", "MINIPRUNER_RESULTS", "MINIPRUNER_DATA")
 
 
-@pytest.fixture(autouse=True)
-def _without_the_users_settings(monkeypatch):
-    """Remove every ``MINIPRUNER_*`` variable but those that only place files."""
-    for name in list(os.environ):
-        if name.startswith("MINIPRUNER_") and name not in WHERE_FILES_GO:
-            monkeypatch.delenv(name)
+@pytest.fixture(autouse=True, scope="module")
+def _without_the_users_settings():
+    """Remove every ``MINIPRUNER_*`` variable but those that only place files, for each test
+    module (module scope: before the module's own module-scoped fixtures build settings;
+    restored after it, so the notebooks that nbval runs next see the user's variables)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("MINIPRUNER_") and name not in WHERE_FILES_GO:
+                patch.delenv(name)
+        yield
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
