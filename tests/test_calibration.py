@@ -194,6 +194,16 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
         settings={"seeds": [0, 1], "seed_offset": 0, "scale": "quick"},
     )
     assert all(c.power is None and not c.asserted for c in module.claims(other))
+    # the command line: the same file again (every result is stored: nothing recomputed)
+    from minipruner.__main__ import main
+
+    args = ["calibrate", "98_calibrated", "--results", str(tmp_path), "--quiet"]
+    assert main([*args, "--offsets", *map(str, offsets), "--threads", "500:2"]) == 0
+    assert json.loads(written.read_text())["claims"] == data["claims"]
+    with pytest.raises(SystemExit):
+        main([*args, "--offsets", *map(str, offsets), "--threads", "500"])  # not OFFSET:THREADS
+    with pytest.raises(SystemExit):
+        main([*args, "--offsets", "0", "100"])  # too few offsets
     cal.load.cache_clear()
 
 
