@@ -245,7 +245,8 @@ def _summary_row(results: Results, module: ModuleType, found: list[Claim]) -> li
             c = find_claim(found, *words)
         except KeyError:
             continue
-        headlines.append(f"{c.statement}: **{c.verdict}** (power {power_text(c)})")
+        short = c.statement.split(" (effect")[0]  # the statement without its measurement note
+        headlines.append(f"{short}: **{c.verdict}** (power {power_text(c)})")
     return [
         f"{results.chapter}",
         str(len(found)),
