@@ -278,6 +278,11 @@ def test_claims_command_prints_stores_and_fails_on_an_asserted_claim(fake, monke
     assert "y exceeds x - 10" in (folder / "claims.md").read_text()
     stored = json.loads((folder / "claims.json").read_text())
     assert stored["seed_offset"] == 0 and stored["claims"][0]["verdict"] == "held"
+    monkeypatch.setattr(module, "HEADLINES", (("exceeds x",),), raising=False)
+    assert main(["claims", "99_fake", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "| chapter | claims | held | asserted |" in out
+    assert "| 99_fake | 1 | 1 | 1 |" in out and "y exceeds x - 10: **held** (power n/a)" in out
     monkeypatch.setattr(module, "claims", lambda r: claims(r, margin=100.0), raising=False)
     assert main(["claims", "99_fake"]) == 1
     assert "did not hold" in capsys.readouterr().err
