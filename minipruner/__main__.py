@@ -238,7 +238,8 @@ def _all_tables(scale: str | None, root: str | None) -> int:
 
 def _summary_row(results: Results, module: ModuleType, found: list[Claim]) -> list[str]:
     asserted = [c for c in found if c.asserted]
-    chance = math.prod(c.power for c in asserted)
+    powers = [c.power for c in asserted]
+    chance = "n/a" if None in powers else f"{math.prod(powers):.3f}"  # None: hand-asserted
     headlines = []
     for words in getattr(module, "HEADLINES", ()):
         try:
@@ -252,7 +253,7 @@ def _summary_row(results: Results, module: ModuleType, found: list[Claim]) -> li
         str(len(found)),
         str(sum(c.held for c in found)),
         str(len(asserted)),
-        f"{chance:.3f}",
+        chance,
         "<br>".join(headlines),
     ]
 
