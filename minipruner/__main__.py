@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             threads = {int(k): int(t) for k, t in (item.split(":") for item in args.threads)}
             names = list(CHAPTERS) if args.chapter == "all" else [chapter_name(args.chapter)]
             for name in names:
-                print("wrote", calibrate(name, args.offsets, threads=threads, root=args.results))
+                path = calibrate(name, args.offsets, threads=threads, root=args.results)
+                powers = [c["power"] for c in calibration.load(name)["claims"]]
+                asserted = sum(p >= calibration.POWER_TO_ASSERT for p in powers)
+                print(f"wrote {path}: {asserted} of {len(powers)} claims asserted")
         except ValueError as err:
             parser.error(str(err))
         return 0
