@@ -46,7 +46,7 @@ committed calibration over many seed offsets) and asserts those whose power is a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -198,29 +198,15 @@ def exceeds(
     measurements compared) or ``margin`` (one against a threshold). ``over`` names the
     sample when it is not the seeds (the gates of one network, say).
     """
-    av = _clean(a, "a") * scale
-    bv = None if b is None else _clean(b, "b") * scale
-    mean, sd, n, low, high = effect_bounds(av, bv, paired=paired, confidence=confidence)
-    reference = min(margin, 0.0) if bv is not None else margin
-    verdict = HELD if low > margin else REVERSED if high < reference else UNDECIDED
-    return Claim(
-        statement,
-        "exceeds",
-        mean,
-        sd,
-        n,
-        low,
-        high,
-        margin,
-        verdict,
-        unit,
-        paired,
-        paper,
-        asserted,
-        over=over,
-        sample=_sample(av, bv, paired),
-        reference=reference,
-    )
+    reference = min(margin, 0.0) if b is not None else margin
+
+    def verdict(low: float, high: float) -> str:
+        return HELD if low > margin else REVERSED if high < reference else UNDECIDED
+
+    return _judged(
+        statement, "exceeds", a, b, margin, verdict, scale, unit, paired, paper, asserted,
+        confidence, over, reference,
+    )  # fmt: skip
 
 
 def within(
@@ -242,32 +228,42 @@ def within(
     reversed when both lie above ``margin`` or both below ``-margin``."""
     if margin <= 0:
         raise ValueError(f"an equivalence margin must be positive, got {margin}")
+
+    def verdict(low: float, high: float) -> str:
+        if -margin < low and high < margin:
+            return HELD
+        return REVERSED if low > margin or high < -margin else UNDECIDED
+
+    return _judged(
+        statement, "within", a, b, margin, verdict, scale, unit, paired, paper, asserted,
+        confidence, over, None,
+    )  # fmt: skip
+
+
+def _judged(
+    statement: str,
+    kind: str,
+    a: Iterable[float],
+    b: Iterable[float] | None,
+    margin: float,
+    verdict: Callable[[float, float], str],
+    scale: float,
+    unit: str,
+    paired: bool,
+    paper: str,
+    asserted: bool,
+    confidence: float,
+    over: str,
+    reference: float | None,
+) -> Claim:
+    # What exceeds and within share: scale, bound (effect_bounds), judge, keep the sample.
     av = _clean(a, "a") * scale
     bv = None if b is None else _clean(b, "b") * scale
     mean, sd, n, low, high = effect_bounds(av, bv, paired=paired, confidence=confidence)
-    if -margin < low and high < margin:
-        verdict = HELD
-    elif low > margin or high < -margin:
-        verdict = REVERSED
-    else:
-        verdict = UNDECIDED
     return Claim(
-        statement,
-        "within",
-        mean,
-        sd,
-        n,
-        low,
-        high,
-        margin,
-        verdict,
-        unit,
-        paired,
-        paper,
-        asserted,
-        over=over,
-        sample=_sample(av, bv, paired),
-    )
+        statement, kind, mean, sd, n, low, high, margin, verdict(low, high), unit, paired, paper,
+        asserted, over=over, sample=_sample(av, bv, paired), reference=reference,
+    )  # fmt: skip
 
 
 def _sample(av: np.ndarray, bv: np.ndarray | None, paired: bool) -> tuple[float, ...]:
