@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from scipy import integrate, stats
 
-from .claims import CONFIDENCE, Claim, spearman_bounds, standing_text
+from .claims import CONFIDENCE, TIMING, Claim, spearman_bounds, standing_text
 from .store import config_key
 
 POWER_TO_ASSERT = 0.999
@@ -62,9 +62,6 @@ PLUG_IN = 0.95
 Clopper–Pearson bound on a per-seed rate)."""
 BOOTSTRAP = 20_000
 """Resamples per run for the power of a rank-correlation claim."""
-TIMING = "timings, one machine"
-"""The ``over`` of a claim whose sample is the timing rounds of one machine: never asserted,
-because a calibration on one machine says nothing of another's timings."""
 MIN_OFFSETS = 6
 """A chapter's calibration runs at least this many seed offsets."""
 FOLDER = Path(__file__).parent / "chapters" / "calibration"

@@ -60,6 +60,9 @@ VERDICTS = (HELD, UNDECIDED, REVERSED)
 CONFIDENCE = 0.95
 
 
+TIMING = "timings, one machine"
+"""The ``over`` of a claim whose sample is the timings of one machine: never asserted (a
+calibration on one machine says nothing of another's clock)."""
 TESTS = ("mean", "every", "rank")
 """How a claim is judged: ``"mean"`` (a Student-t bound on the mean of its sample),
 ``"every"`` (true in every seed) or ``"rank"`` (a bound on Spearman's ρ over pairs)."""
@@ -410,8 +413,9 @@ def format_power(p: float | None) -> str:
 
 
 def power_text(c: Claim) -> str:
-    """The claim's calibrated power as a cell (:func:`format_power`)."""
-    return format_power(c.power)
+    """The claim's calibrated power as a cell (:func:`format_power`); ``"n/a (timing)"`` for a
+    claim on one machine's timings."""
+    return "n/a (timing)" if c.over == TIMING else format_power(c.power)
 
 
 def standing_text(asserted: bool, power: float | None) -> str:
@@ -426,7 +430,10 @@ def standing_text(asserted: bool, power: float | None) -> str:
 
 
 def status_text(c: Claim) -> str:
-    """The claim's standing (:func:`standing_text` of its ``asserted`` and ``power``)."""
+    """The claim's standing (:func:`standing_text` of its ``asserted`` and ``power``), or
+    ``"not asserted: timed on one machine"`` for a claim on one machine's timings."""
+    if c.over == TIMING:
+        return "not asserted: timed on one machine"
     return standing_text(c.asserted, c.power)
 
 

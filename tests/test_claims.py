@@ -176,3 +176,6 @@ def test_status_and_asserted_labels_for_prose():
     both = [strong, cl.Claim(**{**weak.__dict__, "asserted": True}), bare]
     assert cl.asserted_labels(both, items) == "90 % and 95 %"
     assert cl.asserted_labels([weak], {"95 %": ("at 95",)}) == "none"
+    timed = cl.exceeds("faster", [1.3, 1.2, 1.4], margin=1.1, over=cl.TIMING)
+    assert cl.status_text(timed) == "not asserted: timed on one machine"
+    assert cl.power_text(timed) == "n/a (timing)"

@@ -43,7 +43,7 @@ from torch import nn
 
 from .. import calibration
 from .. import structured as st
-from ..claims import Claim, exceeds, rank_correlation_exceeds, within
+from ..claims import TIMING, Claim, exceeds, rank_correlation_exceeds, within
 from ..models import WideResNet
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -870,7 +870,7 @@ def claims(results: Results) -> list[Claim]:
     gates of one trained network (the gates are the sample); latency ratios per timing round
     of one machine (the rounds are the sample). Which claims are asserted is computed from
     the chapter's calibration (:func:`minipruner.calibration.apply`); timings depend on the
-    machine, so no latency claim is (:data:`minipruner.calibration.TIMING`)."""
+    machine, so no latency claim is (:data:`minipruner.claims.TIMING`)."""
     cfg = results.settings
     seeds = cfg["seeds"]
     err = errors(results)
@@ -1042,7 +1042,7 @@ def claims(results: Results) -> list[Claim]:
                 speed[f"pruned {f_hi}", "dense"],
                 margin=1.1,
                 unit=rounds,
-                over=calibration.TIMING,
+                over=TIMING,
                 paper="Crowley et al.: compressed networks are faster",
             ),
             within(
@@ -1052,7 +1052,7 @@ def claims(results: Results) -> list[Claim]:
                 np.ones(len(speed[f"pruned {f_hi}", "dense"])),
                 margin=0.25,
                 unit=rounds,
-                over=calibration.TIMING,
+                over=TIMING,
             ),
             exceeds(
                 f"{name}, batch {b}: the reduced {f_lo} network runs faster than the pruned one "
@@ -1060,7 +1060,7 @@ def claims(results: Results) -> list[Claim]:
                 speed[f"reduced {f_lo}", f"pruned {f_lo}"],
                 margin=1,
                 unit=rounds,
-                over=calibration.TIMING,
+                over=TIMING,
                 paper="Crowley et al.: reduced networks faster than pruned ones",
             ),
             exceeds(
@@ -1069,7 +1069,7 @@ def claims(results: Results) -> list[Claim]:
                 speed[f"reduced {f_hi}", f"pruned {f_hi}"],
                 margin=1,
                 unit=rounds,
-                over=calibration.TIMING,
+                over=TIMING,
                 paper="Crowley et al.: reduced networks faster than pruned ones",
             ),
         ]
@@ -1087,7 +1087,7 @@ def claims(results: Results) -> list[Claim]:
                 _round_ratios(results, name, b, f"pruned {f_hi}", "dense") - flop_ratio,
                 margin=0.2,
                 unit="ratio",
-                over=calibration.TIMING,
+                over=TIMING,
             )
         )
     return calibration.apply(results, claims_list, VERSION)
