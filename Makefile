@@ -87,7 +87,7 @@ site-test: book $(VENV)/.installed-browser
 	done
 
 # Recompute every chapter's calibration (which claims its page asserts): the quick scale at
-# ten seed offsets, offset 500 at two threads. About 3 hours of CPU time on a 2-core machine;
+# ten seed offsets, offset 500 at two threads. About four CPU-hours (24 minutes an offset);
 # resumable (results/ keeps each finished configuration).
 CALIBRATION_OFFSETS := 0 100 200 300 400 500 600 700 800 900
 calibrate: $(VENV)/.installed-test
