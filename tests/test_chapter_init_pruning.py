@@ -182,4 +182,4 @@ def test_claims_have_computed_verdicts(scale):
         assert all(c.power is None and not c.asserted for c in found)
     else:
         assert sum(c.power is not None for c in found) > len(found) // 2
-        assert all(c.asserted == (c.power or 0) >= POWER_TO_ASSERT for c in found)
+        assert all(c.asserted == ((c.power or 0) >= POWER_TO_ASSERT) for c in found)
