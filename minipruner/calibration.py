@@ -25,7 +25,7 @@ with the page's own number of seeds ``n`` gives ``held``, its *power*:
 - claims whose sample is **not the seeds** (the gates of one network): every run gives the
   power of a run like it, a mean claim from its own sample by the same plug-ins, a rank
   correlation by a bootstrap over its pairs; the claim's power is the smallest over the runs;
-- claims on the **timing rounds of one machine** (:data:`TIMING`) get power 0: a
+- claims on the **timings of one machine** (:data:`minipruner.claims.TIMING`) get power 0: a
   calibration on one machine says nothing of another machine's timings.
 
 A claim is asserted if and only if its power is at least :data:`POWER_TO_ASSERT`, and only
