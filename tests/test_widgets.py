@@ -128,6 +128,10 @@ def test_live_explorer_in_the_background_computes_off_the_kernel_thread_latest_f
         return {"a": a, "b": b}
 
     ex = LiveExplorer(_controls(), lambda data, a, b: _render(**data), compute, background=True)
+    for _ in range(1000):  # until the worker has started on the first state (a busy machine
+        if calls:  # can otherwise reach the changes below first, and 0.3 is then superseded)
+            break
+        threading.Event().wait(0.01)
     ex.widgets["a"].value = 0.1  # returns at once: the first state is still computing
     ex.widgets["a"].value = 0.2  # supersedes 0.1, which is never computed
     gate.set()
