@@ -186,13 +186,23 @@ def claim_power(entry: Mapping[str, Any]) -> float:
 
 
 def settings_hash(version: int, settings: Mapping[str, Any]) -> str:
-    """A hash of a chapter's ``VERSION`` and ``settings`` with the seed offset taken out (the
-    seeds shifted back to the base seeds): what the calibration ran, whatever the offset."""
+    """A hash of a chapter's ``VERSION`` and ``settings`` with the seed offset taken out:
+    every ``"seeds"`` list and ``"seed"`` value, at any depth (chapter 5's saliency and latency
+    runs name their own seed), shifted back by ``settings["seed_offset"]``. What the
+    calibration ran, whatever the offset."""
     plain = dict(settings)
     offset = int(plain.pop("seed_offset", 0) or 0)
-    if "seeds" in plain:
-        plain["seeds"] = [int(s) - offset for s in plain["seeds"]]
-    return config_key({"version": int(version), "settings": plain})
+
+    def unshift(value: Any, key: str = "") -> Any:
+        if isinstance(value, Mapping):
+            return {k: unshift(v, k) for k, v in value.items()}
+        if key == "seeds" and isinstance(value, list):
+            return [int(s) - offset for s in value]
+        if key == "seed" and isinstance(value, int) and not isinstance(value, bool):
+            return value - offset
+        return value
+
+    return config_key({"version": int(version), "settings": unshift(plain)})
 
 
 def path(chapter: str) -> Path:
