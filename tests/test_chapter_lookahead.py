@@ -193,3 +193,42 @@ def test_claims_on_synthetic_results(tmp_path):
     assert [c.statement for c in with_units[-4:]] == [
         c.statement for c in chapter.unit_claims(units)
     ]
+
+
+def test_only_claims_after_retraining_carry_the_papers_words(tmp_path):
+    """A claim measured right after pruning has no paper statement (which accuracy the
+    paper's tables report is not checked); the others quote the paper's abstract, the one
+    source this book could read, and none cites a table it could not check."""
+    claims = chapter.claims(_synthetic_results(tmp_path))
+    for c in claims:
+        if c.statement.startswith("Right after pruning"):
+            assert c.paper == "", c.statement
+        if c.paper:
+            assert c.paper.startswith("the abstract:"), c.statement
+            assert "Table" not in c.paper or "not checked" in c.paper, c.statement
+    quoted = {c.paper for c in claims if c.paper}
+    assert quoted == {chapter.PAPER_OUTPERFORMS, chapter.PAPER_HIGH_SPARSITY}
+    retrained = [
+        c for c in claims if c.statement.startswith("After retraining") and "LAP is" in c.statement
+    ]
+    assert retrained and all(c.paper == chapter.PAPER_OUTPERFORMS for c in retrained)
+
+
+def test_calibrated_spreads_read_one_ratio_per_seed_set():
+    """LAP-act's spread claim is one number per seed set; the page counts on how many of the
+    calibration's seed sets LAP-act was the most spread method, from these values."""
+    cal = {
+        "offsets": [0, 100],
+        "claims": [
+            {"statement": "other", "runs": [{"sample": [9.0]}, {"sample": [9.0]}]},
+            {
+                "statement": "Right after pruning to 6.36 % of the weights, LAP-act's spread "
+                "over seeds is more than twice any other method's",
+                "runs": [{"sample": [0.5]}, {"sample": [2.5]}],
+            },
+        ],
+    }
+    assert chapter.calibrated_spreads(cal).tolist() == [0.5, 2.5]
+    committed = chapter.calibrated_spreads()  # the committed calibration: one per offset
+    offsets = chapter.calibration.load("02_lookahead")["offsets"]
+    assert len(committed) == len(offsets) and (committed > 0).all()
