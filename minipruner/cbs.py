@@ -523,11 +523,35 @@ class _Shift:
         return self.gram.gt[idx] @ self.v / self.gram.n
 
 
+THRESHOLDS = ("relative", "absolute")
+"""The swap rules of :func:`cbs_select`: a swap is made when its gain is ``> epsilon * f``
+(``"relative"``, the book's) or ``>= epsilon`` (``"absolute"``, the released code's)."""
+
+
+def _min_gain(epsilon: float, f: float, threshold: str) -> tuple[float, bool]:
+    """The gain a swap must reach and whether reaching it exactly is enough: ``epsilon * f``,
+    strictly (``"relative"``), or ``epsilon`` itself, inclusive (``"absolute"``: the
+    release's ``-reduction >= threshold``)."""
+    return (epsilon, True) if threshold == "absolute" else (epsilon * f, False)
+
+
 def _swap_iteration(
-    w: Tensor, gram: _Gram, pruned: Tensor, rho: int, tau: int, epsilon: float
+    w: Tensor,
+    gram: _Gram,
+    pruned: Tensor,
+    rho: int,
+    tau: int,
+    epsilon: float,
+    threshold: str = "relative",
 ) -> tuple[list[tuple[int, int]], float]:
     """One iteration of the released search from the pruned set ``pruned``; returns its
-    swaps (not yet applied) and the objective they predict."""
+    swaps (not yet applied) and the objective they predict. ``threshold``: see
+    :data:`THRESHOLDS`."""
+
+    def improves(gain: Tensor | float, f: float) -> Tensor | bool:
+        bound, inclusive = _min_gain(epsilon, f, threshold)
+        return gain >= bound if inclusive else gain > bound
+
     u = torch.where(pruned, w, torch.zeros_like(w))
     fu = gram.matvec(u)
     f = float(u @ fu)
@@ -548,7 +572,7 @@ def _swap_iteration(
 
     # The top pair: returning i0 and pruning the first kept weight.
     gain = float(alpha[0] - beta[0] + 2 * w[i0[0]] * w[k_idx[0]] * gram.block(i0, k_idx[:1])[0, 0])
-    if not gain > epsilon * f:
+    if not improves(gain, f):
         return [], f
     swaps = [(int(i0[0]), int(k_idx[0]))]
     f -= gain
@@ -580,7 +604,7 @@ def _swap_iteration(
             rank_r = torch.arange(r, r + b, device=w.device).unsqueeze(1)
             rank_k = torch.arange(lo, hi, device=w.device).unsqueeze(0)
             window = (rank_k >= rank_r - rho) & (rank_k < rank_r + rho) & ~used[lo:hi]
-            ok = window & (gains > epsilon * f)
+            ok = window & improves(gains, f)
             has = ok.any(1)
             found = bool(has.any())
             t = int(has.nonzero()[0, 0]) if found else b
@@ -624,6 +648,7 @@ def cbs_select(
     max_iter: int = 100,
     seed: int = 0,
     n_chunks: int | None = None,
+    threshold: str = "relative",
     return_history: bool = False,
 ) -> Tensor | CBSSearchResult:
     """CBS-S as released (Yu et al. 2022; ``yuxwind/CBS``, ``greedy_alg/greedy.py``):
@@ -657,14 +682,14 @@ def cbs_select(
     2. One iteration: sort ``P`` by ``alpha`` descending and the kept weights by
        ``beta_j - gamma_{i0 j}`` ascending, ``i0`` the top of ``P``. If the top pair
        (``i0`` with the first kept weight) does not lower ``f`` by more than
-       ``epsilon * f``, the search ends. Otherwise it is swapped, and for every further
-       pruned rank ``r = 1, 2, ...`` the first kept weight of rank in ``[r - rho, r + rho)``
-       (ranks >= 1, each used once) whose swap lowers ``f`` by more than ``epsilon * f``
-       is taken, with ``alpha``, ``beta`` and ``f`` updated for the swaps already made
-       (``alpha_i += 2 w_i (F du)_i``, ``beta_j += 2 w_j (F du)_j``, ``du`` the change of
-       ``u`` so far), so each gain is exact given the earlier ones. The iteration ends
-       after more than ``tau`` pruned ranks found no partner; its swaps are applied
-       together.
+       ``epsilon * f`` (or by at least ``epsilon``, with ``threshold="absolute"``), the
+       search ends. Otherwise it is swapped, and for every further pruned rank
+       ``r = 1, 2, ...`` the first kept weight of rank in ``[r - rho, r + rho)`` (ranks
+       >= 1, each used once) whose swap passes the same threshold is taken, with ``alpha``,
+       ``beta`` and ``f`` updated for the swaps already made (``alpha_i += 2 w_i (F du)_i``,
+       ``beta_j += 2 w_j (F du)_j``, ``du`` the change of ``u`` so far), so each gain is
+       exact given the earlier ones. The iteration ends after more than ``tau`` pruned
+       ranks found no partner; its swaps are applied together.
     3. Iterate choice: after every iteration ``select_loss_fn(keep)`` is measured (the
        release: the masked network's training loss on the whole training set); iterate 0,
        the start, is measured too. The search stops when the best of the earlier iterates
@@ -674,9 +699,12 @@ def cbs_select(
        never above the start's. Without ``select_loss_fn`` iterates are ranked by ``f``,
        which every iteration lowers: the last iterate is returned.
 
-    The threshold is relative: a swap must lower ``f`` by more than ``epsilon * f``. The
-    release uses an absolute ``1e-4``, which blocks every swap once ``f`` itself is below
-    ``1e-4`` (``f`` is about ``1e-5`` on a network that has memorised its gradient
+    The threshold is relative by default (``threshold="relative"``): a swap must lower ``f``
+    by more than ``epsilon * f``. The release's is absolute (``-reduction >= threshold``
+    in ``greedy.py``'s ``is_valid_swap``, ``threshold`` 1e-4 in its MLPNet commands):
+    ``threshold="absolute"`` makes a swap when it lowers ``f`` by at least ``epsilon``, and
+    otherwise the same swaps. An absolute ``1e-4`` blocks every swap once ``f`` itself is
+    below ``1e-4`` (``f`` is about ``1e-5`` on a network that has memorised its gradient
     examples), and lets swaps of no consequence through when ``f`` is large.
 
     Parameters: ``rho`` (half-width of the rank window, the release's ``range``; the
@@ -685,12 +713,17 @@ def cbs_select(
     (starts, magnitude included; the release's ``max_mag_perb`` 50), ``patience`` (the
     release's ``max_N_fluctation``; their MLPNet value 5), ``max_iter`` (search iterations
     after the start; the release's ``max_iter`` 100 counts the start as its first pass),
-    ``epsilon`` (relative threshold; the release's ``threshold`` 1e-4 is absolute). The
-    release picks its start by the loss on at most 5,000 of its gradient examples.
+    ``epsilon`` (the threshold, relative or absolute as ``threshold`` says; the release's
+    ``threshold`` 1e-4 is absolute). The release picks its start by the loss on at most
+    5,000 of its gradient examples.
 
     Also differs from the release where it has slips: every start keeps the target count
-    (its magnitude start keeps one fewer, its chunk starts more), a pruned rank that finds
-    no partner always counts as a failure, and sorts are stable.
+    ``d - n_prune`` (the release's target is ``int(d (1 - sparsity))``, its magnitude start
+    keeps one fewer, since it prunes every ``|w|`` up to and including the smallest kept
+    one, and its chunk starts more), a pruned rank that finds no partner always counts as a
+    failure (the release counts it only when the last kept rank of its window is still
+    unused), the perturbed starts are seeded by ``seed`` (the release seeds start ``k`` with
+    ``k`` in every run), and sorts are stable.
     """
     grads = _check_grads(grads)
     n, d = grads.shape
@@ -711,6 +744,8 @@ def cbs_select(
     for name, fn in (("loss_fn", loss_fn), ("select_loss_fn", select_loss_fn)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{name} must be a callable keep-mask -> float, got {fn!r}")
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
     if n_chunks is not None:
         _check_positive_int("n_chunks", n_chunks)
         if n_chunks > d:
@@ -745,7 +780,7 @@ def cbs_select(
 
     # 2. iterations, 3. early stop
     while not trivial and len(swaps) < max_iter:
-        batch, _ = _swap_iteration(w, gram, ~keep, rho, tau, float(epsilon))
+        batch, _ = _swap_iteration(w, gram, ~keep, rho, tau, float(epsilon), threshold)
         if not batch:
             stop = "no improving top pair"
             break

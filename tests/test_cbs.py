@@ -2,7 +2,8 @@
 (where the released code overshoots), exact swap gains, the brute-force optimum on small
 instances, a returned set never worse than its start by the real loss, the early stop and
 the argmin on scripted loss sequences, bad inputs, one-shot pruning on the released search,
-and the batched walk against a rank-by-rank one."""
+the batched walk against a rank-by-rank one, and the absolute threshold against the release's
+swap rule."""
 
 import pytest
 import torch
@@ -292,6 +293,8 @@ def test_bad_input():
         search(w, grads, 2, loss_fn=lambda k: float("nan"))
     with pytest.raises(ValueError, match="n_chunks"):
         search(w, grads, 2, n_chunks=13)
+    with pytest.raises(ValueError, match="threshold"):
+        search(w, grads, 2, threshold="percent")
     with pytest.raises(ValueError, match="n_chunks"):
         cbs.chunk_quotas(12, 3, 0)
     with pytest.raises(ValueError, match="n_keep"):
@@ -383,3 +386,111 @@ def test_cbs_select_returns_the_keep_mask_by_default():
     keep = cbs.cbs_select(w, grads, 6)
     assert keep.dtype == torch.bool and int((~keep).sum()) == 6
     assert torch.equal(keep, search(w, grads, 6).keep)
+
+
+# --------------------------------------------------------------------------------------
+# The swap threshold: relative (the book's) and absolute (the release's)
+# --------------------------------------------------------------------------------------
+
+
+def release_walk(w, grads, pruned, rho, tau, threshold, count="release"):
+    """One iteration as ``greedy.py``'s ``prune_one_iter`` walks it (``yuxwind/CBS``; written
+    here from its logic): ``alpha`` and ``beta`` of the start, each candidate's gain
+    corrected by ``gamma`` sums over the swaps already taken (``update_after_swap``), a swap
+    made when ``-reduction >= threshold`` (absolute). ``count="release"``: after a pruned
+    rank's window, a failure is counted when the window's *last* kept rank is unused (the
+    release's ``if is_in_J[j] == 0``, ``j`` the loop variable); ``count="every"``: every rank
+    without a partner counts (the book's rule)."""
+    n = len(grads)
+    F = grads.T @ grads / n
+    P, R = pruned.nonzero().squeeze(1), (~pruned).nonzero().squeeze(1)
+    alpha = 2 * w[P] * (F[P][:, P] @ w[P]) - w[P] ** 2 * F[P, P]
+    beta = 2 * w[R] * (F[R][:, P] @ w[P]) + w[R] ** 2 * F[R, R]
+    order = torch.sort(-alpha, stable=True).indices
+    P, alpha = P[order], alpha[order]
+    order = torch.sort(beta - 2 * w[R] * w[P[0]] * F[R, P[0]], stable=True).indices
+    R, beta = R[order], beta[order]
+    set_i, set_j = [], []
+
+    def update(x):  # gamma(x, J) - gamma(x, I)
+        return sum(2 * w[x] * w[j] * F[x, j] for j in set_j) - sum(
+            2 * w[x] * w[i] * F[x, i] for i in set_i
+        )
+
+    def valid(a, b):
+        i, j = int(P[a]), int(R[b])
+        reduction = (beta[b] + update(j)) - 2 * w[i] * w[j] * F[i, j] - (alpha[a] + update(i))
+        return float(-reduction) >= threshold
+
+    if not valid(0, 0):
+        return []
+    set_i.append(int(P[0]))
+    set_j.append(int(R[0]))
+    used, no_match, j = {0}, 0, None
+    for a in range(1, len(P)):
+        if no_match > tau:
+            break
+        matched = False
+        for j in range(max(1, a - rho), min(len(R), a + rho)):
+            if j not in used and valid(a, j):
+                set_i.append(int(P[a]))
+                set_j.append(int(R[j]))
+                used.add(j)
+                matched = True
+                break
+        if count == "release" and j is not None and j not in used:
+            no_match += 1
+        elif count == "every" and not matched:
+            no_match += 1
+    return list(zip(set_i, set_j, strict=True))
+
+
+def start_objective(w, grads, pruned):
+    u = torch.where(pruned, w, torch.zeros_like(w))
+    return float((grads @ u).square().sum()) / len(grads)
+
+
+@pytest.mark.parametrize(("n", "d", "sparsity"), [(6, 20, 0.5), (40, 30, 0.9), (30, 120, 0.7)])
+def test_absolute_threshold_makes_the_releases_swaps(n, d, sparsity):
+    for seed in range(4):
+        w, grads = instance(seed, n, d)
+        pruned = ~cbs.cbs_starts(w, round(sparsity * d), 2, seed)[1]
+        gram = cbs._Gram(grads)
+        eps = 1e-3 * start_objective(w, grads, pruned)  # an absolute gain that some swaps miss
+        for rho, tau in [(10, 20), (2, 1), (1, 0)]:
+            ours, _ = cbs._swap_iteration(w, gram, pruned, rho, tau, eps, "absolute")
+            # with the book's failure count: the same swaps, whatever tau
+            assert ours == release_walk(w, grads, pruned, rho, tau, eps, count="every")
+            # with a patience no walk exhausts, the release's own count: the same swaps
+            ours, _ = cbs._swap_iteration(w, gram, pruned, rho, d, eps, "absolute")
+            assert ours == release_walk(w, grads, pruned, rho, d, eps, count="release")
+
+
+def test_the_release_counts_a_failure_only_when_its_windows_last_rank_is_unused():
+    # 16 of 20 weights pruned, so the windows of late pruned ranks end at the last kept rank;
+    # once that rank is used, the release stops counting failures and walks on, where the
+    # book (every failed rank counts) ends the iteration.
+    w, grads = instance(16, 6, 20)
+    pruned = ~cbs.cbs_starts(w, 16, 1, 16)[0]
+    ours, _ = cbs._swap_iteration(w, cbs._Gram(grads), pruned, 4, 0, 0.0, "absolute")
+    assert ours == release_walk(w, grads, pruned, 4, 0, 0.0, count="every")
+    release = release_walk(w, grads, pruned, 4, 0, 0.0, count="release")
+    assert len(ours) == 2 and len(release) == 4 and release[:2] == ours
+
+
+def test_the_relative_threshold_is_scale_free_and_the_absolute_one_is_not():
+    w, grads = instance(3, 30, 40)
+    base = search(w, grads, 28, n_starts=3, seed=1)
+    assert base.iterations > 0
+    small = 2.0**-14  # powers of two scale every gain exactly: f scales by their square
+    for scale in (small, 2.0**10):
+        scaled = search(w, grads * scale, 28, n_starts=3, seed=1)
+        assert torch.equal(scaled.keep, base.keep) and scaled.swaps == base.swaps
+    eps = 1e-4
+    assert base.objectives[0] * small**2 < eps  # f below the absolute bound: no swap passes
+    tiny = search(w, grads * small, 28, n_starts=3, seed=1, epsilon=eps, threshold="absolute")
+    assert tiny.iterations == 0 and tiny.stop == "no improving top pair"
+    assert torch.equal(tiny.keep, tiny.start_keep)
+    # at the original scale (f about 300) the absolute 1e-4 lets swaps through
+    loose = search(w, grads, 28, n_starts=3, seed=1, epsilon=eps, threshold="absolute")
+    assert loose.iterations > 0
