@@ -22,8 +22,12 @@ from .masks import normalize_scores, prunable, prune
 def magnitude_scores(model: nn.Module, *, normalize: bool = False) -> dict[str, Tensor]:
     """Score every prunable weight by its magnitude: ``score = |w|`` (higher = keep); with
     ``normalize=True`` each layer's scores are divided by their Frobenius norm,
-    ``|w| / ||W||_F`` (:func:`minipruner.masks.normalize_scores`, the LAP paper's
-    normalisation for global pruning).
+    ``|w| / ||W_i||_F`` (:func:`minipruner.masks.normalize_scores` with ``p = 2``): the
+    normalised global magnitude pruning of the LAP paper's code (``MP_Global`` with
+    ``normalize=True``, ``mp_global_normalize``, in ``method/global_prune.py`` of
+    github.com/alinlab/lookahead_pruning), which divides each layer's ``|w|`` by its L2 norm.
+    Its global LAP normalises the squared lookahead score the same way, which is ``p = 4`` on
+    the unsquared score (:func:`minipruner.lookahead.normalized_lookahead_scores`).
 
     >>> import torch
     >>> net = nn.Linear(2, 1, bias=False)

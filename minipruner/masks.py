@@ -246,21 +246,34 @@ def keep_mask(score: Tensor, sparsity: float) -> Tensor:
     return masks_from_scores({"score": score}, sparsity)["score"]
 
 
-def normalize_scores(scores: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Each layer's scores divided by their Frobenius norm, ``s_i / ||s_i||_F`` (a layer whose
-    scores are all zero is left as it is).
+def normalize_scores(scores: Mapping[str, Tensor], p: float = 2.0) -> dict[str, Tensor]:
+    """Each layer's scores divided by their ``p``-norm over all of the layer's entries,
+    ``s_i / ||s_i||_p`` (``p = 2``, the default: the Frobenius norm; a layer whose scores are
+    all zero is left as it is).
 
-    The per-layer normalisation that the LAP paper's code applies before one global
-    threshold, to magnitude (``mp_global_normalize``) and lookahead scores alike: a layer's
-    share of the global budget then depends on how its scores are spread, not on their scale.
+    A per-layer normalisation before one global threshold: a layer's share of the global
+    budget then depends on how its scores are spread, not on their scale. The LAP paper's
+    code (``_score_based_global_pruning(normalize=True)`` in ``method/global_prune.py`` of
+    github.com/alinlab/lookahead_pruning) divides the score it computes by its L2 norm:
+
+    * magnitude pruning (``mp_global_normalize``): its score is ``|w|``, so it ranks by
+      ``|w| / ||W_i||_F``, this function with ``p = 2``
+      (:func:`minipruner.magnitude.magnitude_scores` with ``normalize=True``);
+    * lookahead pruning (``lap_global_normalize``): its score is the *squared* distortion
+      ``L_i(w)^2 = w^2 * ||W_{i-1}[k, :]||^2 * ||W_{i+1}[:, j]||^2``, so it ranks by
+      ``L_i^2 / ||L_i^2||_2 = (L_i / ||L_i||_4)^2``, i.e. by ``L_i / ||L_i||_4``: ``p = 4``
+      on the unsquared lookahead score, not ``p = 2``
+      (:func:`minipruner.lookahead.normalized_lookahead_scores`).
 
     >>> import torch
     >>> normalize_scores({"a": torch.tensor([3.0, 4.0]), "b": torch.zeros(2)})["a"]
     tensor([0.6000, 0.8000])
     """
+    if not p > 0:
+        raise ValueError(f"p must be a positive number, got {p!r}")
     out = {}
     for name, score in scores.items():
-        norm = score.norm()
+        norm = score.norm(p=p)
         out[name] = score / norm if norm > 0 else score.clone()
     return out
 

@@ -226,3 +226,24 @@ def test_weight_parameter_is_the_leaf_behind_a_pruned_weight():
     mp.apply_masks(layer, {"weight": torch.tensor([[True, False, True], [False, True, True]])})
     leaf = mp.masks.weight_parameter(layer)
     assert leaf is layer.weight_orig and leaf.is_leaf and leaf.requires_grad
+
+
+def test_normalize_scores_divides_each_layer_by_its_p_norm():
+    scores = {
+        "a": torch.tensor([3.0, 4.0]),
+        "b": torch.tensor([[1.0, 2.0], [2.0, 0.0]]),
+        "z": torch.zeros(3),
+    }
+    two = mp.normalize_scores(scores)  # default p = 2: the Frobenius norm
+    assert torch.allclose(two["a"], torch.tensor([0.6, 0.8]))
+    assert torch.allclose(two["b"], scores["b"] / 3.0)
+    four = mp.normalize_scores(scores, p=4)
+    assert torch.allclose(four["a"], scores["a"] / (3.0**4 + 4.0**4) ** 0.25)
+    assert torch.allclose(four["b"], scores["b"] / 33.0**0.25)
+    # the LAP paper's rule: the squared score over its 2-norm is the square of score / 4-norm
+    squared = mp.normalize_scores({k: v**2 for k, v in scores.items()})
+    for k in scores:
+        assert torch.allclose(squared[k], four[k] ** 2)
+    assert torch.equal(four["z"], scores["z"])  # an all-zero layer is left as it is
+    with pytest.raises(ValueError, match="positive"):
+        mp.normalize_scores(scores, p=0)
