@@ -37,7 +37,10 @@ Variants (all exact for the block they describe; ``s`` and ``p`` below default t
   ``G_{i+1} W_{i+1} G_i W_i G_{i-1} W_{i-1}``.
 * sequential: LFP prunes layer 1, re-scores layer 2 with layer 1 pruned, and so on;
   LBP runs from the last layer back.
-* global pruning: each layer's scores divided by the layer's score norm.
+* global pruning, as the paper's code does it (``lap_global_normalize``): each layer's
+  *squared* scores divided by their L2 norm, ``L_i^2 / ||L_i^2||_2 = (L_i / ||L_i||_4)^2``,
+  which ranks the weights as ``L_i / ||L_i||_4`` does (not as ``L_i / ||L_i||_2``); see
+  :func:`normalized_lookahead_scores`.
 
 A model whose prunable layers do not form a simple chain (a residual network) is read as
 the paper does: neighbours along the main path in forward order, skip connections ignored;
@@ -281,9 +284,9 @@ def lookahead_scores(
     after each layer is replaced by independent gates ``G_l`` open with probability ``p_l``
     (per channel for convs). Both options combine (BN scales inside, gates as above).
 
-    ``normalize=True`` divides each layer's scores by their Frobenius norm
-    ``||score_i||_F`` (the paper's normalisation for global pruning), so that
-    ``masks_from_scores(scores, s, scope="global")`` compares layers on equal footing.
+    ``normalize=True`` returns instead the LAP paper's normalised score for global pruning,
+    ``score_i^2 / ||score_i^2||_2`` per layer (:func:`normalized_lookahead_scores`), for
+    ``masks_from_scores(scores, s, scope="global")``.
 
     ``example``: an example input, used only to trace the layer order (default: zeros of
     ``model.input_shape``); see :func:`lookahead_chain` (warning for non-chain models,
@@ -292,7 +295,12 @@ def lookahead_scores(
     scorer = _scorer(model, batchnorm, activation_rates, example)
     weights = prunable(model)
     scores = {name: scorer.score(name, weights) for name in weights}
-    return normalize_scores(scores) if normalize else scores
+    return _paper_normalised(scores) if normalize else scores
+
+
+def _paper_normalised(scores: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    # the official lap_global_normalize: the squared distortion divided by its L2 norm
+    return normalize_scores({name: s**2 for name, s in scores.items()})
 
 
 def normalized_lookahead_scores(
@@ -302,8 +310,21 @@ def normalized_lookahead_scores(
     *,
     example: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """Lookahead scores divided per layer by their Frobenius norm, for global pruning:
-    ``score_i(w) / ||score_i||_F`` with ``score_i`` as in :func:`lookahead_scores`."""
+    """The LAP paper's per-layer normalised lookahead scores, for one global threshold:
+
+        score_i(w) = L_i(w)^2 / ||L_i^2||_2 = (L_i(w) / ||L_i||_4)^2
+
+    with ``L_i`` the lookahead score of :func:`lookahead_scores` (options as there) and the
+    norm over all of layer ``i``'s entries. The official code (``LAP_Global`` with
+    ``normalize=True``, ``method/global_prune.py`` of github.com/alinlab/lookahead_pruning)
+    scores each weight by the squared distortion ``w^2 * ||W_{i-1}[k, :]||^2 *
+    ||W_{i+1}[:, j]||^2 = L_i(w)^2`` and divides each layer's scores by their L2 norm;
+    that ranks the weights as ``L_i / ||L_i||_4`` does. Dividing the unsquared ``L_i`` by
+    ``||L_i||_2`` instead (``normalize_scores(lookahead_scores(model))``, what this book
+    did before) is a different rule: it favours small layers more (``||L_i||_2`` grows as
+    ``sqrt(n_i)`` with the layer's size, ``||L_i||_4`` as ``n_i^(1/4)``). Magnitude
+    pruning's normalisation in that code is ``|w| / ||W_i||_F``
+    (:func:`minipruner.magnitude.magnitude_scores`)."""
     return lookahead_scores(model, batchnorm, activation_rates, normalize=True, example=example)
 
 
@@ -425,8 +446,9 @@ def lookahead_prune(
       layers ``> i`` already pruned.
 
     ``scope="global"`` (with ``order="oneshot"`` and one ratio) removes ``round(s * n)``
-    weights over all layers by the per-layer normalised scores
-    ``score_i / ||score_i||_F`` (:func:`normalized_lookahead_scores`).
+    weights over all layers by the LAP paper's per-layer normalised scores
+    ``score_i^2 / ||score_i^2||_2``, which rank as ``score_i / ||score_i||_4``
+    (:func:`normalized_lookahead_scores`).
     ``batchnorm``, ``activation_rates`` and ``example`` are as in :func:`lookahead_scores`; BN
     scales and activation rates are not re-measured between layers.
     """
@@ -451,7 +473,7 @@ def lookahead_prune(
         weights = prunable(model)
         scores = {n: scorer.score(n, weights) for n in names}
         if scope == "global":
-            scores = normalize_scores(scores)
+            scores = _paper_normalised(scores)
         scores = {n: s.masked_fill(~old[n].to(s.device), float("-inf")) for n, s in scores.items()}
         masks = masks_from_scores(scores, ratios, scope, model=model)
         apply_masks(model, masks)

@@ -246,8 +246,16 @@ def _entries() -> list[Method]:
         Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward")),
         Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward")),
         Method("lap-act", "LAP-act", 2, "inputs", "layer", _lap(act=True), _lap_act),
+        # global LAP normalised as the LAP paper's code does (lap_global_normalize): each
+        # layer's squared lookahead scores divided by their L2 norm, i.e. ranked by L / ||L||_4
         Method(
-            "lap-global", "LAP (global)", 2, "weights", "global", _lap(scope="global"), _lap_global
+            "lap-global",
+            "LAP (global, normalised)",
+            2,
+            "weights",
+            "global",
+            _lap(scope="global"),
+            _lap_global,
         ),
     ]
     second = ("damp", "relative")

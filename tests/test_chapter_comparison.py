@@ -1,7 +1,9 @@
 """The comparison chapter's pieces: neuron pruning, cost measurement, summaries and plots."""
 
+import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -118,3 +120,58 @@ def test_summaries_table_and_figures_from_synthetic_results():
 def test_claims_have_verdicts():
     found = chapter.claims(_synthetic())
     assert found and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in found)
+
+
+def _official_lap_global(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``LAP_Global(normalize=True)`` of the LAP paper's code for a chain of linear layers:
+    ``W**2 * prev * next`` (``prev[k]``: squared norm of row ``k`` of the layer before,
+    ``next[j]``: squared norm of column ``j`` of the layer after, 1 at the ends), each layer's
+    score divided by its 2-norm."""
+    out = []
+    for i, w in enumerate(weights):
+        prev = (weights[i - 1] ** 2).sum(1) if i > 0 else torch.ones(w.shape[1])
+        nxt = (weights[i + 1] ** 2).sum(0) if i + 1 < len(weights) else torch.ones(w.shape[0])
+        score = w**2 * prev.view(1, -1) * nxt.view(-1, 1)
+        out.append(score / score.norm())
+    return out
+
+
+def test_global_lap_is_the_lap_codes_and_its_densities_follow():
+    torch.manual_seed(0)
+    net = mp.get_model("mlpnet")  # 784-40-20-10, as initialised, 90 % as in issue 24
+    names = list(mp.prunable(net))
+    weights = [w.detach() for w in mp.prunable(net).values()]
+    official = dict(zip(names, _official_lap_global(weights), strict=True))
+    want = mp.masks_from_scores(official, 0.9)
+    got = chapter.pruner(chapter.settings("quick"), chapter.LAP, 0, None)(
+        copy.deepcopy(net), 0.9, None
+    )
+    assert all(torch.equal(got[n], want[n]) for n in names)
+    densities = chapter.normalisation_densities(net, 0.9)
+    assert set(densities) == set(chapter.NORMALISATIONS)
+    assert densities["lap"] == [float(want[n].double().mean()) for n in names]
+    assert densities["lap"] == pytest.approx([0.083, 0.608, 0.725], abs=1e-3)
+    # dividing the unsquared score by its 2-norm (not the paper's rule) keeps the small layers
+    assert densities["lap_l2"] == pytest.approx([0.076, 0.834, 0.915], abs=1e-3)
+    norm = mp.magnitude_scores(net, normalize=True)  # |w| / ||W||_F, the code's MP rule
+    for n, w in zip(names, weights, strict=True):
+        assert torch.allclose(norm[n], w.abs() / w.norm())
+    mp_masks = mp.masks_from_scores(norm, 0.9)
+    assert densities["magnitude"] == [float(mp_masks[n].double().mean()) for n in names]
+
+
+def test_lap_against_normalised_names_the_sparsities_below_and_above():
+    results = _synthetic()
+    for r in results.records:  # LAP: 2 points below at 90 %, 3 above at 98 %, level at 50 %
+        if r["method"] == chapter.NORMALISED_MP:
+            r["acc_pruned"] = 0.8
+        if r["method"] == chapter.LAP:
+            r["acc_pruned"] = 0.8 + {0.9: -0.02, 0.98: 0.03, 0.5: -0.001}.get(r["sparsity"], 0)
+    gaps = chapter.mean_gaps(results, chapter.LAP, chapter.NORMALISED_MP)
+    assert gaps[0.9] == pytest.approx(-2) and gaps[0.98] == pytest.approx(3)
+    named = {"lap_mag_level_0.5": SimpleNamespace(held=True)}
+    text = chapter.lap_against_normalised(results, named)
+    assert text == {"below": "90 % (by 2.0 points)", "above": "98 % (by 3.0 points)"}
+    assert chapter.lap_against_normalised(results, {})["below"] == (
+        "50 % (by 0.1 points) and 90 % (by 2.0)"
+    )

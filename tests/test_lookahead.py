@@ -17,7 +17,7 @@ from minipruner.lookahead import (
     lookahead_scores,
     normalized_lookahead_scores,
 )
-from minipruner.masks import apply_masks, current_masks, prunable
+from minipruner.masks import apply_masks, current_masks, masks_from_scores, prunable
 from minipruner.models import MLP, VGG, ResNetCIFAR, WideResNet
 
 
@@ -411,9 +411,11 @@ def test_normalized_scores_and_global_pruning():
     net = _randomize(MLP([12, 10, 8, 4]), seed=14)
     raw = lookahead_scores(net)
     norm = normalized_lookahead_scores(net)
-    for n in raw:
+    for n in raw:  # the paper's code: squared score over its L2 norm = (L / ||L||_4)^2
         torch.testing.assert_close(norm[n].norm(), torch.tensor(1.0, dtype=torch.float64))
-        torch.testing.assert_close(norm[n], raw[n] / raw[n].norm())
+        torch.testing.assert_close(norm[n], raw[n] ** 2 / (raw[n] ** 2).norm())
+        torch.testing.assert_close(norm[n], (raw[n] / raw[n].norm(p=4)) ** 2)
+    assert all(torch.equal(norm[n], lookahead_scores(net, normalize=True)[n]) for n in raw)
     masks = lookahead_prune(net, 0.7, scope="global")
     total = sum(m.numel() for m in masks.values())
     assert sum(int((~m).sum()) for m in masks.values()) == round(0.7 * total)
@@ -500,3 +502,49 @@ def test_the_layer_graph_lives_in_its_own_module_and_stays_importable_here():
 
     assert lookahead.lookahead_chain is layer_graph.lookahead_chain
     assert lookahead.LayerChain is layer_graph.LayerChain
+
+
+def _official_global_lap_scores(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The official ``LAP_Global(normalize=True)`` score of a chain of linear layers, written
+    out: ``W**2 * prev * next`` with ``prev[k] = sum_m W_{i-1}[k, m]^2`` and ``next[j] =
+    sum_o W_{i+1}[o, j]^2`` (1 at the ends), each layer's score divided by its L2 norm."""
+    out = []
+    for i, w in enumerate(weights):
+        prev = torch.ones(w.shape[1], dtype=w.dtype)
+        nxt = torch.ones(w.shape[0], dtype=w.dtype)
+        if i > 0:
+            prev = torch.stack([(weights[i - 1][k] ** 2).sum() for k in range(w.shape[1])])
+        if i + 1 < len(weights):
+            nxt = torch.stack([(weights[i + 1][:, j] ** 2).sum() for j in range(w.shape[0])])
+        score = torch.empty_like(w)
+        for j, k in itertools.product(range(w.shape[0]), range(w.shape[1])):
+            score[j, k] = w[j, k] ** 2 * prev[k] * nxt[j]
+        out.append(score / score.norm())
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_global_lap_is_the_official_codes_and_ranks_by_L_over_its_4_norm(seed):
+    # layers of very different sizes, so that the normalisation decides each layer's share
+    net = _randomize(MLP([30, 16, 8, 3], bias=False), seed=seed)
+    names = list(prunable(net))
+    weights = [w.detach() for w in prunable(net).values()]
+    official = dict(zip(names, _official_global_lap_scores(weights), strict=True))
+    raw = lookahead_scores(net)
+    by_l4 = {n: s / s.norm(p=4) for n, s in raw.items()}  # L / ||L||_4
+    by_l2 = {n: s / s.norm() for n, s in raw.items()}  # L / ||L||_2: the book's old rule
+    for n in names:
+        torch.testing.assert_close(normalized_lookahead_scores(net)[n], official[n])
+    for sparsity in (0.5, 0.8, 0.9):
+        want = masks_from_scores(official, sparsity)
+        same_rank = masks_from_scores(by_l4, sparsity)
+        got = lookahead_prune(copy.deepcopy(net), sparsity, scope="global")
+        old = masks_from_scores(by_l2, sparsity)
+        for n in names:
+            assert torch.equal(got[n], want[n]) and torch.equal(same_rank[n], want[n])
+        # the per-layer densities follow the official rule, and the L2 rule keeps more of the
+        # small layers (their norms shrink as sqrt(n) rather than n^(1/4))
+        density = [float(got[n].double().mean()) for n in names]
+        assert density == [float(want[n].double().mean()) for n in names]
+        if sparsity == 0.9:
+            assert float(old[names[-1]].double().mean()) > density[-1]

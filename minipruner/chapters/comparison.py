@@ -24,7 +24,9 @@ from .. import calibration
 from ..claims import TIMING, Claim, exceeds, within
 from ..data import class_balanced_batch
 from ..experiment import prune_and_measure
-from ..masks import Pruner
+from ..lookahead import lookahead_scores, normalized_lookahead_scores
+from ..magnitude import magnitude_scores
+from ..masks import Pruner, masks_from_scores, normalize_scores
 from ..methods import get_method
 from ..results import Results, markdown_table
 from ..scale import by_scale, seed_offset, shifted_seeds
@@ -92,6 +94,13 @@ IDS = (
 )
 """The methods compared, as ids of :data:`minipruner.methods.METHODS` (pages print labels)."""
 LABELS = {get_method(i).label: i for i in IDS}
+LAP = get_method("lap-global").label
+"""Global LAP as the LAP paper's code runs it (``lap_global_normalize``): each layer's squared
+lookahead scores divided by their L2 norm, which ranks the weights by ``L / ||L||_4``
+(:func:`minipruner.lookahead.normalized_lookahead_scores`)."""
+NORMALISED_MP = get_method("magnitude-global-normalised").label
+"""Global magnitude pruning as the LAP paper's code normalises it (``mp_global_normalize``):
+``|w| / ||W||_F`` per layer."""
 
 
 def pruner(settings: dict[str, Any], method: str, seed: int, train_data: Dataset) -> Pruner:
@@ -172,12 +181,85 @@ def cost(results: Results, method: str) -> dict[str, float]:
     }
 
 
+NORMALISATIONS = {
+    "lap": "LAP, L / ||L||_4 (the LAP code's rule)",
+    "lap_l2": "LAP, L / ||L||_2 (not the code's rule)",
+    "magnitude": "magnitude, |w| / ||W||_F (the LAP code's rule)",
+}
+"""The per-layer normalisations :func:`normalisation_densities` compares, with what they are."""
+
+
+def normalisation_densities(net: nn.Module, sparsity: float = 0.9) -> dict[str, list[float]]:
+    """Per-layer densities (fraction of weights kept, in forward order) that one global
+    threshold at ``sparsity`` leaves under three per-layer normalisations, ``net`` unchanged
+    (keys of :data:`NORMALISATIONS`):
+
+    * ``"lap"``: the LAP paper's code (``lap_global_normalize``), the squared lookahead score
+      over its 2-norm, ``L^2 / ||L^2||_2``, which ranks as ``L / ||L||_4`` (this page's
+      "LAP (global, normalised)");
+    * ``"lap_l2"``: the unsquared lookahead score over its 2-norm, ``L / ||L||_2`` (not the
+      paper's rule; what this book ran before);
+    * ``"magnitude"``: ``|w| / ||W||_F``, the code's ``mp_global_normalize`` (this page's
+      "magnitude (global, normalised)")."""
+    scores = {
+        "lap": normalized_lookahead_scores(net),
+        "lap_l2": normalize_scores(lookahead_scores(net)),
+        "magnitude": magnitude_scores(net, normalize=True),
+    }
+    out = {}
+    for rule, score in scores.items():
+        masks = masks_from_scores(score, sparsity)
+        out[rule] = [float(m.double().mean()) for m in masks.values()]
+    return out
+
+
+def mean_gaps(results: Results, a: str, b: str, key: str = "acc_pruned") -> dict[float, float]:
+    """Per listed sparsity, ``a``'s accuracy minus ``b``'s, mean over seeds, in points."""
+    return {
+        s: 100 * (mean_accuracy(results, a, s, key) - mean_accuracy(results, b, s, key))
+        for s in results.settings["sparsities"]
+    }
+
+
+def _join(items: list[str]) -> str:
+    if not items:
+        return "no listed sparsity"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def lap_against_normalised(results: Results, named: dict[str, Claim]) -> dict[str, str]:
+    """Where global LAP fell below and rose above normalised global magnitude pruning without
+    retraining (mean over seeds), as text for the page: ``{"below": ..., "above": ...}``,
+    e.g. ``"90 % (by 2.2 points) and 95 % (by 1.2)"``. A sparsity where the claim that the two
+    are within 1.5 points (``named["lap_mag_level_<s>"]``) held is counted as level, in
+    neither list."""
+    below, above = [], []
+    for s, gap in mean_gaps(results, LAP, NORMALISED_MP).items():
+        level = named.get(f"lap_mag_level_{s:g}")
+        if (level is not None and level.held) or gap == 0:
+            continue
+        side = below if gap < 0 else above
+        side.append((s, abs(gap)))
+
+    def text(items: list[tuple[float, float]]) -> str:
+        return _join(
+            [
+                f"{100 * s:.0f} % (by {g:.1f} points)"
+                if i == 0
+                else f"{100 * s:.0f} % (by {g:.1f})"
+                for i, (s, g) in enumerate(items)
+            ]
+        )
+
+    return {"below": text(below), "above": text(above)}
+
+
 STYLE = {
     "random": ("gray", ":"),
     "magnitude (layer)": ("tab:blue", "--"),
     "magnitude (global)": ("tab:blue", "-"),
     "magnitude (global, normalised)": ("tab:blue", ":"),
-    "LAP (global)": ("tab:cyan", "-"),
+    "LAP (global, normalised)": ("tab:cyan", "-"),
     "SNIP": ("tab:olive", "-"),
     "GraSP": ("tab:green", "-"),
     "WoodFisher": ("tab:orange", "-"),
@@ -501,15 +583,16 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
                 paper=_cbs_paper(s),
             )
     # LAP against magnitude pruning on the same footing: both normalised per layer before the
-    # global threshold, as the LAP paper's code does for its global experiments
-    norm = "magnitude (global, normalised)"
+    # global threshold, as the LAP paper's code does for its global experiments (LAP: squared
+    # score over its L2 norm, i.e. L / ||L||_4; magnitude: |w| / ||W||_F)
+    norm = NORMALISED_MP
     for s in sparsities:
         if s <= 0.8:
             level(
                 f"lap_mag_level_{s:g}",
                 f"global LAP is within 1.5 points of normalised global magnitude pruning at "
                 f"{s:.0%} without retraining",
-                acc("LAP (global)", s),
+                acc(LAP, s),
                 acc(norm, s),
                 1.5,
             )
@@ -518,7 +601,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
                 f"lap_mag_{s:g}",
                 f"global LAP beats normalised global magnitude pruning at {s:.0%} without "
                 "retraining (the LAP paper's direction)",
-                acc("LAP (global)", s),
+                acc(LAP, s),
                 acc(norm, s),
             )
     for s in sparsities:
