@@ -90,8 +90,11 @@ def settings(scale: str) -> dict[str, Any]:
     ``1e-3``, sparsities 90/95/98 % (the paper's), five seeds. Full: MLPNet on MNIST
     (30 epochs) with the paper's 10,000 gradients and damping ``1e-3``, and ResNet-20 on
     CIFAR-10 with a per-layer block Fisher, five sparsities. CBS-S runs the released search
-    with the released MLPNet parameters; its start is picked by the loss on (at most 5,000
-    of) the gradient examples and its iterate by the loss on the whole training set."""
+    with the release's MLPNet window, patience, starts and iterations, but a relative swap
+    threshold (gain > ``epsilon * f``) where the release's is absolute (gain >= ``1e-4``), and
+    the other departures :func:`minipruner.cbs.cbs_select` lists; its start is picked by the
+    loss on (at most 5,000 of) the gradient examples and its iterate by the loss on the whole
+    training set."""
     mlpnet = {
         "model": "mlpnet",
         "dataset": by_scale("mnist-5k", "mnist", scale),
@@ -122,7 +125,9 @@ def settings(scale: str) -> dict[str, Any]:
         "sparsities": by_scale([0.9, 0.95, 0.98], [0.5, 0.7, 0.9, 0.95, 0.98], scale),
         "methods": list(METHODS),
         "networks": by_scale({"mlpnet": mlpnet}, {"mlpnet": mlpnet, "resnet20": resnet20}, scale),
-        # CBS-S: the released search and its MLPNet parameters (see cbs_select)
+        # CBS-S: the released search; rho, tau, n_starts, patience and max_iter as in the
+        # release's MLPNet runs, epsilon as a relative threshold (the release's 1e-4 is
+        # absolute; see cbs_select)
         "cbs": dict(n_starts=50, rho=10, tau=20, epsilon=1e-4, patience=5, max_iter=100),
         "start_examples": 5000,  # the start is picked on at most this many gradient examples
         # the damping trap: WF-S against MP at this sparsity, brief vs long training
