@@ -22,6 +22,10 @@ Three equal routes, all in :func:`fisher_inverse`:
   columns of ``H^-1`` and the exact set update without ever forming a ``d x d`` matrix
   (:class:`DampedFisher`).
 * Dense (``N >= d``): form ``H``, Cholesky-factorise it, invert.
+* Spectrum, for many dampings: ``G G^T = Q Lambda Q^T`` once, then
+  ``(N damp I + G G^T)^-1 = Q (N damp I + Lambda)^-1 Q^T`` for every ``damp`` with no new
+  factorisation (:class:`FisherSpectrum`; its :meth:`~FisherSpectrum.at` gives the
+  :class:`DampedFisher` of one damping).
 
 Damping
 -------
@@ -52,6 +56,7 @@ __all__ = [
     "ROUTES",
     "BlockDampedFisher",
     "DampedFisher",
+    "FisherSpectrum",
     "HInverse",
     "absolute_damp",
     "block_fisher_inverse",
@@ -317,17 +322,45 @@ class DampedFisher:
         if self.pushthrough:
             k = _outer_gram(g)
             k.diagonal().add_(self.n * self.damp)
-            self._chol = _cholesky(k, f"the {self.n} x {self.n} matrix N damp I + G G^T")
+            chol = _cholesky(k, f"the {self.n} x {self.n} matrix N damp I + G G^T")
         else:
-            self._chol = _cholesky(self.matrix(), f"the {self.d} x {self.d} damped Fisher")
+            chol = _cholesky(self.matrix(), f"the {self.d} x {self.d} damped Fisher")
+        self._chol: Tensor | None = chol
+        self._spectrum: FisherSpectrum | None = None
         self._a_cache: Tensor | None = None
         self._hinv: Tensor | None = None
 
+    @classmethod
+    def _from_spectrum(cls, spectrum: FisherSpectrum, damp: float) -> DampedFisher:
+        # The same operator, with K^-1 (or H^-1) applied through the stored eigenvectors.
+        self = cls.__new__(cls)
+        self.damp, self.grads = damp, spectrum.grads
+        self.n, self.d, self.pushthrough = spectrum.n, spectrum.d, spectrum.pushthrough
+        self._chol, self._spectrum = None, spectrum
+        self._a_cache, self._hinv = None, None
+        return self
+
+    def _shifted(self) -> Tensor:
+        # Spectrum route: the eigenvalues of K = N damp I + G G^T (push-through) or of H.
+        shift = self.n * self.damp if self.pushthrough else self.damp
+        return self._spectrum.eigenvalues + shift
+
+    def _k_solve(self, r: Tensor) -> Tensor:
+        # K^-1 r (push-through) or H^-1 r (N >= d), by whichever factor this operator holds.
+        if self._chol is not None:
+            return torch.cholesky_solve(r, self._chol)
+        q = self._spectrum.vectors
+        return q @ ((q.T @ r) / self._shifted().unsqueeze(1))
+
     @property
     def _a(self) -> Tensor:
-        # A = L^-1 G (N x d), computed on first use: H^-1 = (I - A^T A) / damp.
+        # A (N x d) with A^T A = G^T K^-1 G, so that H^-1 = (I - A^T A) / damp: L^-1 G from
+        # the Cholesky factor, or (N damp I + Lambda)^-1/2 Q^T G from the spectrum. On first use.
         if self._a_cache is None:
-            self._a_cache = torch.linalg.solve_triangular(self._chol, self.grads, upper=False)
+            if self._chol is not None:
+                self._a_cache = torch.linalg.solve_triangular(self._chol, self.grads, upper=False)
+            else:
+                self._a_cache = self._spectrum.z * self._shifted().rsqrt().unsqueeze(1)
         return self._a_cache
 
     @property
@@ -351,14 +384,19 @@ class DampedFisher:
                 hinv.neg_()
                 hinv.diagonal().add_(1.0)
                 hinv.div_(self.damp)
-            else:
+            elif self._chol is not None:
                 hinv = torch.cholesky_inverse(self._chol)
+            else:
+                q = self._spectrum.vectors
+                hinv = (q / self._shifted()) @ q.T
             self._hinv = hinv
         return self._hinv
 
     def diag_inverse(self, idx: Tensor | None = None) -> Tensor:
         """``diag(H^-1)`` (entries ``idx`` only, if given): push-through
         ``[H^-1]_qq = (1 - sum_n A_nq^2) / damp``, no ``d x d`` matrix."""
+        if self.pushthrough and self._chol is None and self._a_cache is None:
+            return self._spectrum._diag(self.n * self.damp, idx) / self.damp
         if self.pushthrough:
             a = self._a if idx is None else self._a[:, idx]
             return (1.0 - a.square().sum(0)) / self.damp
@@ -372,10 +410,10 @@ class DampedFisher:
         v = v.to(self.dtype)
         vv = v.unsqueeze(1) if v.dim() == 1 else v
         if self.pushthrough:
-            z = torch.cholesky_solve(self.grads @ vv, self._chol)
+            z = self._k_solve(self.grads @ vv)
             out = (vv - self.grads.T @ z) / self.damp
         else:
-            out = torch.cholesky_solve(vv, self._chol)
+            out = self._k_solve(vv)
         return out.squeeze(1) if v.dim() == 1 else out
 
     def inverse_columns(self, idx: Tensor) -> Tensor:
@@ -391,7 +429,7 @@ class DampedFisher:
             return self._hinv[:, idx]
         e = torch.zeros(self.d, len(idx), dtype=self.dtype, device=self.grads.device)
         e[idx, torch.arange(len(idx), device=e.device)] = 1.0
-        return torch.cholesky_solve(e, self._chol)
+        return self._k_solve(e)
 
     def set_update(self, w: Tensor, pruned: Tensor) -> Tensor:
         """Exact OBS update for the set ``P = pruned``, without ``H^-1``.
@@ -424,6 +462,76 @@ class DampedFisher:
             rhs = (gk.T @ r).unsqueeze(1)
             delta[kept] = torch.cholesky_solve(rhs, _cholesky(m, "N damp I + G_K^T G_K"))[:, 0]
         return delta
+
+
+class FisherSpectrum:
+    """The damping-free part of ``H = damp I + G^T G / N``, factorised once so that any
+    damping costs no new factorisation.
+
+    With ``N < d`` it diagonalises the ``N x N`` Gram matrix ``G G^T = Q Lambda Q^T`` and
+    stores ``Z = Q^T G`` (``N x d``). For every ``damp``, since
+    ``(N damp I + G G^T)^-1 = Q (N damp I + Lambda)^-1 Q^T``,
+
+        H^-1 = (I - Z^T (N damp I + Lambda)^-1 Z) / damp,
+        [H^-1]_qq = (1 - sum_n Z_nq^2 / (N damp + Lambda_n)) / damp,
+
+    so ``diag(H^-1)`` costs ``O(N d)`` and ``H^-1 v`` two products with ``G`` and ``Q``. With
+    ``N >= d`` it diagonalises ``F = G^T G / N = Q Lambda Q^T`` instead and
+    ``H^-1 = Q (damp I + Lambda)^-1 Q^T``. The eigendecomposition (``O(N^3)``) and
+    ``Q^T G`` (``O(N^2 d)``) are paid once; :meth:`at` then returns the
+    :class:`DampedFisher` of a damping (same methods, same results as the Cholesky route up
+    to rounding) in ``O(N d)``. Eigenvalues that rounding makes negative are set to 0
+    (``G G^T`` is positive semi-definite).
+
+    Example::
+
+        spectrum = FisherSpectrum(G)
+        for damp in (1e-5, 1e-4, 1e-3):
+            saliency = w**2 / (2 * spectrum.at(damp).diag_inverse())
+    """
+
+    def __init__(self, grads: Tensor, *, dtype: torch.dtype | None = None) -> None:
+        grads = _check_grads(grads)
+        self.grads = grads.to(dtype) if dtype is not None else grads
+        self.n, self.d = self.grads.shape
+        self.pushthrough = self.n < self.d
+        g = self.grads
+        gram = _outer_gram(g) if self.pushthrough else g.T @ g / self.n
+        values, self.vectors = torch.linalg.eigh(gram)
+        self.eigenvalues = values.clamp_min(0.0)
+        self.z = self.vectors.T @ g if self.pushthrough else None
+        # K's eigenvalues are exact to about N eps ||K||: a damping below that is unresolved.
+        self._floor = float(self.eigenvalues.max()) * torch.finfo(g.dtype).eps * len(values)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the computations."""
+        return self.grads.dtype
+
+    def _diag(self, shift: float, idx: Tensor | None, chunk: int = 4096) -> Tensor:
+        # 1 - sum_n Z_nq^2 / (shift + Lambda_n) for q in idx: one pass over Z, in column
+        # chunks so that no second N x d matrix is allocated.
+        z = self.z if idx is None else self.z[:, idx]
+        weights = 1.0 / (self.eigenvalues + shift)
+        out = torch.empty(z.shape[1], dtype=z.dtype, device=z.device)
+        for a in range(0, z.shape[1], chunk):
+            out[a : a + chunk] = 1.0 - weights @ z[:, a : a + chunk].square()
+        return out
+
+    def at(self, damp: float, *, relative: bool = False) -> DampedFisher:
+        """The :class:`DampedFisher` ``H = damp I + G^T G / N`` for this ``damp`` (absolute,
+        or relative to ``trace(F) / d`` when ``relative``, as in :func:`absolute_damp`),
+        computed from the stored spectrum: no factorisation. Raises ``ValueError`` when the
+        damping is too small for this dtype to resolve (as the Cholesky route would)."""
+        lam = absolute_damp(self.grads, damp, relative)
+        shift = self.n * lam if self.pushthrough else lam
+        if not shift > self._floor:
+            raise ValueError(
+                f"damp {lam:g} is below what {self.dtype} resolves for this Fisher (largest "
+                f"eigenvalue {float(self.eigenvalues.max()):g}): increase damp, or compute in "
+                "float64"
+            )
+        return DampedFisher._from_spectrum(self, lam)
 
 
 class BlockDampedFisher:

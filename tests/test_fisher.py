@@ -1,0 +1,94 @@
+"""The spectrum route of the damped Fisher: one eigendecomposition, any damping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minipruner import obs
+
+DT = torch.float64
+
+
+def grads_of(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    """Gradients with unequal column scales, as a trained network's are."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=DT) * torch.rand(d, generator=g, dtype=DT)
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).abs().max() / want.abs().max())
+
+
+@pytest.mark.parametrize(("n", "d"), [(30, 80), (100, 40)])  # push-through, and N >= d
+@pytest.mark.parametrize(("damp", "relative"), [(1e-3, False), (0.1, False), (1e-4, True)])
+def test_spectrum_gives_the_cholesky_route_for_every_damping(n, d, damp, relative):
+    grads = grads_of(n, d)
+    spectrum = obs.FisherSpectrum(grads)
+    got, want = (
+        spectrum.at(damp, relative=relative),
+        obs.DampedFisher(grads, damp, relative=relative),
+    )
+    assert got.damp == pytest.approx(want.damp, rel=1e-12)
+    assert got.pushthrough == want.pushthrough == (n < d)
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(d, generator=g, dtype=DT)
+    pruned = torch.rand(d, generator=g) < 0.5
+    idx = torch.tensor([0, 3, d - 1])
+    for a, b in [
+        (got.diag_inverse(), want.diag_inverse()),
+        (got.diag_inverse(idx), want.diag_inverse(idx)),
+        (got.solve(w), want.solve(w)),
+        (got.solve(torch.stack([w, -2 * w], 1)), want.solve(torch.stack([w, -2 * w], 1))),
+        (got.inverse_columns(idx), want.inverse_columns(idx)),
+        (got.inverse(), want.inverse()),
+        (got.set_update(w, pruned), want.set_update(w, pruned)),
+    ]:
+        assert relative_error(a, b) < 1e-8
+    # and both are the inverse of the dense H
+    dense = torch.linalg.inv(want.matrix())
+    assert relative_error(got.inverse(), dense) < 1e-8
+
+
+def test_one_spectrum_serves_many_dampings_without_refactorising(monkeypatch):
+    grads = grads_of(40, 120)
+    spectrum = obs.FisherSpectrum(grads)
+    w = torch.randn(120, dtype=DT)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a damping change factorised a matrix")
+
+    for damp in (1e-4, 1e-2, 1.0):
+        with monkeypatch.context() as patched:
+            for name in ("eigh", "cholesky", "cholesky_ex", "solve_triangular"):
+                patched.setattr(torch.linalg, name, refuse)
+            patched.setattr(torch, "cholesky_solve", refuse)
+            got = obs.single_weight_saliency(w, spectrum.at(damp))
+        want = obs.single_weight_saliency(w, obs.DampedFisher(grads, damp))
+        assert relative_error(got, want) < 1e-8
+
+
+def test_spectrum_diag_is_the_closed_form():
+    # [H^-1]_qq = (1 - sum_n Z_nq^2 / (N damp + Lambda_n)) / damp with Z = Q^T G
+    grads = grads_of(20, 50)
+    spectrum = obs.FisherSpectrum(grads)
+    damp = 0.03
+    shifted = spectrum.eigenvalues + 20 * damp
+    closed = (1 - (spectrum.z.square() / shifted.unsqueeze(1)).sum(0)) / damp
+    torch.testing.assert_close(spectrum.at(damp).diag_inverse(), closed)
+    k = grads @ grads.T
+    torch.testing.assert_close(
+        spectrum.vectors @ torch.diag(spectrum.eigenvalues) @ spectrum.vectors.T, k
+    )
+
+
+def test_spectrum_rejects_bad_and_unresolvable_dampings():
+    grads = grads_of(20, 50)
+    spectrum = obs.FisherSpectrum(grads)
+    for bad in (0.0, -1.0, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match="damp"):
+            spectrum.at(bad)
+    with pytest.raises(ValueError, match="below what"):
+        spectrum.at(1e-300)
+    with pytest.raises(ValueError, match="N x d"):
+        obs.FisherSpectrum(torch.zeros(5))
