@@ -1,14 +1,19 @@
 """Chapter 5's module (minipruner.chapters.structured): settings and configurations, and its
-figures, tables and summaries on hand-made results shaped like ``run``'s (no training)."""
+figures, tables and summaries on hand-made results shaped like ``run``'s (no training); and
+exercise 2's formula for the initial L1 norm of a filter."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 
+from minipruner import structured as st
 from minipruner.chapters import structured as chapter
+from minipruner.models import WideResNet
 from minipruner.results import Results
 
 SCALES = ("quick", "full")
@@ -149,3 +154,24 @@ def test_claims_have_computed_verdicts(results):
     found = chapter.claims(results)
     assert found and all(isinstance(c, Claim) for c in found)
     assert all(c.verdict in VERDICTS for c in found)
+
+
+def test_exercise_2_initial_filter_l1_norm_goes_as_c_in_over_sqrt_c():
+    # Exercise 2: under the fan-out He init (std sqrt(2 / (s c))) a conv1 filter of the 1-D
+    # WRN-10-1 has E||W1[k]||_1 = s C_in sqrt(2 / (s c)) sqrt(2 / pi)
+    # = 2 sqrt(s / pi) C_in / sqrt(c): 4, 2.83 and 4 times 2 sqrt(3 / pi) for the three
+    # blocks. Block 3 widens the stream as block 2 does (c = 2 C_in) without the deficit.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        nets = [WideResNet(**chapter.MNIST1D_WRN) for _ in range(50)]
+    convs = [nets[0].get_submodule(c.conv1) for c in st.prunable_channels(nets[0])]
+    shapes = [(conv.kernel_size[0], conv.in_channels, conv.out_channels) for conv in convs]
+    assert shapes == [(3, 16, 16), (3, 16, 32), (3, 32, 64)]
+    formula = np.array([2 * math.sqrt(s / math.pi) * c_in / math.sqrt(c) for s, c_in, c in shapes])
+    assert formula / (2 * math.sqrt(3 / math.pi)) == pytest.approx([4, 16 / math.sqrt(32), 4])
+    measured = np.mean(
+        [[v.mean().item() for v in st.l1_saliency(net).values()] for net in nets], axis=0
+    )
+    # 50 networks: 800 / 1,600 / 3,200 filters per block, the mean within about 0.5 %
+    assert measured == pytest.approx(formula, rel=0.02)
+    assert np.argmin(measured) == 1
