@@ -183,3 +183,44 @@ def test_claims_have_computed_verdicts(scale):
     else:
         assert sum(c.power is not None for c in found) > len(found) // 2
         assert all(c.asserted == ((c.power or 0) >= POWER_TO_ASSERT) for c in found)
+
+
+def test_flow_accuracy_correlation_is_measured_within_each_sparsity():
+    """Made-up records in which gradient flow and accuracy both fall with sparsity, so that
+    pooled over sparsities they are strongly rank-correlated, while within each sparsity a
+    seed's accuracies are symmetric about its middle mask in flow order: rank-uncorrelated
+    with flow (with ties, given their average ranks). The claims measure the latter."""
+    from minipruner.claims import UNDECIDED, find_claim
+
+    results = fake_results("quick")
+    settings = results.settings
+    level = {0.9: 0.9, 0.98: 0.6, 0.99: 0.3}
+    for seed in settings["seeds"]:
+        for s in settings["trained_sparsities"]:
+            where = dict(experiment="train", seed=seed, sparsity=s, shuffled=False)
+            trained = [r for r in results.select(**where) if r["trained"]]
+            for i, r in enumerate(trained):  # flow rises with i, accuracy symmetric in i
+                chapter.mask_record(results, r["method"], s, seed)["flow"] = level[s] * (
+                    1 + i / 100
+                )
+                r["accuracy"] = level[s] + abs(i - (len(trained) - 1) / 2) / 100
+    assert chapter.correlation_sparsities(settings) == [0.9, 0.98]
+    for seed in settings["seeds"]:
+        assert chapter.flow_accuracy_correlation(results, seed) > 0.8  # pooled: sparsity
+        for s in settings["trained_sparsities"]:
+            assert chapter.flow_accuracy_correlation(results, seed, s) == pytest.approx(
+                0, abs=1e-12
+            )
+        # ties broken by order instead of averaged would read a correlation at 90 %
+        flow, acc = chapter.flow_accuracy_pairs(results, seed, 0.9)
+        assert len(flow) == 3 and acc[0] == acc[2]
+        ordinal = [np.argsort(np.argsort(v, kind="stable")) for v in (flow, acc)]
+        assert np.corrcoef(*ordinal)[0, 1] == pytest.approx(0.5)
+    found = chapter.claims(results)
+    for s in ("90 %", "98 %"):
+        c = find_claim(found, s, "more gradient flow train to higher accuracy")
+        assert c.effect == pytest.approx(0, abs=1e-12) and c.verdict == UNDECIDED
+        assert c.sample == pytest.approx([0.0] * len(settings["seeds"]), abs=1e-12)
+    table = chapter.flow_accuracy_table(results)
+    assert "| 90% | 3 / 3 / 3 | +0.00 / +0.00 / +0.00 | +0.00 |" in table
+    assert "| all trained, pooled | 11 / 11 / 11 | +0.88 / +0.88 / +0.88 | +0.88 |" in table
