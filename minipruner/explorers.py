@@ -434,8 +434,10 @@ def obs_state(
     of the empirical Fisher: each method's test accuracy and the weights CBS-S keeps that MP
     prunes and prunes that MP keeps (flat indices). Read from ``results`` where the chapter
     ran this state (accuracies: mean over its seeds; swaps: ``seed``'s), computed now for
-    ``seed`` otherwise (:func:`~minipruner.chapters.obs.one_shot`; the Fisher of a damping
-    is computed once and shared by its sparsities)."""
+    ``seed`` otherwise (:func:`~minipruner.chapters.obs.one_shot`): the gradients and the
+    eigendecomposition of their Gram matrix once per network, after which a new damping
+    costs no factorisation (:class:`minipruner.obs.FisherSpectrum`), and CBS-S's search,
+    which reads no damping, once per sparsity."""
     from .chapters import obs as chapter
 
     base = settings["networks"]["mlpnet"]["damp"]
@@ -453,11 +455,13 @@ def obs_state(
     changed = {**settings, "networks": {**settings["networks"], "mlpnet": net}}
     if progress is not None:
         progress(0.1, "per-example gradients, the Fisher and WoodFisher's saliencies")
-    chapter.prepared(changed, "mlpnet", seed)  # once per damping; one_shot reuses it
+    # The gradients and their eigendecomposition once per network; then each damping costs
+    # no factorisation, and CBS-S's search (which reads no damping) once per sparsity.
+    chapter.prepared(changed, "mlpnet", seed, spectrum=True)
     if progress is not None:
         progress(0.6, "CBS-S's swap search, each method's update and test accuracy")
     config = {"experiment": "oneshot", "network": "mlpnet", "seed": seed, "sparsity": sparsity}
-    record = chapter.one_shot(config, changed)
+    record = chapter.one_shot(config, changed, spectrum=True)
     return {
         "accuracy": record["accuracy"],
         "acc_dense": record["acc_dense"],

@@ -42,6 +42,7 @@ float32 factorisations fail for ``damp`` below about 1e-7 of ``F``'s largest eig
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -329,6 +330,7 @@ class DampedFisher:
         self._spectrum: FisherSpectrum | None = None
         self._a_cache: Tensor | None = None
         self._hinv: Tensor | None = None
+        self._diag_cache: Tensor | None = None
 
     @classmethod
     def _from_spectrum(cls, spectrum: FisherSpectrum, damp: float) -> DampedFisher:
@@ -337,7 +339,7 @@ class DampedFisher:
         self.damp, self.grads = damp, spectrum.grads
         self.n, self.d, self.pushthrough = spectrum.n, spectrum.d, spectrum.pushthrough
         self._chol, self._spectrum = None, spectrum
-        self._a_cache, self._hinv = None, None
+        self._a_cache, self._hinv, self._diag_cache = None, None, None
         return self
 
     def _shifted(self) -> Tensor:
@@ -396,7 +398,9 @@ class DampedFisher:
         """``diag(H^-1)`` (entries ``idx`` only, if given): push-through
         ``[H^-1]_qq = (1 - sum_n A_nq^2) / damp``, no ``d x d`` matrix."""
         if self.pushthrough and self._chol is None and self._a_cache is None:
-            return self._spectrum._diag(self.n * self.damp, idx) / self.damp
+            if self._diag_cache is None:  # one pass over Q^T G per damping
+                self._diag_cache = self._spectrum._diag(self.n * self.damp) / self.damp
+            return self._diag_cache.clone() if idx is None else self._diag_cache[idx]
         if self.pushthrough:
             a = self._a if idx is None else self._a[:, idx]
             return (1.0 - a.square().sum(0)) / self.damp
@@ -438,7 +442,9 @@ class DampedFisher:
         weights ``K`` is ridge regression: ``delta_K = argmin damp ||x||^2 +
         ||G_K x - r||^2 / N`` with ``r = G_P w_P``, i.e.
         ``delta_K = (N damp I + G_K^T G_K)^-1 G_K^T r = G_K^T (N damp I + G_K G_K^T)^-1 r``,
-        solved in whichever of the ``|K| x |K|`` and ``N x N`` spaces is smaller.
+        solved in whichever of the ``|K| x |K|`` and ``N x N`` spaces is smaller. From a
+        :class:`FisherSpectrum`, the undamped ``G_K G_K^T`` (or ``G_K^T G_K``) of the last
+        few sets is kept, so a set's update at a new damping costs one Cholesky factorisation.
         """
         w = _check_vector(w, self.d).to(self.dtype)
         pruned = _check_pruned(pruned, self.d)
@@ -449,6 +455,17 @@ class DampedFisher:
         if n_kept == 0 or not bool(pruned.any()):
             return delta
         g = self.grads
+        if self._spectrum is not None:  # the kept set's Gram from the cache; G read twice
+            m = self._spectrum._kept_gram(kept).clone()
+            m.diagonal().add_(self.n * self.damp)
+            r = (g @ torch.where(pruned, w, 0.0)).unsqueeze(1)  # G_P w_P
+            if self.n <= n_kept:
+                z = torch.cholesky_solve(r, _cholesky(m, "N damp I + G_K G_K^T"))
+                delta[kept] = (g.T @ z)[kept, 0]
+            else:
+                rhs = (g.T @ r)[kept]
+                delta[kept] = torch.cholesky_solve(rhs, _cholesky(m, "N damp I + G_K^T G_K"))[:, 0]
+            return delta
         gk = g[:, kept]
         r = g[:, pruned] @ w[pruned]
         if self.n <= n_kept:
@@ -502,16 +519,29 @@ class FisherSpectrum:
         self.z = self.vectors.T @ g if self.pushthrough else None
         # K's eigenvalues are exact to about N eps ||K||: a damping below that is unresolved.
         self._floor = float(self.eigenvalues.max()) * torch.finfo(g.dtype).eps * len(values)
+        self._grams: OrderedDict[bytes, Tensor] = OrderedDict()
+
+    def _kept_gram(self, kept: Tensor, size: int = 4) -> Tensor:
+        # The undamped G_K G_K^T (N <= |K|) or G_K^T G_K of the kept set K, for the last
+        # `size` sets: a set's update at another damping then needs no product of G_K.
+        key = kept.cpu().numpy().tobytes()
+        if key not in self._grams:
+            gk = self.grads[:, kept]
+            self._grams[key] = gk @ gk.T if self.n <= gk.shape[1] else gk.T @ gk
+            while len(self._grams) > size:
+                self._grams.popitem(last=False)
+        self._grams.move_to_end(key)
+        return self._grams[key]
 
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the computations."""
         return self.grads.dtype
 
-    def _diag(self, shift: float, idx: Tensor | None, chunk: int = 4096) -> Tensor:
-        # 1 - sum_n Z_nq^2 / (shift + Lambda_n) for q in idx: one pass over Z, in column
+    def _diag(self, shift: float, chunk: int = 4096) -> Tensor:
+        # 1 - sum_n Z_nq^2 / (shift + Lambda_n) for every q: one pass over Z, in column
         # chunks so that no second N x d matrix is allocated.
-        z = self.z if idx is None else self.z[:, idx]
+        z = self.z
         weights = 1.0 / (self.eigenvalues + shift)
         out = torch.empty(z.shape[1], dtype=z.dtype, device=z.device)
         for a in range(0, z.shape[1], chunk):

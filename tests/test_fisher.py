@@ -66,6 +66,12 @@ def test_one_spectrum_serves_many_dampings_without_refactorising(monkeypatch):
             got = obs.single_weight_saliency(w, spectrum.at(damp))
         want = obs.single_weight_saliency(w, obs.DampedFisher(grads, damp))
         assert relative_error(got, want) < 1e-8
+        # a set's update: the undamped Gram of its kept weights is reused, one Cholesky each
+        for pruned in (torch.arange(120) % 3 == 0, torch.arange(120) >= 10):  # |K| < N, > N
+            got = spectrum.at(damp).set_update(w, pruned)
+            want = obs.DampedFisher(grads, damp).set_update(w, pruned)
+            assert relative_error(got, want) < 1e-8
+    assert len(spectrum._grams) == 2
 
 
 def test_spectrum_diag_is_the_closed_form():

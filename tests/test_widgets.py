@@ -286,5 +286,14 @@ def test_chapter4_live_damping_recomputes_the_one_shot_comparison():
     direct = chapter.one_shot(
         {**config, "sparsity": 0.9}, {**settings, "networks": {"mlpnet": changed}}
     )
-    assert ex.data["accuracy"] == direct["accuracy"]
-    assert ex.data["cbs"]["kept_not_mp"] == direct["cbs"]["kept_not_mp"]
+    # The explorer's Fisher comes from one eigendecomposition for every damping, the
+    # chapter's from a Cholesky factorisation per damping: equal up to rounding.
+    assert ex.data["accuracy"] == pytest.approx(direct["accuracy"], abs=0.11)
+    assert ex.data["cbs"]["kept_not_mp"] == direct["cbs"]["kept_not_mp"]  # reads no damping
+    again = {**settings, "networks": {"mlpnet": dict(changed, damp=dict(net["damp"], damp=1e-2))}}
+    ex.widgets["damping"].value = 1e-2
+    spectral = chapter.one_shot({**config, "sparsity": 0.9}, again, spectrum=True)
+    assert ex.data["accuracy"] == spectral["accuracy"]
+    assert ex.data["accuracy"] == pytest.approx(
+        chapter.one_shot({**config, "sparsity": 0.9}, again)["accuracy"], abs=0.11
+    )

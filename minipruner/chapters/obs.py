@@ -195,37 +195,77 @@ def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return obs.per_sample_grads(model, x.to(device), y.to(device)).double()
 
 
+@dataclass
+class _Examples:
+    # What does not depend on the damping: the network, its weights and gradients.
+    model: nn.Module
+    w: torch.Tensor
+    grads: torch.Tensor
+    start_data: torch.utils.data.TensorDataset
+    train_data: torch.utils.data.Dataset
+
+
 @functools.lru_cache(maxsize=1)
-def _prepared(network_json: str, scale: str, seed: int, start_examples: int) -> Prepared:
+def _examples(network_json: str, scale: str, seed: int, start_examples: int) -> _Examples:
     net = json.loads(network_json)
     network = trained_network(net, scale, seed)
     train_data, _ = load_data(net["dataset"], scale)
     x, y = class_balanced_batch(train_data, net["per_class"], seed=seed)
     G = gradients(network, x, y)
     w = obs.flatten_weights(prunable(network)).double()
-    damp = net["damp"]
-    if net["blocks"] is None:
-        fisher = obs.DampedFisher(G, **damp)
-    else:
-        fisher = obs.BlockDampedFisher(
-            G, damp["damp"], obs.layer_blocks(network), relative=damp["relative"]
-        )
-    saliency = obs.single_weight_saliency(w, fisher)
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     pick = pick[:start_examples].sort().values  # every example when there are fewer
     start = torch.utils.data.TensorDataset(x[pick], y[pick])
-    return Prepared(network, w, G, fisher, saliency, start, train_data)
+    return _Examples(network, w, G, start, train_data)
 
 
-def prepared(settings: dict[str, Any], network: str, seed: int) -> Prepared:
+@functools.lru_cache(maxsize=1)
+def _spectrum(network_json: str, scale: str, seed: int, start_examples: int) -> obs.FisherSpectrum:
+    return obs.FisherSpectrum(_examples(network_json, scale, seed, start_examples).grads)
+
+
+def _undamped(settings: dict[str, Any], network: str, seed: int) -> tuple[tuple, dict]:
+    # The cache key of what does not depend on the damping, and the damping.
+    net = dict(settings["networks"][network])
+    damp = net.pop("damp")
+    return (
+        json.dumps(net, sort_keys=True),
+        settings["scale"],
+        seed,
+        settings["start_examples"],
+    ), damp
+
+
+@functools.lru_cache(maxsize=1)
+def _prepared(key: tuple, damp_json: str, spectrum: bool) -> Prepared:
+    e, damp = _examples(*key), json.loads(damp_json)
+    if json.loads(key[0])["blocks"] is not None:
+        fisher = obs.BlockDampedFisher(
+            e.grads, damp["damp"], obs.layer_blocks(e.model), relative=damp["relative"]
+        )
+    elif spectrum:
+        fisher = _spectrum(*key).at(**damp)
+    else:
+        fisher = obs.DampedFisher(e.grads, **damp)
+    saliency = obs.single_weight_saliency(e.w, fisher)
+    return Prepared(e.model, e.w, e.grads, fisher, saliency, e.start_data, e.train_data)
+
+
+def prepared(
+    settings: dict[str, Any], network: str, seed: int, *, spectrum: bool = False
+) -> Prepared:
     """The Fisher and friends of one trained (network, seed), computed once per process and
-    shared by every sparsity (see :class:`Prepared`)."""
-    net = json.dumps(settings["networks"][network], sort_keys=True)
-    return _prepared(net, settings["scale"], seed, settings["start_examples"])
+    shared by every sparsity (see :class:`Prepared`). The network and its gradients are
+    kept across dampings; with ``spectrum`` the damped Fisher comes from one
+    eigendecomposition of the gradients' Gram matrix (:class:`minipruner.obs.FisherSpectrum`),
+    so that a new damping costs no factorisation (the live explorer); without it, from a
+    Cholesky factorisation per damping (the chapter's stored runs)."""
+    key, damp = _undamped(settings, network, seed)
+    return _prepared(key, json.dumps(damp, sort_keys=True), spectrum)
 
 
 def swap_search(
-    p: Prepared, sparsity: float, settings: dict[str, Any], seed: int
+    p: Prepared | _Examples, sparsity: float, settings: dict[str, Any], seed: int
 ) -> obs.CBSSearchResult:
     """CBS-S's selection at ``sparsity``: the released search (:func:`obs.cbs_select`) on the
     Fisher's gradients, its start picked by the loss of the pruned network (without update)
@@ -241,6 +281,13 @@ def swap_search(
         return_history=True,
         **settings["cbs"],
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _search(key: tuple, sparsity: float, cbs: str) -> obs.CBSSearchResult:
+    # CBS-S's search reads the weights and gradients, never the damping: one per sparsity,
+    # shared by every damping the live explorer tries.
+    return swap_search(_examples(*key), sparsity, {"cbs": json.loads(cbs)}, key[2])
 
 
 def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -270,17 +317,22 @@ def damping_trap(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
     return {"fits": out, "n_gradients": len(x), "n_weights": int(w.numel())}
 
 
-def one_shot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+def one_shot(
+    config: dict[str, Any], settings: dict[str, Any], *, spectrum: bool = False
+) -> dict[str, Any]:
     """Every method at one sparsity for one trained network, without retraining: the test
     accuracy of each pruned network (``accuracy[method]``) and of the dense one, and the
     record of CBS-S's search (its starts' losses and objectives, the start searched from, the
     objective and training loss of every iterate, the iterate chosen, why it stopped, the
-    swaps per iteration) and where its set differs from MP's (flat weight indices)."""
+    swaps per iteration) and where its set differs from MP's (flat weight indices). With
+    ``spectrum`` the damped Fisher comes from :class:`minipruner.obs.FisherSpectrum` (see
+    :func:`prepared`): the live explorer's route to a new damping."""
     seed, s = config["seed"], config["sparsity"]
-    p = prepared(settings, config["network"], seed)
+    p = prepared(settings, config["network"], seed, spectrum=spectrum)
     _, test_data = load_data(settings["networks"][config["network"]]["dataset"], settings["scale"])
     w, fisher = p.w, p.fisher
-    search = swap_search(p, s, settings, seed)
+    key, _ = _undamped(settings, config["network"], seed)
+    search = _search(key, s, json.dumps(settings["cbs"], sort_keys=True))
     keep = {  # each selection once; the methods pair them with updates (obs.STEPS)
         "magnitude": obs.select("magnitude", w, s),
         "woodfisher": keep_mask(p.saliency, s),  # = obs.select("woodfisher", ...), reused
