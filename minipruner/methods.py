@@ -35,6 +35,7 @@ from torch.utils.data import Dataset, TensorDataset
 from . import obs
 from .channels import add_gates
 from .init_pruning import grasp_scores, random_scores, snip_scores
+from .layerwise import layerwise_prune, parse_pattern
 from .lookahead import (
     activation_rates,
     lookahead_prune,
@@ -219,6 +220,32 @@ def _channels(saliency: str) -> Callable[..., Pruner]:
     return build
 
 
+def _layerwise(method: str) -> Callable[..., Pruner]:
+    """Chapter 7's layer-wise methods (:func:`minipruner.layerwise.layerwise_prune`): every
+    Linear layer pruned to ``sparsity`` (one fraction for every layer, or per layer), block by
+    block, calibrated on the batch's inputs (its labels are not used). Options: ``pattern``
+    (``"unstructured"`` or ``"N:M"``, e.g. ``"2:4"``, whose sparsity must be ``1 - N/M``),
+    ``blocks`` (the calibration order) and ``chunk``; ``groups`` (``"row"`` or ``"layer"``)
+    for magnitude and Wanda; ``damp`` for SparseGPT and OBC; ``blocksize`` for SparseGPT.
+    SparseGPT and OBC overwrite the pruned layers' weights with their reconstruction."""
+
+    def build(pattern: str = "unstructured", **options: Any) -> Pruner:
+        parse_pattern(pattern)  # a bad pattern fails when the pruner is built
+
+        def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+            if batch is None and method != "magnitude":
+                raise ValueError(
+                    f"{method} needs calibration inputs: a batch (x, y) or (x, None); got None"
+                )
+            x = None if batch is None else batch[0]
+            return layerwise_prune(model, method, sparsity, x, pattern=pattern, **options)
+
+        pruner.__name__ = pruner.__qualname__ = method
+        return pruner
+
+    return build
+
+
 def _entries() -> list[Method]:
     scored = [
         ("magnitude-layer", "magnitude (layer)", 1, "weights", "layer", _magnitude, ()),
@@ -281,6 +308,47 @@ def _entries() -> list[Method]:
             _channels("fisher"),
         ),
         Method("neurons-l1", "neurons (L1)", 5, "weights", "units", _neurons),
+    ]
+    calibrated = ("pattern", "blocks", "chunk")
+    out += [
+        # magnitude-layer with N:M patterns and per-row groups (default groups: "layer")
+        Method(
+            "magnitude-pattern",
+            "magnitude (layer, pattern)",
+            7,
+            "weights",
+            "layer",
+            _layerwise("magnitude"),
+            options=("pattern", "groups"),
+        ),
+        Method(
+            "wanda",
+            "Wanda",
+            7,
+            "inputs",
+            "layer",
+            _layerwise("wanda"),
+            options=(*calibrated, "groups"),
+        ),
+        Method(
+            "sparsegpt",
+            "SparseGPT",
+            7,
+            "inputs",
+            "layer",
+            _layerwise("sparsegpt"),
+            options=(*calibrated, "damp", "blocksize"),
+        ),
+        # exact OBS per row: O(k in^2) per row, for small layers
+        Method(
+            "obc",
+            "OBC (exact, per row)",
+            7,
+            "inputs",
+            "layer",
+            _layerwise("obc"),
+            options=(*calibrated, "damp"),
+        ),
     ]
     return out
 
