@@ -13,13 +13,10 @@ in the table :mod:`minipruner.methods`, measured by :func:`prune_and_measure`::
     print(mp.sparsity_report(model))
 """
 
-import os
+# First: sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads; see minipruner.runtime.
+from . import runtime  # noqa: I001
 
-# Busy-waiting OpenMP threads make small matmuls far slower on a shared 2-core machine.
-# Takes effect only if torch has not been imported yet.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from . import calibration, claims, methods, obs, structured  # noqa: E402
+from . import calibration, claims, methods, obs, results, structured
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
 from .experiment import Pruned, prune_and_measure  # noqa: E402
 from .init_pruning import (  # noqa: E402
@@ -49,7 +46,9 @@ from .masks import (  # noqa: E402
     sparsity_report,
 )
 from .models import MODELS, get_model  # noqa: E402
-from .results import Results, reproduce  # noqa: E402
+from .records import Results  # noqa: E402
+from .runner import reproduce  # noqa: E402
+from .runtime import threads  # noqa: E402
 from .scale import SCALES, by_scale, get_scale, seed_offset, shifted_seeds  # noqa: E402
 from .train import (  # noqa: E402
     Evaluation,
@@ -108,12 +107,15 @@ __all__ = [
     "random_scores",
     "reproduce",
     "remove_masks",
+    "results",
+    "runtime",
     "seed_everything",
     "seed_offset",
     "shifted_seeds",
     "snip_scores",
     "structured",
     "sparsity_report",
+    "threads",
     "train",
     "trained",
 ]

@@ -53,6 +53,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .tables import markdown_table
+
 HELD = "held"
 UNDECIDED = "not distinguishable at this scale"
 REVERSED = "reversed"
@@ -453,8 +455,6 @@ def claims_table(claims: Sequence[Claim]) -> str:
     (:func:`bound_text`), the verdict, the chance that a fresh seed set confirms the claim
     (its calibrated power) and whether the chapter asserts it (power at least
     :data:`minipruner.calibration.POWER_TO_ASSERT`)."""
-    from .results import markdown_table
-
     rows = [
         [
             i,

@@ -1,6 +1,7 @@
 """Run a chapter's missing configurations as tasks on a Ray cluster (``reproduce --ray``).
 
-The serial path (:func:`minipruner.results.reproduce`) runs one configuration after another.
+The serial executor (:func:`minipruner.runner.run_serial`) runs one configuration after
+another. Both consume the same plan of the work (:func:`minipruner.plan.plan_work`).
 Configurations are independent units (one JSON file each), so here every missing one becomes
 a Ray task, and the driver writes each result into the same store as soon as its task
 returns: an interrupted run resumes exactly as the serial one does, and a task that fails is
@@ -25,9 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
+from .chapters import run_one, run_shared, train_network
+from .plan import Plan
+from .runtime import threads as torch_threads
 from .store import Entry, preloaded, recording
 
 INSTALL_HINT = "Ray is not installed: pip install -e '.[cluster]' (or pip install 'ray[default]')"
@@ -80,16 +83,12 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
     return ray
 
 
-def _train_task(args: dict[str, Any], threads: int | None) -> list[Entry]:
+def _train_task(args: dict[str, Any], n_threads: int | None) -> list[Entry]:
     """Train (or load from this node's cache) one network; return its cache entries. A
     network that cannot be trained returns none, so the configurations of its seed still run:
     one that needs it then trains it itself and fails with its own configuration named."""
-    from .chapters import train_network
-
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
-        with recording() as calls:
+        with torch_threads(n_threads), recording() as calls:
             train_network(args)
     except Exception:  # noqa: BLE001 - reported by the configurations that need the network
         return []
@@ -97,19 +96,15 @@ def _train_task(args: dict[str, Any], threads: int | None) -> list[Entry]:
 
 
 def _shared_task(
-    chapter: str, settings: dict[str, Any], run: dict[str, Any], threads: int | None,
+    chapter: str, settings: dict[str, Any], run: dict[str, Any], n_threads: int | None,
     *networks: list[Entry],
 ) -> list[Entry]:  # fmt: skip
     """Run one shared piece of work (:func:`minipruner.chapters.shared_runs`) with the
     networks of its seed handed in; return every cache entry it made or read."""
-    from .chapters import run_shared
-
     module = importlib.import_module(chapter)
-    if threads is not None:
-        torch.set_num_threads(threads)
     given = [entry for entries in networks for entry in entries]
     try:
-        with preloaded(given), recording() as calls:
+        with torch_threads(n_threads), preloaded(given), recording() as calls:
             run_shared(module, settings, run)
     except Exception:  # noqa: BLE001 - the configurations that need it report it
         return []
@@ -120,28 +115,21 @@ def _config_task(
     chapter: str,
     config: dict[str, Any],
     settings: dict[str, Any],
-    threads: int | None,
+    n_threads: int | None,
     *networks: list[Entry],
 ) -> tuple[dict[str, Any], int]:
     """Run one configuration with the networks it shares handed in; return its result and
     how many networks it had to train itself (0 when the declaration covers them)."""
-    from .results import run_one
-
     module = importlib.import_module(chapter)  # by module path: the worker's registry may lack it
-    if threads is not None:
-        torch.set_num_threads(threads)
     entries = [entry for entries in networks for entry in entries]
-    with preloaded(entries), recording() as calls:
+    with torch_threads(n_threads), preloaded(entries), recording() as calls:
         result = run_one(module, config, settings)
     trained_here = sum(1 for kind, _, _, computed in calls if kind == "trained" and computed)
     return result, trained_here
 
 
-def run_missing(
-    chapter: str,
-    settings: dict[str, Any],
-    configs: Sequence[dict[str, Any]],
-    networks: Sequence[dict[str, Any]],
+def run_plan(
+    plan: Plan,
     store: Callable[[int, dict[str, Any]], None],
     *,
     address: str | None = None,
@@ -149,16 +137,14 @@ def run_missing(
     num_gpus: float | None = None,
     num_cpus: int | None = None,
     quiet: bool = False,
-    runs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Run ``configs`` (the missing configurations of ``chapter``) as Ray tasks and call
-    ``store(i, result)`` for each as soon as it returns (in completion order).
+    """Run ``plan`` (:func:`minipruner.plan.plan_work`: a chapter's missing configurations
+    and the shared work of their seeds) as Ray tasks and call ``store(i, result)`` for
+    ``plan.configs[i]`` as soon as its task returns (in completion order).
 
-    ``networks`` (:func:`minipruner.chapters.shared_networks`, those of the seeds of
-    ``configs``, as ``reproduce`` selects them) are trained first, one task each, then
-    ``runs`` (:func:`minipruner.chapters.shared_runs`) run, one task each with the networks
-    of their seed; a configuration receives the results of both for its seed (all of them if
-    it has no seed).
+    The plan's networks are trained first, one task each, then its shared runs run, one
+    task each with the networks of their seed; a configuration receives the results of both
+    for its seed (all of them if it has no seed; :meth:`Plan.needs`).
     ``num_gpus`` per task defaults to 1 when the cluster has GPUs, else 0. Raises
     :class:`ConfigurationsFailed` at the end if any configuration failed (the others are
     stored). Returns counts: ``trained`` (network tasks) and ``trained_in_configs``
@@ -174,10 +160,11 @@ def run_missing(
         "runtime_env": {"env_vars": _environment()},  # this run's folders, not the first run's
     }
     train_remote = ray.remote(_train_task).options(**options)
-    config_remote = ray.remote(_config_task).options(**options)
-
-    net_refs = [(n["seed"], train_remote.remote(n, threads)) for n in networks]
     shared_remote = ray.remote(_shared_task).options(**options)
+    config_remote = ray.remote(_config_task).options(**options)
+    chapter, settings, configs = plan.chapter, plan.settings, plan.configs
+
+    net_refs = [(n["seed"], train_remote.remote(n, threads)) for n in plan.networks]
     run_refs = [  # each after the networks of its seed (which it receives), not other runs
         (
             run["seed"],
@@ -186,14 +173,14 @@ def run_missing(
                 settings,
                 dict(run),
                 threads,
-                *[ref for seed, ref in net_refs if run["seed"] in (seed, None)],
+                *[ref for seed, ref in net_refs if plan.needs(run["seed"], seed)],
             ),
         )
-        for run in runs
+        for run in plan.runs
     ]
     pending: dict[Any, int] = {}
     for i, config in enumerate(configs):
-        mine = [ref for seed, ref in net_refs + run_refs if config.get("seed") in (seed, None)]
+        mine = [ref for seed, ref in net_refs + run_refs if plan.needs(config.get("seed"), seed)]
         pending[config_remote.remote(chapter, dict(config), settings, threads, *mine)] = i
 
     failures: list[Failure] = []
@@ -219,7 +206,7 @@ def run_missing(
             ray.cancel(ref, force=True)
     if failures:
         raise ConfigurationsFailed(chapter, failures)
-    return {"trained": len(networks), "trained_in_configs": trained_in_configs}
+    return {"trained": len(plan.networks), "trained_in_configs": trained_in_configs}
 
 
 def _error_text(err: BaseException) -> str:

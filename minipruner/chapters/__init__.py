@@ -1,33 +1,42 @@
 """One module per chapter: the experiments its notebook reports, runnable on their own.
 
 :data:`CHAPTERS` names every chapter's module, and every chapter module follows
-:class:`Chapter` (see :mod:`minipruner.results` for how ``reproduce`` uses it). The two
-helpers at the end are what every chapter's configurations share: the data, loaded once per
-process, and the trained networks, trained once and then loaded from the cache. Nothing here
-imports the training code until a network is asked for, so storing and reading results
-(:mod:`minipruner.results`) does not load it.
+:class:`Chapter` (see :mod:`minipruner.runner` for how ``reproduce`` uses it);
+:func:`chapter_settings` builds a chapter's settings and :func:`run_one` runs one of its
+configurations as every executor stores it. The helpers after them are what every
+chapter's configurations share: the data, loaded once per process, and the trained
+networks, trained once and then loaded from the cache. Nothing here imports the training
+code until a network is asked for, so storing and reading results
+(:mod:`minipruner.records`) does not load it.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
+import os
+import time
 from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import load_dataset
+from ..records import json_ready
+from ..scale import SEED_OFFSET_ENV
+from ..scale import seed_offset as checked_offset
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..claims import Claim
-    from ..results import Results
+    from ..records import Results
 
 
 # name -> module path of every chapter's experiments.
@@ -71,13 +80,14 @@ def chapter_module(chapter: str | int) -> ModuleType:
 class Chapter(Protocol):
     """What a chapter module defines; a module satisfies it by having these names.
 
-    ``settings(scale)``: every setting at that scale, JSON-serialisable (with ``"scale"``
-    and ``"seed_offset"``); ``configurations(settings)``: the independent units of work;
+    ``settings(scale, seed_offset=None)``: every setting at that scale, JSON-serialisable (with
+    ``"scale"`` and ``"seed_offset"``; ``seed_offset=None`` reads ``$MINIPRUNER_SEED_OFFSET``,
+    default 0); ``configurations(settings)``: the independent units of work;
     ``run(config, settings)``: one unit's measurements; ``figures``, ``table`` and
     ``claims``: the plots, the Markdown table and the judged claims, from stored results
     alone. ``VERSION`` enters every result's key (bump it when ``run`` changes what it
     measures); ``TITLE`` is the chapter's title. A module may also name in ``GRID`` the
-    settings that only enumerate configurations (see :mod:`minipruner.results`), and list in
+    settings that only enumerate configurations (see :mod:`minipruner.records`), and list in
     ``trained_networks(settings)`` the trained networks its configurations share
     (:func:`shared_networks`), so that each is trained once, before the configurations.
     """
@@ -85,7 +95,7 @@ class Chapter(Protocol):
     VERSION: int
     TITLE: str
 
-    def settings(self, scale: str) -> dict[str, Any]: ...
+    def settings(self, scale: str, seed_offset: int | None = None) -> dict[str, Any]: ...
 
     def configurations(self, settings: dict[str, Any]) -> list[dict[str, Any]]: ...
 
@@ -96,6 +106,44 @@ class Chapter(Protocol):
     def table(self, results: Results) -> str: ...
 
     def claims(self, results: Results) -> list[Claim]: ...
+
+
+def chapter_settings(
+    chapter: str | int | ModuleType, scale: str, seed_offset: int | None = None
+) -> dict[str, Any]:
+    """The chapter's ``settings(scale, seed_offset)``, JSON-ready; ``seed_offset=None`` means
+    ``$MINIPRUNER_SEED_OFFSET`` (default 0). A module whose ``settings`` takes only ``scale``
+    (written against the older protocol, such as a test's stand-in chapter) gets the offset
+    through that variable for the duration of the call."""
+    module = chapter if isinstance(chapter, ModuleType) else chapter_module(chapter)
+    if seed_offset is None:
+        return json_ready(module.settings(scale))
+    if "seed_offset" in inspect.signature(module.settings).parameters:
+        return json_ready(module.settings(scale, seed_offset=seed_offset))
+    before = os.environ.get(SEED_OFFSET_ENV)
+    os.environ[SEED_OFFSET_ENV] = str(checked_offset(seed_offset))
+    try:
+        return json_ready(module.settings(scale))
+    finally:
+        if before is None:
+            del os.environ[SEED_OFFSET_ENV]
+        else:
+            os.environ[SEED_OFFSET_ENV] = before
+
+
+def run_one(
+    chapter: str | ModuleType, config: Mapping[str, Any], settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One configuration's result as ``reproduce`` stores it: the chapter's
+    ``run(config, settings)``, JSON-ready, with its wall time (``seconds``) and torch thread
+    count (``threads``) unless ``run`` recorded them. The serial executor and every cluster
+    task call this, so both store the same thing."""
+    module = chapter if isinstance(chapter, ModuleType) else chapter_module(chapter)
+    t0 = time.perf_counter()
+    result = json_ready(module.run(dict(config), dict(settings)))
+    result.setdefault("seconds", time.perf_counter() - t0)
+    result.setdefault("threads", torch.get_num_threads())
+    return result
 
 
 @functools.lru_cache(maxsize=4)
