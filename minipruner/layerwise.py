@@ -22,13 +22,13 @@ remaining free weights ``F`` (``q`` in ``F``) moved optimally, costs and moves
     dE = w_q^2 / (2 [H_F^-1]_qq),      d_F = -(w_q / [H_F^-1]_qq) H_F^-1[:, q],
 
 where ``H_F`` is ``H`` restricted to ``F``. After the step ``F`` loses ``q`` and ``H_F^-1``
-is downdated without a new inversion (Frantar & Alistarh 2022, OBC, arXiv 2208.11580,
-lemma 1):
+is downdated without a new inversion (Frantar & Alistarh 2022, OBC, arXiv 2208.11580):
 
     H_{F-q}^-1 = H_F^-1 - H_F^-1[:, q] H_F^-1[q, :] / [H_F^-1]_qq.
 
 * **OBC** (:func:`obc_prune`) runs this greedily per row, one weight at a time, with a
-  separate sequence of inverses for each row: exact OBS per row, ``O(in^3)`` per row.
+  separate sequence of inverses for each row: exact OBS per row, ``O(k in^2)``
+  per row for ``k`` removals.
 * **SparseGPT** (Frantar & Alistarh 2023, arXiv 2301.00774; :func:`sparsegpt_prune`) fixes the
   order in which columns are eliminated (left to right), so all rows share one sequence of
   inverses ``H_{j:}^-1`` (rows/columns ``j..in-1``); the rows ``j`` of the upper Cholesky factor
