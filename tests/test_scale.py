@@ -44,3 +44,38 @@ def test_seed_offset_errors(monkeypatch):
     with pytest.raises(ValueError, match="non-negative integer"):
         mp.scale.shifted_seeds([0, 1], -5)
     assert mp.scale.shifted_seeds([0, 1], 7) == [7, 8]
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_an_explicit_seed_offset_is_the_variables_value_and_wins_over_it(monkeypatch, scale):
+    # settings(scale, seed_offset=K) is what the variable set to K gives, and a given offset
+    # wins over the variable; None (the default) reads it
+    from minipruner.chapters import CHAPTERS, chapter_module
+
+    for name in CHAPTERS:
+        module = chapter_module(name)
+        monkeypatch.setenv(mp.scale.SEED_OFFSET_ENV, "300")
+        from_env = module.settings(scale)
+        assert module.settings(scale, seed_offset=None) == from_env, name
+        monkeypatch.setenv(mp.scale.SEED_OFFSET_ENV, "7")
+        assert module.settings(scale, seed_offset=300) == from_env, name
+        assert module.settings(scale, 0)["seed_offset"] == 0, name
+        with pytest.raises(ValueError, match="non-negative integer"):
+            module.settings(scale, seed_offset=-1)
+
+
+def test_threads_sets_and_restores_torchs_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    with mp.threads(1) as n:
+        assert n == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), mp.threads(1):
+        raise RuntimeError("the count is restored on the way out")
+    assert torch.get_num_threads() == before
+    with mp.threads(None) as n:
+        assert n == before
+    with pytest.raises(ValueError, match="positive integer"):
+        with mp.threads(0):
+            pass

@@ -29,7 +29,8 @@ from ..magnitude import magnitude_scores
 from ..masks import Pruner, masks_from_scores, normalize_scores
 from ..methods import get_method
 from ..results import Results, markdown_table
-from ..scale import by_scale, seed_offset, shifted_seeds
+from ..scale import by_scale, shifted_seeds
+from ..scale import seed_offset as checked_offset
 from ..structured import neuron_masks  # noqa: F401  (importable from here, as before)
 from . import load_data, network_args, trained_network
 from .obs import FITS, paper_pair
@@ -46,12 +47,13 @@ HEADLINES = (
 """The claims (words of their statements) the README's summary table shows for this chapter."""
 
 
-def settings(scale: str) -> dict[str, Any]:
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
     """Chapter 4's MLPNet, training, damping and CBS search, on mnist-5k (quick) or MNIST
     (full); 1,000 gradients (quick) or the CBS paper's 10,000 (full)."""
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
     return {
-        "seeds": shifted_seeds(by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale)),
-        "seed_offset": seed_offset(),
+        "seeds": shifted_seeds(by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale), offset),
+        "seed_offset": offset,
         "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98],
         "methods": list(LABELS),
         "dataset": by_scale("mnist-5k", "mnist", scale),
@@ -61,7 +63,7 @@ def settings(scale: str) -> dict[str, Any]:
         "retrain": dict(epochs=2, lr=0.01, momentum=0.9, batch_size=64),
         "per_class": by_scale(100, 1000, scale),
         "fisher": dict(damp=1e-3, relative=False),
-        "cbs": obs_settings(scale)["cbs"],  # the released search and its MLPNet parameters
+        "cbs": obs_settings(scale, offset)["cbs"],  # the released search and its MLPNet parameters
         "grasp_temperature": 200.0,
     }
 

@@ -53,7 +53,8 @@ from ..masks import apply_masks, fed_units, masks_from_scores, prunable_modules,
 from ..methods import get_method
 from ..models import VGG, get_model
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
-from ..scale import by_scale, seed_offset, shifted_seeds
+from ..scale import by_scale, shifted_seeds
+from ..scale import seed_offset as checked_offset
 from ..train import default_device, evaluate, seed_everything, train
 from . import load_data
 
@@ -108,7 +109,7 @@ FLOOR = 3e-4
 """Where an empty layer is drawn on a logarithmic density axis (%)."""
 
 
-def settings(scale: str) -> dict[str, Any]:
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
     """The chapter's settings at ``scale``: VGG-6 on mnist-5k for 3 epochs (quick), or the
     GraSP paper's VGG-19 and ResNet-32 (twice the width) on CIFAR-10 for 160 epochs (full).
 
@@ -116,10 +117,11 @@ def settings(scale: str) -> dict[str, Any]:
     name for :func:`minipruner.models.get_model`, or ``"vgg"`` for ``VGG(**kwargs)``;
     ``plain_chain`` says that an empty layer disconnects it (no skip connections).
     """
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
     sparsities = [0.9, 0.95, 0.98, 0.99, 0.995]
     return {
-        "seeds": shifted_seeds([0, 1, 2]),
-        "seed_offset": seed_offset(),
+        "seeds": shifted_seeds([0, 1, 2], offset),
+        "seed_offset": offset,
         "sparsities": sparsities,
         "methods": list(METHODS),
         "sign_variants": list(SIGN_VARIANTS),

@@ -35,7 +35,8 @@ from ..magnitude import magnitude_scores
 from ..masks import Pruner, apply_masks, fed_units, masks_from_scores
 from ..methods import make_pruner
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
-from ..scale import by_scale, seed_offset, shifted_seeds
+from ..scale import by_scale, shifted_seeds
+from ..scale import seed_offset as checked_offset
 from ..train import evaluate
 from . import load_data, network_args, trained_network
 
@@ -75,13 +76,14 @@ METHOD_STYLE = {
 }
 
 
-def settings(scale: str) -> dict[str, Any]:
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
     """The chapter's settings at ``scale``: the FCN on mnist-5k with a short schedule (quick),
     or the paper's FCN on MNIST and Conv-6 on CIFAR-10 schedules (full). ``ratios`` are the
     per-step pruning ratios of (convolutions, linear layers, the output layer)."""
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
     return {
-        "seeds": shifted_seeds([0, 1, 2]),
-        "seed_offset": seed_offset(),
+        "seeds": shifted_seeds([0, 1, 2], offset),
+        "seed_offset": offset,
         "levels": [4, 5, 6, 7, 8, 9, 10],
         "methods": list(METHODS),
         "rate_examples_per_class": 100,  # class-balanced batch that measures LAP-act's rates

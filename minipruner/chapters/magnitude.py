@@ -29,7 +29,8 @@ from ..masks import apply_masks, masks_from_scores, prunable
 from ..methods import make_pruner
 from ..models import get_model
 from ..results import Results, markdown_table, mean_sd_cell
-from ..scale import by_scale, seed_offset, shifted_seeds
+from ..scale import by_scale, shifted_seeds
+from ..scale import seed_offset as checked_offset
 from ..train import evaluate
 from . import load_data, network_args, rank_correlation, trained_network
 
@@ -47,12 +48,13 @@ METHOD_IDS = {"global": "magnitude-global", "layer-wise": "magnitude-layer"}
 METHODS = tuple(METHOD_IDS)
 
 
-def settings(scale: str) -> dict[str, Any]:
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
     """The chapter's settings at ``scale``: LeNet-300-100 on mnist-5k (quick) or the
     paper's FCN on MNIST with Adam (full)."""
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
     return {
-        "seeds": shifted_seeds([0, 1, 2, 3, 4]),
-        "seed_offset": seed_offset(),
+        "seeds": shifted_seeds([0, 1, 2, 3, 4], offset),
+        "seed_offset": offset,
         "sparsities": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995],
         "layer_sparsities": [0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98],
         "dataset": by_scale("mnist-5k", "mnist", scale),

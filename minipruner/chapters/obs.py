@@ -36,7 +36,8 @@ from ..data import class_balanced_batch
 from ..masks import keep_mask, prunable
 from ..methods import get_method
 from ..results import Results, markdown_table, mean_sd_cell, sample_sd
-from ..scale import by_scale, seed_offset, shifted_seeds
+from ..scale import by_scale, shifted_seeds
+from ..scale import seed_offset as checked_offset
 from ..train import evaluate
 from . import load_data, network_args, trained_network
 
@@ -81,7 +82,7 @@ FITS = {
 }
 
 
-def settings(scale: str) -> dict[str, Any]:
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
     """The chapter's settings at ``scale``.
 
     Quick: MLPNet on mnist-5k trained briefly (5 epochs at learning rate 0.01: it fits
@@ -95,6 +96,7 @@ def settings(scale: str) -> dict[str, Any]:
     the other departures :func:`minipruner.cbs.cbs_select` lists; its start is picked by the
     loss on (at most 5,000 of) the gradient examples and its iterate by the loss on the whole
     training set."""
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
     mlpnet = {
         "model": "mlpnet",
         "dataset": by_scale("mnist-5k", "mnist", scale),
@@ -120,8 +122,8 @@ def settings(scale: str) -> dict[str, Any]:
         "blocks": "layer",
     }
     return {
-        "seeds": shifted_seeds([0, 1, 2, 3, 4]),
-        "seed_offset": seed_offset(),
+        "seeds": shifted_seeds([0, 1, 2, 3, 4], offset),
+        "seed_offset": offset,
         "sparsities": by_scale([0.9, 0.95, 0.98], [0.5, 0.7, 0.9, 0.95, 0.98], scale),
         "methods": list(METHODS),
         "networks": by_scale({"mlpnet": mlpnet}, {"mlpnet": mlpnet, "resnet20": resnet20}, scale),

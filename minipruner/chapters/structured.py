@@ -43,11 +43,17 @@ from torch import nn
 
 from .. import calibration
 from .. import structured as st
+from ..architectures import matched_interior
+from ..channels import add_gates, compress, prunable_channels, set_channel_masks
 from ..claims import TIMING, Claim, exceeds, rank_correlation_exceeds, within
+from ..measure import count_flops, count_parameters, measure_latency
 from ..models import WideResNet
-from ..results import Results, markdown_table, mean_sd_cell, sample_sd
-from ..scale import by_scale, seed_offset, shifted_seeds
-from ..train import default_device, evaluate, load_or_compute, train, trained
+from ..records import Results
+from ..scale import by_scale, shifted_seeds
+from ..scale import seed_offset as checked_offset
+from ..store import load_or_compute
+from ..tables import markdown_table, mean_sd_cell, sample_sd
+from ..train import default_device, evaluate, train, trained
 from . import load_data, network_args, rank_correlation
 
 VERSION = 1
@@ -77,9 +83,10 @@ MNIST1D_TRAIN: dict[str, Any] = dict(
 )
 
 
-def settings(scale: str) -> dict[str, Any]:
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
     """The chapter's settings at ``scale``: the 1-D WRN-10-1 on MNIST-1D on the CPU (quick)
     or Crowley et al.'s WRN-40-2 on CIFAR-10 with its 200-epoch schedule (full)."""
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
     arch = by_scale(
         MNIST1D_WRN,
         dict(depth=40, widen=2, num_classes=10, in_channels=3, dim=2, input_shape=[3, 32, 32]),
@@ -94,8 +101,8 @@ def settings(scale: str) -> dict[str, Any]:
         )
     return {
         "scale": scale,
-        "seeds": shifted_seeds([0, 1, 2]),
-        "seed_offset": seed_offset(),
+        "seeds": shifted_seeds([0, 1, 2], offset),
+        "seed_offset": offset,
         "methods": list(METHODS),
         "dataset": by_scale("mnist1d", "cifar10", scale),
         "arch": arch,
@@ -128,7 +135,7 @@ def settings(scale: str) -> dict[str, Any]:
             "dataset": "mnist1d",
             "arch": MNIST1D_WRN,
             "train": MNIST1D_TRAIN,
-            "seed": shifted_seeds([0])[0],  # the first seed
+            "seed": shifted_seeds([0], offset)[0],  # the first seed
             "examples": 300,
             "every": 4,  # close channels 0, 4, 8, ... of each block
             "h": 1e-3,  # step of the central difference for phi''
@@ -142,7 +149,7 @@ def settings(scale: str) -> dict[str, Any]:
             "warmup": 3,
             "threads": 1,
             # random weights (latency does not depend on their values), drawn with the first seed
-            "seed": shifted_seeds([0])[0],
+            "seed": shifted_seeds([0], offset)[0],
         },
     }
 
@@ -291,7 +298,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
                 )
             )
             if s.removed == round(settings["compare"] * s.total):
-                small = st.compress(s.model)
+                small = compress(s.model)
                 train(
                     small,
                     train_data,
@@ -314,7 +321,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
 
 def snapshot_model(settings: dict[str, Any], snapshot: dict[str, Any]) -> nn.Module:
     """The gated network of one snapshot of :func:`pruning_run`, in eval mode on the CPU."""
-    net = st.set_channel_masks(WideResNet(**settings["arch"]), snapshot["masks"])
+    net = set_channel_masks(WideResNet(**settings["arch"]), snapshot["masks"])
     net.load_state_dict(snapshot["state"])
     return net.eval()
 
@@ -346,7 +353,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
 def _network_record(settings: dict[str, Any], net: nn.Module) -> dict[str, Any]:
     return dict(
         error=error_rate(settings, net),
-        parameters=st.count_parameters(net),
+        parameters=count_parameters(net),
         widths=list(net.interior_widths),
     )
 
@@ -364,7 +371,7 @@ def run_saliency(settings: dict[str, Any]) -> dict[str, Any]:
     saliency ``Delta_k``; float64, eval mode."""
     sal = settings["saliency"]
     net = copy.deepcopy(mnist1d_model(settings, sal["seed"])).double().eval()
-    st.add_gates(net)
+    add_gates(net)
     train_data, _ = load_data(sal["dataset"], settings["scale"])
     x, y = (
         train_data.tensors[0][: sal["examples"]].double(),
@@ -374,7 +381,7 @@ def run_saliency(settings: dict[str, Any]) -> dict[str, Any]:
     fisher = st.fisher_saliency(net, x, y)
     loss_1 = _per_example_loss(net, x, y).mean().item()
     h, rows = sal["h"], []
-    for chain in st.prunable_channels(net):
+    for chain in prunable_channels(net):
         gate = net.get_submodule(chain.act)
         for k in range(0, gate.channels, sal["every"]):
             phi = {}
@@ -415,7 +422,7 @@ def run_prune(settings: dict[str, Any], seed: int, method: str) -> dict[str, Any
             error=error_rate(settings, net),
         )
         if snap["removed"] == round(settings["compare"] * snap["total"]):
-            small = st.compress(net)
+            small = compress(net)
             small.load_state_dict(pruned["tuned"])
             rec["tuned_error"] = error_rate(settings, small)
         records.append(rec)
@@ -437,7 +444,7 @@ def run_from_scratch(settings: dict[str, Any], seed: int, family: str) -> dict[s
         return _network_record(settings, model(settings, seed, interior_widths=snap["widths"]))
     arch = settings["arch"]
     shape = {k: v for k, v in arch.items() if k not in ("depth", "widen")}
-    factor = st.matched_interior(arch["depth"], arch["widen"], snap["parameters"], **shape)
+    factor = matched_interior(arch["depth"], arch["widen"], snap["parameters"], **shape)
     net = model(settings, seed, interior=factor)
     return dict(_network_record(settings, net), factor=factor)
 
@@ -458,12 +465,12 @@ def latency_models(
     shape = {k: v for k, v in arch.items() if k not in ("depth", "widen")}
     for f in lat["fractions"]:
         snap = next(s for s in snaps if abs(s["removed"] / s["total"] - f) < 0.01)
-        gated = st.set_channel_masks(copy.deepcopy(dense_net), snap["masks"])
+        gated = set_channel_masks(copy.deepcopy(dense_net), snap["masks"])
         if f == settings["compare"]:
             models[f"pruned {f:.0%}, masks only"] = gated
-        models[f"pruned {f:.0%}"] = st.compress(gated)
-        p = st.count_parameters(models[f"pruned {f:.0%}"])
-        factor = st.matched_interior(arch["depth"], arch["widen"], p, **shape)
+        models[f"pruned {f:.0%}"] = compress(gated)
+        p = count_parameters(models[f"pruned {f:.0%}"])
+        factor = matched_interior(arch["depth"], arch["widen"], p, **shape)
         models[f"reduced {f:.0%}"] = WideResNet(**arch, interior=factor)
     return models
 
@@ -484,7 +491,7 @@ def run_latency(
 ) -> dict[str, Any]:
     """Time every network of :func:`latency_models` (pruned networks of ``seed``, default the
     first seed) for input setting ``setting``: in each
-    of ``rounds`` rounds, one :func:`~minipruner.structured.measure_latency` per network in
+    of ``rounds`` rounds, one :func:`~minipruner.measure.measure_latency` per network in
     turn (``threads`` threads, ``warmup`` untimed and ``repeats`` timed forward passes of a
     batch of ``batch_size``, the median in seconds). Returns the round medians per network,
     each network's parameters and FLOPs per example, and the device, thread count and batch
@@ -496,7 +503,7 @@ def run_latency(
     for _ in range(lat["rounds"]):
         for name, net in models.items():
             rounds[name].append(
-                st.measure_latency(
+                measure_latency(
                     net,
                     batch_size=batch_size,
                     threads=lat["threads"],
@@ -509,7 +516,7 @@ def run_latency(
     return {
         "names": list(models),
         "rounds": rounds,
-        "counts": {n: [st.count_parameters(m), st.count_flops(m)] for n, m in models.items()},
+        "counts": {n: [count_parameters(m), count_flops(m)] for n, m in models.items()},
         "device": f"{device.type}: {device_name}",
         "threads": lat["threads"],
         "batch_size": batch_size,
@@ -854,7 +861,7 @@ def flops_at_compare(results: Results, seed: int, arch: dict[str, Any]) -> tuple
     factor = results.select(experiment="reduced", seed=seed)[0]["factor"]
     pruned = WideResNet(**arch, interior_widths=widths)
     reduced = WideResNet(**arch, interior=factor)
-    return st.count_flops(pruned), st.count_flops(reduced)
+    return count_flops(pruned), count_flops(reduced)
 
 
 def _round_ratios(results: Results, setting: str, batch: int, name: str, ref: str) -> np.ndarray:
