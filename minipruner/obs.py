@@ -47,11 +47,29 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from .cbs import cbs_select
+from .fisher import (
+    BlockDampedFisher,
+    DampedFisher,
+    HInverse,
+    _check_grads,
+    _check_pruned,
+    _check_vector,
+    _cholesky,
+    absolute_damp,
+    flatten_weights,
+    unflatten_weights,
+)
+from .masks import apply_masks, keep_mask, prunable, prunable_modules, weight_parameter
+from .train import evaluate
+
+# isort: split
+# Re-exported: the public names of minipruner.cbs and minipruner.fisher stay importable from
+# here (``mp.obs.X``), as before the split; the code above imports what it uses itself.
 from .cbs import (
     CBSResult,
     CBSSearchResult,
     cbs_objective,
-    cbs_select,
     cbs_select_window,
     cbs_starts,
     chunk_quotas,
@@ -59,32 +77,15 @@ from .cbs import (
     default_chunks,
     release_start_kept,
 )
-from .cbs import _Gram as _Gram  # private helpers that lived here before the split
-from .cbs import _lowest as _lowest
 from .fisher import (
     ROUTES,
-    BlockDampedFisher,
-    DampedFisher,
     FisherSpectrum,
-    HInverse,
-    _check_grads,
-    _check_pruned,
-    _check_vector,
-    _cholesky,
-    absolute_damp,
     block_fisher_inverse,
     fisher_inverse,
-    flatten_weights,
     layer_blocks,
     per_sample_grads,
-    unflatten_weights,
     woodbury_inverse,
 )
-from .fisher import _check_blocks as _check_blocks
-from .fisher import _check_damp as _check_damp
-from .fisher import _cross_entropy as _cross_entropy
-from .masks import apply_masks, keep_mask, prunable, prunable_modules, weight_parameter
-from .train import evaluate
 
 STEPS = {
     "mp": ("magnitude", None),

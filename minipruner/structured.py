@@ -61,13 +61,22 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .architectures import (  # noqa: F401  (importable from here, as before the split)
+from .channels import _gate_map, _keys, channel_masks, compress, interior_widths
+from .masks import _check_sparsity, effective_weight, prunable, prunable_modules
+from .measure import count_flops, count_parameters
+from .train import default_device, epoch_batches
+
+# isort: split
+# Re-exported: the public names of minipruner.architectures, minipruner.channels and
+# minipruner.measure stay importable from here (``st.X`` in notebook 05 and the tests), as
+# before the split; the code above imports what it uses itself.
+from .architectures import (  # noqa: F401
     matched_interior,
     pruned_architecture,
     reduced_wrn,
     wrn_parameters,
 )
-from .channels import (  # noqa: F401  (importable from here, as before the split)
+from .channels import (  # noqa: F401
     ACTIVATIONS,
     BLOCK_CHAINS,
     CHANNELWISE,
@@ -75,23 +84,12 @@ from .channels import (  # noqa: F401  (importable from here, as before the spli
     Chain,
     ChannelGate,
     CompressionStats,
-    _gate_map,
-    _keys,
     add_gates,
-    channel_masks,
-    compress,
     compression_stats,
-    interior_widths,
     prunable_channels,
     set_channel_masks,
 )
-from .masks import _check_sparsity, effective_weight, prunable, prunable_modules
-from .measure import (  # noqa: F401  (importable from here, as before)
-    count_flops,
-    count_parameters,
-    measure_latency,
-)
-from .train import default_device, epoch_batches
+from .measure import measure_latency  # noqa: F401
 
 __all__ = [
     "METHODS",
