@@ -17,7 +17,11 @@ Subcommands:
   offset (resumable) and write the calibration that decides which of its claims are asserted
   (:mod:`minipruner.calibration`); without a chapter, every chapter's.
 
-The seed offset comes from ``$MINIPRUNER_SEED_OFFSET`` (default 0), as in the notebooks.
+``reproduce``, ``table`` and ``claims`` take ``--seed-offset K`` (default:
+``$MINIPRUNER_SEED_OFFSET``, else 0, as in the notebooks) and, for one chapter, ``--set
+key=value`` (repeatable) over the chapter's settings: a dotted key for a nested setting, the
+value read as JSON where it parses and checked against the type of the value it replaces
+(:mod:`minipruner.overrides`). Other settings are other results: they are stored apart.
 """
 
 from __future__ import annotations
@@ -27,23 +31,23 @@ import math
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 from . import calibration
+from .chapters import CHAPTERS, chapter_module, chapter_name
 from .claims import Claim, claims_table, find_claim, power_text
-from .results import (
-    CHAPTERS,
-    Results,
+from .overrides import apply_overrides
+from .records import Results, results_dir
+from .runner import (
     calibrate,
     chapter_claims,
-    chapter_module,
-    chapter_name,
-    markdown_table,
     reproduce,
-    results_dir,
     save_claims,
     save_outputs,
+    settings_at,
 )
 from .scale import SCALES, get_scale
+from .tables import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +72,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("--scale", choices=SCALES, default=None, help="default: $MINIPRUNER_SCALE")
         p.add_argument("--results", default=None, help="results folder (default: ./results)")
+        p.add_argument(
+            "--seed-offset",
+            type=int,
+            default=None,
+            metavar="K",
+            help="add K to every seed (default: $MINIPRUNER_SEED_OFFSET, else 0)",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one of the chapter's settings (repeatable; dotted keys for nested "
+            "settings, e.g. train.epochs=3; the value as JSON, of the default's type)",
+        )
         if command == "claims":
             p.add_argument(
                 "--summary",
@@ -142,19 +161,21 @@ def main(argv: list[str] | None = None) -> int:
             counts = ", ".join(f"{s}: {n} results" for s, n in stored.items())
             print(f"{name:18s} {counts}")
         return 0
+    if args.seed_offset is not None and args.seed_offset < 0:
+        parser.error(f"--seed-offset must be a non-negative integer, got {args.seed_offset}")
+    if args.chapter == "all" and args.set:
+        parser.error("--set needs one chapter (each chapter has its own settings)")
     if args.command == "table" and args.chapter == "all":
-        return _all_tables(args.scale, args.results)
-    if args.command == "claims":
-        if args.chapter == "all":
-            return _claims(list(CHAPTERS), args.scale, args.results, args.summary)
-        try:
-            return _claims([chapter_name(args.chapter)], args.scale, args.results, args.summary)
-        except ValueError as err:
-            parser.error(str(err))
+        return _all_tables(args.scale, args.results, args.seed_offset)
     try:
-        name = chapter_name(args.chapter)
+        all_chapters = args.command == "claims" and args.chapter == "all"
+        name = None if all_chapters else chapter_name(args.chapter)
+        inputs = _inputs(name, args.scale, args.seed_offset, args.set)
     except ValueError as err:
         parser.error(str(err))
+    if args.command == "claims":
+        names = list(CHAPTERS) if name is None else [name]
+        return _claims(names, args.scale, args.results, args.summary, inputs)
     if args.command == "reproduce":
         if args.threads < 1:
             parser.error("--threads must be at least 1")
@@ -167,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             name,
             args.scale,
             root=args.results,
+            **inputs,
             quiet=args.quiet,
             threads=args.threads,
             executor="serial" if args.ray is None else "ray",
@@ -182,12 +204,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(path.read_text())
         return 0
     try:
-        results = reproduce(name, args.scale, root=args.results, compute=False)
+        results = reproduce(name, args.scale, root=args.results, compute=False, **inputs)
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 1
     print(chapter_module(name).table(results))
     return 0
+
+
+def _inputs(
+    name: str | None, scale: str | None, seed_offset: int | None, assignments: list[str]
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`minipruner.runner.reproduce` that pick the settings:
+    ``seed_offset`` alone, or with ``--set`` assignments the chapter's settings at that
+    offset with them applied (:func:`minipruner.overrides.apply_overrides`)."""
+    if not assignments:
+        return {"seed_offset": seed_offset}
+    assert name is not None  # main refuses --set without one chapter
+    return {
+        "settings": apply_overrides(settings_at(name, get_scale(scale), seed_offset), assignments)
+    }
 
 
 CLAIMS_NOTE = (
@@ -214,7 +250,7 @@ offsets, `minipruner/chapters/calibration/`), and whether the page asserts it (p
 """
 
 
-def _all_tables(scale: str | None, root: str | None) -> int:
+def _all_tables(scale: str | None, root: str | None, seed_offset: int | None = None) -> int:
     missing = []
     p, count = calibration.book_probability(list(CHAPTERS))
     book = (
@@ -224,7 +260,7 @@ def _all_tables(scale: str | None, root: str | None) -> int:
     print(RESULTS_PAGE.format(scale=get_scale(scale), power=calibration.POWER_TO_ASSERT, book=book))
     for name in CHAPTERS:
         try:
-            results = reproduce(name, scale, root=root, compute=False)
+            results = reproduce(name, scale, root=root, compute=False, seed_offset=seed_offset)
         except FileNotFoundError:
             missing.append(name)
             continue
@@ -261,7 +297,13 @@ def _summary_row(results: Results, module: ModuleType, found: list[Claim]) -> li
     ]
 
 
-def _claims(names: list[str], scale: str | None, root: str | None, summary: bool = False) -> int:
+def _claims(
+    names: list[str],
+    scale: str | None,
+    root: str | None,
+    summary: bool = False,
+    inputs: dict[str, Any] | None = None,
+) -> int:
     missing, failed, rows = [], [], []
     for name in names:
         module = chapter_module(name)
@@ -270,7 +312,7 @@ def _claims(names: list[str], scale: str | None, root: str | None, summary: bool
             missing.append(name)
             continue
         try:
-            results = reproduce(name, scale, root=root, compute=False)
+            results = reproduce(name, scale, root=root, compute=False, **(inputs or {}))
         except FileNotFoundError as err:
             missing.append(name)
             if len(names) == 1:

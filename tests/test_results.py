@@ -257,6 +257,81 @@ def test_results_at_another_seed_offset_are_keyed_apart(fake, monkeypatch):
     assert again.computed == 0 and [r["x"] for r in again.records] == [0, 1]
 
 
+def test_an_explicit_seed_offset_matches_the_variable_and_the_command_line_takes_it(
+    fake, monkeypatch, capsys
+):
+    from minipruner.scale import seed_offset, shifted_seeds
+
+    def settings(scale, seed_offset_=None):
+        k = seed_offset(seed_offset_)
+        return {"xs": shifted_seeds([0, 1], k), "seed_offset": k, "power": 2, "scale": scale}
+
+    module = sys.modules["fake_chapter"]
+    monkeypatch.setattr(
+        module, "settings", lambda scale, seed_offset=None: settings(scale, seed_offset)
+    )
+    monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "100")
+    from_env = mp.reproduce("99_fake", "quick", quiet=True)
+    monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "0")
+    given = mp.reproduce("99_fake", "quick", quiet=True, seed_offset=100)
+    assert given.computed == 0 and given.records == from_env.records  # the same files
+    assert store.settings_at("99_fake", "quick", 100) == from_env.settings
+    with pytest.raises(ValueError, match="not both"):
+        mp.reproduce("99_fake", "quick", settings=from_env.settings, seed_offset=100)
+    assert main(["reproduce", "99_fake", "--seed-offset", "200", "--quiet"]) == 0
+    assert "2 computed now" in capsys.readouterr().out
+    assert main(["table", "99_fake", "--seed-offset", "200"]) == 0
+    assert "| 201 | 40401 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["table", "99_fake", "--seed-offset", "-1"])
+
+
+def test_set_overrides_settings_checked_against_their_defaults():
+    from minipruner.overrides import apply_overrides
+
+    base = {"epochs": 3, "lr": 0.1, "flag": False, "name": "a", "xs": [0.5, 0.9],
+            "train": {"epochs": 2, "opt": {"momentum": 0.9}}, "threads": None}  # fmt: skip
+    out = apply_overrides(
+        base,
+        ["epochs=5", "lr=1", "flag=true", "name=b", "xs=[0.1]", "train.opt.momentum=0",
+         'threads=2', 'name="c d"'],
+    )  # fmt: skip
+    assert out == {**base, "epochs": 5, "lr": 1.0, "flag": True, "name": "c d", "xs": [0.1],
+                   "train": {"epochs": 2, "opt": {"momentum": 0.0}}, "threads": 2}  # fmt: skip
+    assert isinstance(out["lr"], float) and base["epochs"] == 3  # a copy
+    for bad, message in [
+        ("epoch=5", "unknown key 'epoch' in the settings .*epochs"),
+        ("train.epoch=5", "unknown key 'epoch' in train"),
+        ("epochs=5.5", "expected int"),
+        ("epochs=true", "expected int"),
+        ("flag=1", "expected bool"),
+        ("xs=0.5", "expected list"),
+        ('xs=["a"]', r"xs\[0\]: expected float"),
+        ("name.x=1", "not a mapping"),
+        ("epochs", "key=value"),
+        ("seed_offset=3", "--seed-offset"),
+        ("scale=full", "--scale"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            apply_overrides({**base, "seed_offset": 0, "scale": "quick"}, [bad])
+
+
+def test_command_line_set_runs_other_settings_apart_and_rejects_bad_ones(fake, capsys):
+    assert main(["reproduce", "99_fake", "--set", "power=3", "--quiet"]) == 0
+    assert "4 computed now" in capsys.readouterr().out
+    assert main(["table", "99_fake", "--set", "power=3"]) == 0
+    assert "| 3 | 27 |" in capsys.readouterr().out
+    assert main(["table", "99_fake"]) == 1  # the chapter's own settings: nothing stored yet
+    capsys.readouterr()
+    for bad, message in [("powr=3", "unknown key 'powr'"), ("power=x", "expected int")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["reproduce", "99_fake", "--set", bad])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["claims", "--set", "power=3"])
+    assert "needs one chapter" in capsys.readouterr().err
+
+
 def test_claims_command_prints_stores_and_fails_on_an_asserted_claim(fake, monkeypatch, capsys):
     from minipruner import claims as cl
 
