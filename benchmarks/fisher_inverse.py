@@ -21,7 +21,16 @@ is recomputed. Beyond the 4,000 training images, ``G`` uses copies shifted by on
 the network has not memorised those, so their gradients are far larger and the Fisher's
 scale (and a relative ``damp``) grows with ``N`` past 4,000.
 
-Run: ``python benchmarks/fisher_inverse.py [--n 1000 10000] [--max-updates 1000]``.
+With ``--steps`` it instead times each step of chapter 4's Fisher on its own quick-scale
+network and gradients (N = 4,000, d = 32,360, float64) and prints, for each, the ratio of
+its time to the roofline bound ``max(flops / R, bytes / B)``, where ``R`` (GEMM rate) and
+``B`` (memory bandwidth) are measured in the same run: ``G G^T`` (one triangle, banded),
+the ``N x N`` Cholesky, ``L^-1 G``, ``eigh`` of ``G G^T``, ``Q^T G``, ``diag(H^-1)`` for a
+new damping from the spectrum, and one CBS-S swap iteration from the magnitude start at
+90 %. A ratio of 1 is the machine's limit for that step.
+
+Run: ``python benchmarks/fisher_inverse.py [--n 1000 10000] [--max-updates 1000]`` or
+``python benchmarks/fisher_inverse.py --steps [--threads 1]``.
 Peak memory about 14 GB in float32 (two d x d matrices of 4.2 GB and temporaries).
 Cost on one CPU thread: about 12 minutes for N = 1,000, 20 for N = 10,000 with 300 updates.
 """
@@ -140,6 +149,72 @@ def run(n: int, args: argparse.Namespace) -> list[list[str]]:
     return rows
 
 
+def gemm_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 3) -> float:
+    """This machine's matrix-multiply rate (flop/s): ``2 size^3`` flops, best of ``repeats``."""
+    a = torch.randn(size, size, dtype=dtype)
+    best = min(timed(lambda: a @ a)[1] for _ in range(repeats))
+    return 2 * size**3 / best
+
+
+def bandwidth(dtype: torch.dtype, numel: int = 1 << 25, repeats: int = 3) -> float:
+    """Memory bandwidth (bytes/s) of reading a large vector once (a sum), best of
+    ``repeats``: the bound for the steps that stream ``G`` or ``Q^T G``."""
+    a = torch.randn(numel, dtype=dtype)
+    best = min(timed(lambda: a.sum())[1] for _ in range(repeats))
+    return numel * a.element_size() / best
+
+
+def steps(args: argparse.Namespace) -> None:
+    """Time each step of chapter 4's Fisher against the roofline of this machine."""
+    from minipruner import cbs, fisher
+    from minipruner.chapters import obs as chapter
+
+    settings = chapter.settings("quick")
+    p = chapter.prepared(settings, "mlpnet", settings["seeds"][0])
+    g, w = p.grads, p.w
+    n, d = g.shape
+    lam = settings["networks"]["mlpnet"]["damp"]["damp"]
+    size = g.element_size()
+    rate, bw = gemm_rate(g.dtype), bandwidth(g.dtype)
+    print(
+        f"N = {n:,}, d = {d:,}, {g.dtype}: GEMM {rate / 1e9:.1f} GFLOP/s, read {bw / 1e9:.1f} GB/s"
+    )
+    bands = 8
+    k, t_gram = timed(lambda: fisher._outer_gram(g, bands))
+    (_, q), t_eigh = timed(lambda: torch.linalg.eigh(k))
+    t_qtg = timed(lambda: q.T @ g)[1]
+    k.diagonal().add_(n * lam)
+    chol, t_chol = timed(lambda: torch.linalg.cholesky(k))
+    _, t_solve = timed(lambda: torch.linalg.solve_triangular(chol, g, upper=False))
+    spectrum = fisher.FisherSpectrum(g)
+    t_diag = min(timed(lambda i=i: spectrum.at(lam * 10**-i).diag_inverse())[1] for i in range(3))
+    gram = cbs._Gram(g)
+    start = cbs.cbs_starts(w, round(0.9 * d), n_starts=1)[0]
+    _, t_iter = timed(lambda: cbs._swap_iteration(w, gram, ~start, **_cbs_args(settings)))
+    rows = [  # (step, seconds, flops, bytes moved at least once)
+        ("G G^T, one triangle in 8 bands", t_gram, (bands + 1) / bands * n * n * d, n * d * size),
+        ("Cholesky of N damp I + G G^T", t_chol, n**3 / 3, n * n * size),
+        ("L^-1 G (triangular solve)", t_solve, n * n * d, 2 * n * d * size),
+        ("eigh of G G^T (about 10/3 N^3)", t_eigh, 10 / 3 * n**3, n * n * size),
+        ("Q^T G", t_qtg, 2 * n * n * d, 2 * n * d * size),
+        ("diag(H^-1) for a new damping", t_diag, 2 * n * d, n * d * size),
+        ("one CBS-S iteration at 90 %", t_iter, 4 * n * d, 2 * n * d * size),
+    ]
+    print(f"\n{'step':34} {'seconds':>8} {'flops/R':>8} {'bytes/B':>8} {'ratio':>6}")
+    for name, t, flops, moved in rows:
+        bound = max(flops / rate, moved / bw)
+        print(f"{name:34} {t:8.3f} {flops / rate:8.3f} {moved / bw:8.3f} {t / bound:6.2f}")
+    print(
+        "\nratio = seconds / max(flops / R, bytes / B): 1 is this machine's limit for the step "
+        "(R and B measured above, in this process)."
+    )
+
+
+def _cbs_args(settings: dict) -> dict:
+    c = settings["cbs"]
+    return {"rho": c["rho"], "tau": c["tau"], "epsilon": c["epsilon"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
@@ -149,11 +224,15 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", action="store_true", help="time each step (see above)")
     args = parser.parse_args()
     if args.max_updates < 2:
         parser.error("--max-updates must be at least 2")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), OMP_WAIT_POLICY=PASSIVE")
+    if args.steps:
+        steps(args)
+        return
     rows = [["route", "N", "seconds", "woodbury/route", "max |diff|", "relative"]]
     for n in args.n:
         rows += run(n, args)

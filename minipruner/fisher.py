@@ -538,15 +538,14 @@ class FisherSpectrum:
         """The dtype of the computations."""
         return self.grads.dtype
 
-    def _diag(self, shift: float, chunk: int = 4096) -> Tensor:
-        # 1 - sum_n Z_nq^2 / (shift + Lambda_n) for every q: one pass over Z, in column
-        # chunks so that no second N x d matrix is allocated.
-        z = self.z
+    def _diag(self, shift: float, rows: int = 16) -> Tensor:
+        # 1 - sum_n Z_nq^2 / (shift + Lambda_n) for every q: one pass over Z, a band of
+        # contiguous rows at a time, so that no second N x d matrix is allocated.
         weights = 1.0 / (self.eigenvalues + shift)
-        out = torch.empty(z.shape[1], dtype=z.dtype, device=z.device)
-        for a in range(0, z.shape[1], chunk):
-            out[a : a + chunk] = 1.0 - weights @ z[:, a : a + chunk].square()
-        return out
+        total = torch.zeros(self.d, dtype=self.z.dtype, device=self.z.device)
+        for a in range(0, self.n, rows):
+            total.addmv_(self.z[a : a + rows].square().T, weights[a : a + rows])
+        return 1.0 - total
 
     def at(self, damp: float, *, relative: bool = False) -> DampedFisher:
         """The :class:`DampedFisher` ``H = damp I + G^T G / N`` for this ``damp`` (absolute,

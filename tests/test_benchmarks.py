@@ -80,3 +80,17 @@ def test_chapter_5_at_the_full_scale_counts_what_its_settings_say():
     # 75 % of WRN-40-2's 1,344 interior channels, one every 100 steps, then 2,000 more
     assert n == 1008 * 100 + 2000 and item.model == "wrn"
     assert all(all(plan[d].kind == "network" for d in t.deps) for t in runs)
+
+
+# ------------------------------------------------------------ benchmarks/fisher_inverse.py
+
+
+def test_fisher_inverse_measures_the_machines_rates():
+    bench = load("fisher_inverse")
+    assert bench.gemm_rate(torch.float64, size=64, repeats=1) > 0
+    assert bench.bandwidth(torch.float64, numel=1 << 12, repeats=1) > 0
+    assert bench._cbs_args({"cbs": {"rho": 1, "tau": 2, "epsilon": 0.1, "n_starts": 5}}) == {
+        "rho": 1,
+        "tau": 2,
+        "epsilon": 0.1,
+    }
