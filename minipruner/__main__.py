@@ -255,7 +255,7 @@ def _all_tables(scale: str | None, root: str | None, seed_offset: int | None = N
     p, count = calibration.book_probability(list(CHAPTERS))
     book = (
         f"Book-level: {count} asserted claims; a fresh seed set passes all of them with "
-        f"probability {p:.3f}."
+        f"probability {p:.4f}."
     )
     print(RESULTS_PAGE.format(scale=get_scale(scale), power=calibration.POWER_TO_ASSERT, book=book))
     for name in CHAPTERS:
@@ -278,7 +278,7 @@ def _all_tables(scale: str | None, root: str | None, seed_offset: int | None = N
 def _summary_row(results: Results, module: ModuleType, found: list[Claim]) -> list[str]:
     asserted = [c for c in found if c.asserted]
     powers = [c.power for c in asserted]
-    chance = "n/a" if None in powers else f"{math.prod(powers):.3f}"  # None: hand-asserted
+    chance = "n/a" if None in powers else f"{math.prod(powers):.4f}"  # None: hand-asserted
     headlines = []
     for words in getattr(module, "HEADLINES", ()):
         try:
@@ -333,7 +333,7 @@ def _claims(
         p, count = calibration.book_probability(names)
         print(
             f"Book-level: {count} asserted claims; the chance that a fresh seed set passes every "
-            f"one of them is {p:.3f} (the product of their calibrated powers; must be at least "
+            f"one of them is {p:.4f} (the product of their calibrated powers; must be at least "
             f"{calibration.BOOK_LEVEL})"
         )
     if missing:
