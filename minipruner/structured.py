@@ -399,8 +399,9 @@ def prune_and_finetune(
     The model (gated in place, trained in train mode) is fine-tuned by SGD (``lr``,
     ``momentum``, ``weight_decay``, ``batch_size``; the paper's K = 100, 8e-4, 0.9, 5e-4,
     128 are the defaults) on the mean cross-entropy. After every ``prune_every`` steps the
-    kept channel with the lowest saliency over all chains is removed (:func:`prune_lowest`,
-    each chain keeps at least one):
+    kept channel with the lowest saliency over all chains is removed (:func:`prune_lowest`).
+    Each chain keeps at least one channel: that is this book's rule, not Crowley et al.'s
+    (their code takes the minimum over every open gate and lets a block empty):
 
     * ``"fisher"``: ``Delta_k = 1/(2N) sum_n g_nk^2`` over all N examples of the steps since
       the last removal, with per-example gate gradients of the summed loss (the backward
