@@ -50,6 +50,13 @@ MLP of two ``nn.Linear`` (GELU between), a final LayerNorm and a head tied to th
 embedding, as OPT and GPT-2 tie theirs. So the prunable weights are exactly the six
 ``nn.Linear`` of each block, the layers the SparseGPT and Wanda papers prune (they leave
 embeddings and head dense), and every layer-wise pruner of :mod:`minipruner.layerwise` applies.
+Calibrate them on :func:`calibration_batch` (token windows of the training split; the model's
+forward takes token ids) and, as the papers do, one transformer block at a time:
+``make_pruner("sparsegpt", blocks=2)`` groups ``blocks.<i>.*``.
+
+The defaults (``d_model`` 96, 2 blocks of 4 heads, context 64: 221,184 prunable weights; 400
+steps of 32 windows in :func:`train_lm`) were chosen to train in well under a minute on one CPU
+thread while ending far below the unigram perplexity.
 
 Held-out perplexity (:func:`perplexity`) is ``exp`` of the mean next-token cross-entropy,
 
@@ -262,8 +269,8 @@ class TinyGPT(nn.Module):
     def __init__(
         self,
         vocab_size: int = VOCAB_SIZE,
-        context: int = 128,
-        d_model: int = 128,
+        context: int = 64,
+        d_model: int = 96,
         n_layers: int = 2,
         n_heads: int = 4,
         d_mlp: int | None = None,
@@ -360,7 +367,7 @@ def random_windows(
 
 
 def calibration_batch(
-    tokens: Tensor, n: int = 64, context: int = 128, seed: int = 0
+    tokens: Tensor, n: int = 128, context: int = 64, seed: int = 0
 ) -> tuple[Tensor, Tensor]:
     """The layer-wise pruners' calibration data: ``n`` random windows of ``context`` tokens
     from ``tokens`` (the training split), seeded by ``seed``, as ``(x, y)`` with ``y`` the
@@ -371,16 +378,19 @@ def calibration_batch(
 
 @dataclass
 class TrainLog:
-    """What :func:`train_lm` did: the training loss of every step, the seconds it took."""
+    """What :func:`train_lm` did: the training loss of every step, the wall-clock seconds it
+    took and the CPU seconds of this process (``time.process_time``; on a shared machine the
+    wall clock also counts the time other processes held the cores)."""
 
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def train_lm(
     model: TinyGPT,
     tokens: Tensor,
-    steps: int = 600,
+    steps: int = 400,
     batch_size: int = 32,
     lr: float = 3e-3,
     weight_decay: float = 0.01,
@@ -392,7 +402,8 @@ def train_lm(
     mean next-token cross-entropy, with AdamW (``betas = (0.9, 0.95)``, ``weight_decay`` on the
     ``nn.Linear`` weights only), a learning rate warmed up linearly over ``warmup`` steps then
     decayed by a cosine to ``lr / 10`` at the last step, and gradients clipped to norm 1.
-    Returns the per-step losses and the seconds taken; leaves the model in eval mode."""
+    Returns the per-step losses and the seconds taken (wall clock and CPU); leaves the model
+    in eval mode."""
     for name, v in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -416,7 +427,7 @@ def train_lm(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     generator = torch.Generator().manual_seed(seed)
     log = TrainLog()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.train()
     for _ in range(steps):
         x, y = random_windows(tokens, batch_size, model.context, generator)
@@ -429,6 +440,7 @@ def train_lm(
         log.losses.append(float(loss.detach()))
     model.eval()
     log.seconds = time.perf_counter() - start
+    log.cpu_seconds = time.process_time() - cpu
     return log
 
 
