@@ -11,6 +11,9 @@ The model (state it with every number it prints):
   chapter 5's pruning runs) and its configurations. A shared run waits for the networks of
   its seed, a configuration for the networks and shared runs of its seed (all of them if it
   has none), as in ``cluster.run_missing``.
+* A task's trainings are what the chapter declares as its full-scale cost beside
+  ``trained_networks`` and ``shared_runs``: ``config_trainings`` for a configuration,
+  ``shared_run_trainings`` for a shared run (see :class:`minipruner.chapters.Chapter`).
 * A task's time is the sum over its trainings of ``steps x t_step``, where ``steps`` comes
   from the chapter's settings (``iterations``, or ``epochs x ceil(N_train / batch)``) and
   ``t_step`` is measured here: forward, backward and an SGD step of that network on a
@@ -45,8 +48,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minipruner.chapters import CHAPTERS, chapter_module, shared_networks, shared_runs
-from minipruner.models import VGG, WideResNet, get_model
+from minipruner.chapters import (
+    CHAPTERS,
+    chapter_module,
+    chapter_name,
+    config_trainings,
+    shared_networks,
+    shared_run_trainings,
+    shared_runs,
+)
+from minipruner.models import VGG, get_model
 from minipruner.train import TRAIN_DEFAULTS, default_device
 
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "mnist1d": 4_000, "mnist-5k": 4_000}
@@ -103,47 +114,16 @@ def trained_work(model: str, kwargs: dict | None, dataset: str, train: dict) -> 
     return [(net(model, kwargs, dataset, train), steps(train, dataset))]
 
 
-# ------------------------------------------------------------- each chapter's configurations
-
-
-def config_work(name: str, module: Any, settings: dict[str, Any], config: dict[str, Any]) -> list:
-    """The trainings of one configuration of chapter ``name`` (see the chapter's ``run``)."""
-    if name == "01_magnitude":
-        if config["experiment"] == "distortion":
-            return []
-        return trained_work(settings["model"], None, settings["dataset"], settings["retrain"])
-    if name == "02_lookahead":
-        if "units_level" in config or not config["retrain"]:
-            return []
-        exp = settings["experiments"][config["experiment"]]
-        return trained_work(exp["model"], None, exp["dataset"], exp["retrain"])
-    if name == "03_init_pruning":
-        if config["experiment"] == "masks":
-            return []
-        spec = module.network(settings, config["arch"])
-        train = settings["train"][config["arch"]]
-        return trained_work(spec["model"], spec["kwargs"], settings["dataset"], train)
-    if name == "04_obs":
-        return []  # one-shot pruning and the damping trap: no training (not counted)
-    if name == "05_structured":
-        if config["experiment"] in ("scratch", "reduced"):
-            arch, train = settings["arch"], settings["train"]
-            return trained_work("wrn", arch, settings["dataset"], train)
-        return []
-    if name == "06_comparison":
-        return trained_work(settings["model"], None, settings["dataset"], settings["retrain"])
-    raise ValueError(f"no cost model for chapter {name}")
-
-
-def shared_work(name: str, settings: dict[str, Any], run: dict[str, Any]) -> list:
-    """The trainings of one shared run (chapter 5's pruning runs)."""
-    if name != "05_structured" or run["call"] != "pruning_run":
-        raise ValueError(f"no cost model for the shared run {run['call']} of {name}")
-    total = sum(WideResNet(**{**settings["arch"], "input_shape": None}).interior_widths)
-    removed = round(settings["grid"][-1] * total)
-    prune = {**settings["train"], **settings["prune"]}
-    item = net("wrn", settings["arch"], settings["dataset"], prune)
-    return [(item, removed * settings["prune"]["prune_every"] + settings["tune_steps"])]
+def declared_work(trainings: list[dict[str, Any]]) -> list:
+    """The (network, training steps) pairs of trainings a chapter declares
+    (:func:`minipruner.chapters.training`): its own step count where it states one, else the
+    count its training settings imply (:func:`steps`)."""
+    out = []
+    for t in trainings:
+        item = net(t["model"], t.get("model_kwargs"), t["dataset"], t["train"])
+        n = t["steps"] if t.get("steps") is not None else steps(t["train"], t["dataset"])
+        out.append((item, n))
+    return out
 
 
 def tasks(name: str, scale: str) -> list[Task]:
@@ -158,11 +138,12 @@ def tasks(name: str, scale: str) -> list[Task]:
     networks = list(range(len(out)))
     for run in shared_runs(module, settings):
         deps = [i for i in networks if run["seed"] in (out[i].seed, None)]
-        out.append(Task("shared", run["seed"], shared_work(name, settings, run), deps))
+        work = declared_work(shared_run_trainings(module, settings, run))
+        out.append(Task("shared", run["seed"], work, deps))
     shared = list(range(len(out)))
     for config in module.configurations(settings):
         deps = [i for i in shared if config.get("seed") in (out[i].seed, None)]
-        work = config_work(name, module, settings, config)
+        work = declared_work(config_trainings(module, settings, config))
         out.append(Task("config", config.get("seed"), work, deps))
     return out
 
@@ -231,7 +212,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = default_device()
-    names = [CHAPTERS[n - 1] for n in args.chapters] if args.chapters else list(CHAPTERS)
+    names = [chapter_name(n) for n in args.chapters] if args.chapters else list(CHAPTERS)
     plans = {name: tasks(name, args.scale) for name in names}
     nets = sorted({item for plan in plans.values() for t in plan for item, _ in t.work}, key=str)
     kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

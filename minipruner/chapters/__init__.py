@@ -18,7 +18,7 @@ import inspect
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from ..records import Results
 
 
-# name -> module path of every chapter's experiments.
+# name -> module path of every chapter's experiments: the only list of the chapters. The
+# Makefile and the GPU workflow loop over `python -m minipruner list --names`, the
+# full-scale estimate over this (tests/test_chapter_list.py checks no file lists them).
 CHAPTERS: dict[str, str] = {
     "01_magnitude": "minipruner.chapters.magnitude",
     "02_lookahead": "minipruner.chapters.lookahead",
@@ -90,6 +92,14 @@ class Chapter(Protocol):
     settings that only enumerate configurations (see :mod:`minipruner.records`), and list in
     ``trained_networks(settings)`` the trained networks its configurations share
     (:func:`shared_networks`), so that each is trained once, before the configurations.
+
+    Optional slots beside those: ``shared_runs(settings)`` (:func:`shared_runs`); its
+    full-scale cost, ``config_trainings(settings, config)`` and, with shared runs,
+    ``shared_run_trainings(settings, run)``: the trainings one unit of work runs, each a
+    :func:`training` (:func:`config_trainings`, read by ``benchmarks/full_scale_estimate.py``);
+    and ``EXPLORER``, the name of the chapter's explorer in :mod:`minipruner.explorers`
+    (:func:`chapter_explorer`; ``python -m minipruner list --with-explorer`` lists the chapters
+    that have one).
     """
 
     VERSION: int
@@ -209,6 +219,69 @@ def shared_runs(module: ModuleType, settings: Mapping[str, Any]) -> list[dict[st
 def run_shared(module: ModuleType, settings: Mapping[str, Any], run: Mapping[str, Any]) -> None:
     """One entry of :func:`shared_runs`: ``module.<call>(settings, **kwargs)``."""
     getattr(module, run["call"])(dict(settings), **run["kwargs"])
+
+
+def training(
+    model: str,
+    dataset: str,
+    train: Mapping[str, Any],
+    model_kwargs: Mapping[str, Any] | None = None,
+    steps: int | None = None,
+) -> dict[str, Any]:
+    """One training in a chapter's declared cost: ``model`` (with ``model_kwargs``) trained on
+    ``dataset`` with the :func:`minipruner.train.train` arguments ``train``, for ``steps``
+    optimiser steps, or (``steps=None``) as many as ``train`` implies: ``iterations``, else
+    ``epochs x ceil(N_train / batch_size)``. Raises ``ValueError`` for a non-positive
+    ``steps``."""
+    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+        raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
+    return {
+        "model": model,
+        "dataset": dataset,
+        "model_kwargs": None if model_kwargs is None else dict(model_kwargs),
+        "train": dict(train),
+        "steps": None if steps is None else int(steps),
+    }
+
+
+def config_trainings(
+    module: ModuleType, settings: Mapping[str, Any], config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The full-scale cost of one configuration as its chapter declares it: the module's
+    ``config_trainings(settings, config)``, a list of :func:`training` (empty where the
+    configuration trains nothing, or nothing counted). Raises ``ValueError`` for a chapter
+    that declares no cost."""
+    if not hasattr(module, "config_trainings"):
+        raise ValueError(f"{module.__name__} declares no config_trainings (its full-scale cost)")
+    return [dict(t) for t in module.config_trainings(dict(settings), dict(config))]
+
+
+def shared_run_trainings(
+    module: ModuleType, settings: Mapping[str, Any], run: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The full-scale cost of one of the chapter's :func:`shared_runs`: the module's
+    ``shared_run_trainings(settings, run)``, a list of :func:`training`. Raises ``ValueError``
+    for a chapter that declares shared runs but not their cost."""
+    if not hasattr(module, "shared_run_trainings"):
+        raise ValueError(
+            f"{module.__name__} declares no shared_run_trainings (the cost of {run['call']})"
+        )
+    return [dict(t) for t in module.shared_run_trainings(dict(settings), dict(run))]
+
+
+def chapter_explorer(chapter: str | int | ModuleType) -> Callable[..., Any] | None:
+    """The chapter's explorer, the function of :mod:`minipruner.explorers` its module names in
+    ``EXPLORER``; ``None`` for a chapter without one. Raises ``ValueError`` when the name is not
+    a function of that module."""
+    module = chapter if isinstance(chapter, ModuleType) else chapter_module(chapter)
+    name = getattr(module, "EXPLORER", None)
+    if name is None:
+        return None
+    explorers = importlib.import_module("minipruner.explorers")
+    found = getattr(explorers, str(name), None)
+    if not callable(found):
+        raise ValueError(f"{module.__name__}.EXPLORER names {name!r}, not an explorer")
+    return found
 
 
 def rank_correlation(a: Any, b: Any) -> float:

@@ -32,7 +32,7 @@ from ..results import Results, markdown_table
 from ..scale import by_scale, shifted_seeds
 from ..scale import seed_offset as checked_offset
 from ..structured import neuron_masks  # noqa: F401  (importable from here, as before)
-from . import load_data, network_args, trained_network
+from . import load_data, network_args, trained_network, training
 from .obs import FITS, paper_pair
 from .obs import settings as obs_settings
 
@@ -130,6 +130,12 @@ def model(settings: dict[str, Any], seed: int | None = None) -> nn.Module:
 def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The trained MLPNet of every seed (what every configuration of that seed prunes)."""
     return [network_args(settings, settings["scale"], seed) for seed in settings["seeds"]]
+
+
+def config_trainings(settings: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of ``config`` (:func:`~minipruner.chapters.config_trainings`): the
+    retraining of the pruned MLPNet with ``settings["retrain"]``."""
+    return [training(settings["model"], settings["dataset"], settings["retrain"])]
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

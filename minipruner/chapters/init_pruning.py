@@ -56,11 +56,12 @@ from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, shifted_seeds
 from ..scale import seed_offset as checked_offset
 from ..train import default_device, evaluate, seed_everything, train
-from . import load_data
+from . import load_data, training
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Pruning at initialisation: keep the gradient flowing"
+EXPLORER = "init_pruning_explorer"  # its explorer in minipruner.explorers
 HEADLINES = (
     ("98 %: GraSP beats the best of SNIP",),
     ("90 %: GraSP and SNIP end within 2 points",),
@@ -242,6 +243,18 @@ def network(settings: dict[str, Any], arch: str) -> dict[str, Any]:
     """The settings of the network called ``arch``."""
     (spec,) = [net for net in settings["networks"] if net["name"] == arch]
     return spec
+
+
+def config_trainings(settings: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of ``config`` (:func:`~minipruner.chapters.config_trainings`): the
+    training of its pruned network ``arch`` with ``settings["train"][arch]`` (counted also
+    where a layer is emptied and the network is recorded untrained: an upper bound); none for
+    the mask measurements."""
+    if config["experiment"] == "masks":
+        return []
+    spec = network(settings, config["arch"])
+    train = settings["train"][config["arch"]]
+    return [training(spec["model"], settings["dataset"], train, model_kwargs=spec["kwargs"])]
 
 
 def init_net(settings: dict[str, Any], arch: str, seed: int) -> nn.Module:

@@ -38,11 +38,12 @@ from ..results import Results, markdown_table, mean_sd_cell, sample_sd
 from ..scale import by_scale, shifted_seeds
 from ..scale import seed_offset as checked_offset
 from ..train import evaluate
-from . import load_data, network_args, trained_network
+from . import load_data, network_args, trained_network, training
 
 VERSION = 1
 GRID = ("seeds", "levels")  # enumerate configurations only
 TITLE = "Lookahead pruning"
+EXPLORER = "lookahead_explorer"  # its explorer in minipruner.explorers
 HEADLINES = (
     ("Right after pruning to 3.21 %", "LAP is more accurate"),
     ("After retraining at 0.43 %", "LAP is more accurate"),
@@ -173,6 +174,16 @@ def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
         for exp in settings["experiments"].values()
         for seed in settings["seeds"]
     ]
+
+
+def config_trainings(settings: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of ``config`` (:func:`~minipruner.chapters.config_trainings`): the
+    retraining of its experiment's pruned network with that experiment's ``retrain``; none for
+    a configuration that does not retrain, nor for the ``units_level`` ones (no training)."""
+    if "units_level" in config or not config["retrain"]:
+        return []
+    exp = settings["experiments"][config["experiment"]]
+    return [training(exp["model"], exp["dataset"], exp["retrain"])]
 
 
 def level_ratios(

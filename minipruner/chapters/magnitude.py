@@ -32,11 +32,12 @@ from ..results import Results, markdown_table, mean_sd_cell
 from ..scale import by_scale, shifted_seeds
 from ..scale import seed_offset as checked_offset
 from ..train import evaluate
-from . import load_data, network_args, rank_correlation, trained_network
+from . import load_data, network_args, rank_correlation, trained_network, training
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
 GRID = ("seeds", "sparsities")  # enumerate configurations only
 TITLE = "Magnitude pruning minimises a layer's distortion"
+EXPLORER = "magnitude_explorer"  # its explorer in minipruner.explorers
 HEADLINES = (
     ("Right after pruning at 98.0%", "more accurate"),
     ("After retraining at 99.0%", "more accurate"),
@@ -100,6 +101,15 @@ def model(settings: dict[str, Any], seed: int | None = None) -> torch.nn.Module:
 def trained_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The trained network of every seed (what every configuration of that seed prunes)."""
     return [network_args(settings, settings["scale"], seed) for seed in settings["seeds"]]
+
+
+def config_trainings(settings: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of ``config`` (:func:`~minipruner.chapters.config_trainings`): the
+    retraining of the pruned network with ``settings["retrain"]``; none for the distortion
+    experiment, which trains nothing."""
+    if config["experiment"] == "distortion":
+        return []
+    return [training(settings["model"], settings["dataset"], settings["retrain"])]
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

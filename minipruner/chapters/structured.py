@@ -54,11 +54,12 @@ from ..scale import seed_offset as checked_offset
 from ..store import load_or_compute
 from ..tables import markdown_table, mean_sd_cell, sample_sd
 from ..train import default_device, evaluate, train, trained
-from . import load_data, network_args, rank_correlation
+from . import load_data, network_args, rank_correlation, training
 
 VERSION = 1
 GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
+EXPLORER = "structured_explorer"  # its explorer in minipruner.explorers
 HEADLINES = (
     ("not worse than its pruned-and-tuned weights by more than 2",),
     ("reduced networks beat the Fisher pruned-and-tuned ones",),
@@ -254,6 +255,31 @@ def shared_runs(settings: dict[str, Any]) -> list[dict[str, Any]]:
         for seed in settings["seeds"]
         for method in settings["methods"]
     ]
+
+
+def config_trainings(settings: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of ``config`` (:func:`~minipruner.chapters.config_trainings`): the
+    training from scratch of a ``scratch`` or ``reduced`` network, counted at the full WRN's
+    step time (they are narrower: an upper bound); none for the others, which read the
+    pruning runs (:func:`shared_run_trainings`)."""
+    if config["experiment"] in ("scratch", "reduced"):
+        arch, train = settings["arch"], settings["train"]
+        return [training("wrn", settings["dataset"], train, model_kwargs=arch)]
+    return []
+
+
+def shared_run_trainings(settings: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of one pruning run (:func:`pruning_run`): WRN steps with the
+    ``train`` settings updated by ``prune``, one removal every ``prune_every`` steps until the
+    last fraction of ``grid`` of the interior channels is removed, then ``tune_steps`` more:
+    ``round(grid[-1] x interior channels) x prune_every + tune_steps``."""
+    if run["call"] != "pruning_run":
+        raise ValueError(f"no cost declared for the shared run {run['call']!r}")
+    total = sum(WideResNet(**{**settings["arch"], "input_shape": None}).interior_widths)
+    removed = round(settings["grid"][-1] * total)
+    prune = {**settings["train"], **settings["prune"]}
+    n = removed * settings["prune"]["prune_every"] + settings["tune_steps"]
+    return [training("wrn", settings["dataset"], prune, model_kwargs=settings["arch"], steps=n)]
 
 
 def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, Any]:
