@@ -2,7 +2,10 @@
 
 Subcommands:
 
-- ``list``: the chapters and how many results each has stored at each scale;
+- ``list``: the chapters and how many results each has stored at each scale; ``--names``
+  (one a line) or ``--json`` the names alone, :data:`minipruner.chapters.CHAPTERS` in order
+  (the Makefile and the GPU workflow loop over them); ``--with-explorer`` only those with an
+  explorer;
 - ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
   figures and table under ``results/<chapter>/<scale>/``; with ``--ray [ADDRESS]`` the
   configurations run as tasks on a Ray cluster (:mod:`minipruner.cluster`);
@@ -27,6 +30,7 @@ value read as JSON where it parses and checked against the type of the value it 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -34,7 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from . import calibration
-from .chapters import CHAPTERS, chapter_module, chapter_name
+from .chapters import CHAPTERS, chapter_explorer, chapter_module, chapter_name
 from .claims import Claim, claims_table, find_claim, power_text
 from .overrides import apply_overrides
 from .records import Results, results_dir
@@ -56,7 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m minipruner", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the chapters and their stored results")
+    p = sub.add_parser("list", help="list the chapters and their stored results")
+    p.add_argument(
+        "--names",
+        action="store_true",
+        help="the chapter names alone, one a line (what the Makefile and workflows loop over)",
+    )
+    p.add_argument("--json", action="store_true", help="the chapter names as a JSON list")
+    p.add_argument(
+        "--with-explorer",
+        action="store_true",
+        help="only the chapters that have an explorer (EXPLORER in the chapter's module)",
+    )
     for command, text in (
         ("reproduce", "run a chapter's experiments (resumable) and save figures and table"),
         ("table", "print a chapter's results table from stored results"),
@@ -155,8 +170,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(err))
         return 0
     if args.command == "list":
+        names = [n for n in CHAPTERS if not args.with_explorer or chapter_explorer(n) is not None]
+        if args.json:
+            print(json.dumps(names))
+            return 0
+        if args.names:
+            print("\n".join(names))
+            return 0
         root = results_dir()
-        for name in CHAPTERS:
+        for name in names:
             stored = {s: len(list((root / name / s).glob("*.json"))) for s in SCALES}
             counts = ", ".join(f"{s}: {n} results" for s, n in stored.items())
             print(f"{name:18s} {counts}")
