@@ -16,7 +16,7 @@ in the table :mod:`minipruner.methods`, measured by :func:`prune_and_measure`::
 # First: sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads; see minipruner.runtime.
 from . import runtime  # noqa: I001
 
-from . import calibration, claims, methods, obs, results, structured
+from . import calibration, claims, language, layerwise, methods, obs, results, structured
 from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
 from .experiment import Pruned, prune_and_measure  # noqa: E402
 from .init_pruning import (  # noqa: E402
@@ -27,6 +27,7 @@ from .init_pruning import (  # noqa: E402
     random_scores,
     snip_scores,
 )
+from .layerwise import layerwise_prune, nm_mask, sparsegpt_prune, wanda_scores  # noqa: E402
 from .lookahead import lookahead_prune, lookahead_scores  # noqa: E402
 from .magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
 from .masks import (  # noqa: E402
@@ -87,8 +88,11 @@ __all__ = [
     "get_model",
     "get_scale",
     "grasp_scores",
+    "language",
     "layer_collapse",
     "layer_densities",
+    "layerwise",
+    "layerwise_prune",
     "load_dataset",
     "load_or_compute",
     "lookahead_prune",
@@ -97,6 +101,7 @@ __all__ = [
     "magnitude_scores",
     "masks_from_scores",
     "methods",
+    "nm_mask",
     "normalize_scores",
     "obs",
     "prunable",
@@ -113,9 +118,11 @@ __all__ = [
     "seed_offset",
     "shifted_seeds",
     "snip_scores",
+    "sparsegpt_prune",
     "structured",
     "sparsity_report",
     "threads",
     "train",
     "trained",
+    "wanda_scores",
 ]
