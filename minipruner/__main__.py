@@ -155,14 +155,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--results", default=None, help="results folder (default: ./results)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="calibrate the chapter under changed settings (as reproduce --set; one chapter, "
+        "needs --variant): a variant a page may cite, which asserts nothing",
+    )
+    p.add_argument("--variant", default=None, help="the variant's name (with --set)")
     args = parser.parse_args(argv)
 
     if args.command == "calibrate":
         try:
             threads = {int(k): int(t) for k, t in (item.split(":") for item in args.threads)}
             names = list(CHAPTERS) if args.chapter == "all" else [chapter_name(args.chapter)]
+            if args.overrides and len(names) != 1:
+                raise ValueError("--set needs one chapter")
             for name in names:
-                path = calibrate(name, args.offsets, threads=threads, root=args.results)
+                path = calibrate(
+                    name,
+                    args.offsets,
+                    threads=threads,
+                    root=args.results,
+                    overrides=args.overrides,
+                    variant=args.variant,
+                )
+                if args.variant:
+                    print(f"wrote {path} (a variant: it asserts nothing)")
+                    continue
                 _, asserted = calibration.book_probability([name])
                 total = len(calibration.load(name)["claims"])
                 print(f"wrote {path}: {asserted} of {total} claims asserted")

@@ -40,6 +40,7 @@ from .chapters import (
 )
 from .claims import claims_table
 from .cluster import run_plan
+from .overrides import apply_overrides
 from .plan import Plan, plan_work
 from .records import (
     Results,
@@ -194,15 +195,27 @@ def calibrate(
     root: str | os.PathLike | None = None,
     folder: Path | None = None,
     quiet: bool = False,
+    overrides: Iterable[str] = (),
+    variant: str | None = None,
 ) -> Path:
     """Run the chapter's quick scale at every seed offset in ``offsets`` (resumable, through
     :func:`reproduce`; ``threads`` maps an offset to its torch thread count, default 1),
     compute its claims at each, and write the calibration that decides which claims the
     page asserts (:mod:`minipruner.calibration`) to ``folder`` (default: the package's
     ``chapters/calibration/``). Returns the file written. At least
-    :data:`minipruner.calibration.MIN_OFFSETS` distinct offsets are needed."""
+    :data:`minipruner.calibration.MIN_OFFSETS` distinct offsets are needed.
+
+    With ``overrides`` (``key=value`` strings, as ``reproduce --set``) it calibrates the
+    chapter under other settings, a *variant* that a page may cite (e.g. chapter 3 under the
+    paper's initialisation) but that asserts nothing: it is written as
+    ``<chapter>.<variant>.json`` and needs a ``variant`` name."""
     name = chapter_name(chapter)
     module = chapter_module(name)
+    overrides = list(overrides)
+    if overrides and not variant:
+        raise ValueError("a calibration under changed settings (--set) needs a --variant name")
+    if variant is not None and not variant.replace("-", "").isalnum():
+        raise ValueError(f"a variant name is letters, digits and '-', got {variant!r}")
     offsets = list(dict.fromkeys(int(k) for k in offsets))
     if len(offsets) < calibration.MIN_OFFSETS:
         raise ValueError(
@@ -211,13 +224,15 @@ def calibrate(
     threads = dict(threads or {})
     runs = []
     for k in offsets:
-        settings = settings_at(name, "quick", k)
+        settings = apply_overrides(settings_at(name, "quick", k), overrides)
         results = reproduce(
             name, "quick", root=root, settings=settings, threads=threads.get(k, 1), quiet=quiet
         )
         used = max((r.get("threads", 1) for r in results.records), default=1)
         runs.append((k, int(used), module.claims(results)))
-    built = calibration.build(name, module, settings_at(name, "quick", 0), runs)
+    label = f"{name}.{variant}" if variant else name
+    at_zero = apply_overrides(settings_at(name, "quick", 0), overrides)
+    built = calibration.build(label, module, at_zero, runs)
     return calibration.save(built, folder)
 
 

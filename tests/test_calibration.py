@@ -154,14 +154,16 @@ def _claims_module():
 
     def settings(scale):
         offset = int(__import__("os").environ.get("MINIPRUNER_SEED_OFFSET", "0"))
-        return {"seeds": [offset, offset + 1, offset + 2], "seed_offset": offset, "scale": scale}
+        seeds = [offset, offset + 1, offset + 2]
+        return {"seeds": seeds, "seed_offset": offset, "scale": scale, "shift": 0.0}
 
     def configurations(settings):
         return [{"seed": s} for s in settings["seeds"]]
 
     def run(config, settings):
         rng = np.random.default_rng(config["seed"])
-        return {"strong": 10 + rng.normal(), "weak": 0.5 + rng.normal()}
+        shift = settings.get("shift", 0.0)
+        return {"strong": 10 + shift + rng.normal(), "weak": 0.5 + rng.normal()}
 
     def claims(results):
         found = [
@@ -217,6 +219,17 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
         main([*args, "--offsets", *map(str, offsets), "--threads", "500"])  # not OFFSET:THREADS
     with pytest.raises(SystemExit):
         main([*args, "--offsets", "0", "100"])  # too few offsets
+    # a variant: the chapter under changed settings, written beside it, asserting nothing
+    shifted = [*args, "--offsets", *map(str, offsets), "--set", "shift=-10"]
+    with pytest.raises(SystemExit):
+        main(shifted)  # --set needs --variant
+    assert main([*shifted, "--variant", "no-shift"]) == 0
+    variant = cal.load("98_calibrated.no-shift")
+    assert variant["claims"][0]["power"] < cal.POWER_TO_ASSERT  # strong is 0 on average now
+    assert variant["settings_hash"] != data["settings_hash"]
+    assert json.loads(written.read_text())["claims"] == data["claims"]  # the chapter's: as it was
+    judged = module.claims(store.reproduce("98_calibrated", "quick", root=tmp_path, quiet=True))
+    assert [c.asserted for c in judged] == [True, False]
     cal.load.cache_clear()
 
 
