@@ -50,7 +50,16 @@ import numpy as np
 import torch
 from scipy import integrate, stats
 
-from .claims import CONFIDENCE, TIMING, Claim, spearman_bounds, standing_text
+from .claims import (
+    CONFIDENCE,
+    HELD,
+    REVERSED,
+    TIMING,
+    UNDECIDED,
+    Claim,
+    spearman_bounds,
+    standing_text,
+)
 from .store import config_key
 
 POWER_TO_ASSERT = 0.999
@@ -313,17 +322,41 @@ def save(calibration: Mapping[str, Any], folder: Path | None = None) -> Path:
     return target
 
 
+def _claim(name: str, words: Sequence[str]) -> dict[str, Any]:
+    # The one calibrated claim of `name` (a chapter or a variant) containing every word.
+    cal = load(name)
+    found = [c for c in (cal["claims"] if cal else ()) if all(w in c["statement"] for w in words)]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} calibrated claims of {name} contain {words}")
+    return found[0]
+
+
 def standing(chapter: str, *words: str) -> str:
     """A claim's standing from the committed calibration alone (no results needed, for a page
     that cites another chapter's claim): ``"asserted"`` or ``"not asserted: a fresh seed set
     confirms it with probability p"``, the claim being the one whose statement contains every
     one of ``words``. Raises ``KeyError`` unless exactly one claim matches."""
-    cal = load(chapter)
-    found = [c for c in (cal["claims"] if cal else ()) if all(w in c["statement"] for w in words)]
-    if len(found) != 1:
-        raise KeyError(f"{len(found)} calibrated claims of {chapter} contain {words}")
-    p = found[0]["power"]
+    p = _claim(chapter, words)["power"]
     return standing_text(p >= POWER_TO_ASSERT, p)
+
+
+def verdicts(name: str, *words: str) -> dict[str, Any]:
+    """How one calibrated claim fared in each run of a calibration (``name``: a chapter, or a
+    variant ``<chapter>.<variant>`` written by ``calibrate --set ... --variant``): the number
+    of runs (``runs``), how many gave each verdict (``held``, ``not distinguishable``,
+    ``reversed``), the offsets of the runs that did not hold (``not_held``) and the claim's
+    calibrated ``power``. The claim is the one whose statement contains every word of
+    ``words`` (``KeyError`` unless exactly one does)."""
+    claim = _claim(name, words)
+    runs = claim["runs"]
+    return {
+        "runs": len(runs),
+        "held": sum(r["verdict"] == HELD for r in runs),
+        "not distinguishable": sum(r["verdict"] == UNDECIDED for r in runs),
+        "reversed": sum(r["verdict"] == REVERSED for r in runs),
+        "not_held": [r["offset"] for r in runs if r["verdict"] != HELD],
+        "power": claim["power"],
+    }
 
 
 def book_probability(chapters: Sequence[str]) -> tuple[float, int]:

@@ -227,6 +227,17 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
     variant = cal.load("98_calibrated.no-shift")
     assert variant["claims"][0]["power"] < cal.POWER_TO_ASSERT  # strong is 0 on average now
     assert variant["settings_hash"] != data["settings_hash"]
+    # each run's verdict, read back by words (the page cites the variant this way)
+    base, moved = (
+        cal.verdicts("98_calibrated", "strong"),
+        cal.verdicts("98_calibrated.no-shift", "strong"),
+    )
+    assert base["runs"] == moved["runs"] == 10 and base["held"] == 10 and base["not_held"] == []
+    assert moved["held"] + moved["not distinguishable"] + moved["reversed"] == 10
+    assert moved["held"] < 10 and len(moved["not_held"]) == 10 - moved["held"]
+    assert moved["power"] == variant["claims"][0]["power"]
+    with pytest.raises(KeyError):
+        cal.verdicts("98_calibrated", "positive")  # both claims say it
     assert json.loads(written.read_text())["claims"] == data["claims"]  # the chapter's: as it was
     judged = module.claims(store.reproduce("98_calibrated", "quick", root=tmp_path, quiet=True))
     assert [c.asserted for c in judged] == [True, False]
