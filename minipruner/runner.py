@@ -233,6 +233,8 @@ def calibrate(
     label = f"{name}.{variant}" if variant else name
     at_zero = apply_overrides(settings_at(name, "quick", 0), overrides)
     built = calibration.build(label, module, at_zero, runs)
+    if variant:
+        built["overrides"] = overrides  # what makes it a variant: a test recomputes its hash
     return calibration.save(built, folder)
 
 

@@ -225,6 +225,7 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
         main(shifted)  # --set needs --variant
     assert main([*shifted, "--variant", "no-shift"]) == 0
     variant = cal.load("98_calibrated.no-shift")
+    assert variant["overrides"] == ["shift=-10"] and variant["chapter"] == "98_calibrated.no-shift"
     assert variant["claims"][0]["power"] < cal.POWER_TO_ASSERT  # strong is 0 on average now
     assert variant["settings_hash"] != data["settings_hash"]
     # each run's verdict, read back by words (the page cites the variant this way)
@@ -251,3 +252,19 @@ def test_headlines_and_cited_claims_name_one_calibrated_claim_each(name):
         assert cal.standing(name, *words).startswith(("asserted", "not asserted"))
     with pytest.raises(KeyError):
         cal.standing(name, "no claim says this")
+
+
+def test_every_variant_calibration_is_current():
+    # <chapter>.<variant>.json: the chapter's settings with the stored overrides still hash
+    # to what the variant ran (a chapter's settings change makes it stale, as for its own)
+    from minipruner.overrides import apply_overrides
+
+    for file in sorted(cal.FOLDER.glob("*.*.json")):
+        data = json.loads(file.read_text())
+        name, variant = file.stem.split(".")
+        assert data["chapter"] == file.stem and name in CHAPTERS and variant
+        module = chapter_module(name)
+        for offset in (0, 4217):
+            settings = apply_overrides(store.settings_at(name, "quick", offset), data["overrides"])
+            assert cal.settings_hash(module.VERSION, settings) == data["settings_hash"], file.name
+        assert len(data["offsets"]) >= cal.MIN_OFFSETS

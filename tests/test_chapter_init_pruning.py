@@ -224,3 +224,16 @@ def test_flow_accuracy_correlation_is_measured_within_each_sparsity():
     table = chapter.flow_accuracy_table(results)
     assert "| 90% | 3 / 3 / 3 | +0.00 / +0.00 / +0.00 | +0.00 |" in table
     assert "| all trained, pooled | 11 / 11 / 11 | +0.88 / +0.88 / +0.88 | +0.88 |" in table
+
+
+def test_records_under_both_initialisations_read_the_calibrations():
+    record = {"runs": 6, "held": 4, "not distinguishable": 1, "reversed": 1, "power": 0.4149}
+    assert chapter.record_text(record) == "held in 4 of 6 runs, reversed in 1 (chance 0.41)"
+    assert chapter.record_text({**record, "reversed": 0, "power": None}) == "held in 4 of 6 runs"
+    # the committed calibrations: every claim of the page has a row, both records filled
+    table = chapter.init_record_table()
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == len(chapter.calibration.load(chapter.NAME)["claims"])
+    assert "not measured" not in table
+    first = chapter.init_record("98 %: GraSP beats the best")
+    assert set(first) == {"default", "paper"} and all("runs" in v for v in first.values())

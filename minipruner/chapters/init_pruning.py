@@ -738,6 +738,61 @@ def paper_table(results: Results) -> str:
     return markdown_table(header, rows) + "\n\n" + caption
 
 
+# ------------------------------------------------- the paper's initialisation, calibrated
+
+NAME = "03_init_pruning"
+PAPER_INIT = {"init": "grasp", "grasp_reinit_linear": True}
+"""The GraSP code's initialisation, which the full scale runs: :func:`grasp_paper_init`, and
+GraSP scored on a copy whose linear layers are re-drawn Xavier-normal."""
+PAPER_INIT_VARIANT = "paper-init"
+"""The quick scale under :data:`PAPER_INIT`, calibrated as a variant of this chapter (it
+asserts nothing) and committed as ``03_init_pruning.paper-init.json`` by::
+
+    python -m minipruner calibrate 3 --set init='"grasp"' --set grasp_reinit_linear=true \\
+        --variant paper-init --offsets 0 100 200 300 400 500
+"""
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """A claim's record over a calibration's runs, e.g. ``"held in 4 of 6 runs (chance
+    0.41)"``, from :func:`minipruner.calibration.verdicts`."""
+    text = f"held in {record['held']} of {record['runs']} runs"
+    if record["reversed"]:
+        text += f", reversed in {record['reversed']}"
+    power = record["power"]
+    return text + (f" (chance {power:.2f})" if power is not None else "")
+
+
+def init_record(*words: str) -> dict[str, str]:
+    """One claim's record under this page's initialisation (PyTorch's default, the chapter's
+    calibration) and under the paper's (the :data:`PAPER_INIT_VARIANT` calibration), as
+    :func:`record_text`; the claim is the one whose statement contains every word."""
+    return {
+        "default": record_text(calibration.verdicts(NAME, *words)),
+        "paper": record_text(calibration.verdicts(f"{NAME}.{PAPER_INIT_VARIANT}", *words)),
+    }
+
+
+def init_record_table() -> str:
+    """Every claim's record over the calibration's runs under PyTorch's default
+    initialisation (this page's quick scale) and under the GraSP code's (the
+    :data:`PAPER_INIT_VARIANT` calibration): runs where it held, of all runs, and the chance
+    that a fresh seed set confirms it."""
+    base = calibration.load(NAME)
+    variant = calibration.load(f"{NAME}.{PAPER_INIT_VARIANT}")
+    if base is None or variant is None:
+        raise FileNotFoundError("chapter 3's calibration or its paper-init variant is missing")
+    other = {c["statement"]: c for c in variant["claims"]}
+    rows = []
+    for i, claim in enumerate(base["claims"], 1):
+        mine = record_text(calibration.run_record(claim))
+        twin = other.get(claim["statement"])
+        theirs = record_text(calibration.run_record(twin)) if twin else "not measured"
+        rows.append([str(i), claim["statement"], mine, theirs])
+    header = ["claim", "statement", "PyTorch's default (this page)", "the GraSP code's"]
+    return markdown_table(header, rows)
+
+
 # ------------------------------------------------------------------------------- claims
 
 
