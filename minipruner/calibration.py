@@ -347,7 +347,11 @@ def verdicts(name: str, *words: str) -> dict[str, Any]:
     ``reversed``), the offsets of the runs that did not hold (``not_held``) and the claim's
     calibrated ``power``. The claim is the one whose statement contains every word of
     ``words`` (``KeyError`` unless exactly one does)."""
-    claim = _claim(name, words)
+    return run_record(_claim(name, words))
+
+
+def run_record(claim: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`verdicts` of one claim entry of a calibration file."""
     runs = claim["runs"]
     return {
         "runs": len(runs),
