@@ -534,13 +534,18 @@ def obs_explorer(
         ),
         "damping": slider(sorted(set(DAMPINGS) | {base}), grid=(), start=base, fmt="{:g}".format),
     }
-    return explorer(
+    shown = explorer(
         controls,
         lambda state, sparsity, damping: _draw_obs(state, sparsity, damping, first_layer),
         compute=functools.partial(obs_state, dict(settings), seed=seed, results=results),
         caption=caption,
         mode=mode,
     )
+    if isinstance(shown, LiveExplorer):  # what every damping shares, computed meanwhile
+        from .chapters import obs as chapter
+
+        chapter.warm_up(dict(settings), "mlpnet", seed)
+    return shown
 
 
 # ------------------------------------------------------------------------------ chapter 5

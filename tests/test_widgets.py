@@ -266,6 +266,32 @@ def test_chapter3_live_temperature_and_fresh_initialisation():
     assert ex.data["kept"] != direct["kept"]
 
 
+def test_chapter4_warm_up_leaves_a_new_damping_no_eigendecomposition(monkeypatch):
+    from minipruner import obs
+    from minipruner.chapters import obs as chapter
+
+    settings = chapter.settings("quick")
+    net = dict(settings["networks"]["mlpnet"], per_class=10)  # 100 gradients
+    settings = {
+        **settings,
+        "networks": {"mlpnet": net},
+        "start_examples": 100,
+        "cbs": dict(settings["cbs"], n_starts=2, max_iter=1),
+    }
+    seed = settings["seeds"][0]
+    chapter._spectrum.cache_clear()
+    thread = chapter.warm_up(settings, "mlpnet", seed)
+    thread.join(timeout=120)
+    assert not thread.is_alive() and chapter._spectrum.cache_info().currsize == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the damping change decomposed the Fisher again")
+
+    monkeypatch.setattr(obs.FisherSpectrum, "__init__", refuse)
+    state = explorers.obs_state(settings, 0.9, 1e-2, seed)
+    assert set(state["accuracy"]) == set(settings["methods"])
+
+
 def test_chapter4_live_damping_recomputes_the_one_shot_comparison():
     from minipruner.chapters import obs as chapter
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,7 +272,25 @@ def prepared(
     so that a new damping costs no factorisation (the live explorer); without it, from a
     Cholesky factorisation per damping (the chapter's stored runs)."""
     key, damp = _undamped(settings, network, seed)
-    return _prepared(key, json.dumps(damp, sort_keys=True), spectrum)
+    with _PREPARING:  # one at a time: the live explorer may be warming up in a thread
+        return _prepared(key, json.dumps(damp, sort_keys=True), spectrum)
+
+
+_PREPARING = threading.Lock()
+
+
+def warm_up(settings: dict[str, Any], network: str, seed: int) -> threading.Thread:
+    """Start computing, in a background thread, what every damping of one trained (network,
+    seed) shares: its gradients and their eigendecomposition (:func:`prepared` with
+    ``spectrum``). The live explorer calls it when it opens, so that its first change of
+    damping costs seconds, as every later one does, instead of the minute the
+    eigendecomposition takes; a change made before it finishes waits for it. Returns the
+    (daemon) thread."""
+    thread = threading.Thread(
+        target=prepared, args=(settings, network, seed), kwargs={"spectrum": True}, daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def swap_search(
