@@ -47,9 +47,10 @@ _build/.scale-%:
 	rm -f _build/.scale-*
 	mkdir -p _build && touch $@
 
-CALIBRATIONS := $(wildcard minipruner/chapters/calibration/*.json)
+PACKAGE_SOURCES := $(wildcard minipruner/*.py minipruner/*/*.py minipruner/*/*/*.py)
+CALIBRATIONS := $(wildcard minipruner/book/chapters/calibration/*.json)
 
-_build/.package-stamp: minipruner/*.py minipruner/chapters/*.py $(CALIBRATIONS) $(RESULT_FILES) _build/.scale-$(SCALE_NOW)
+_build/.package-stamp: $(PACKAGE_SOURCES) $(CALIBRATIONS) $(RESULT_FILES) _build/.scale-$(SCALE_NOW)
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
@@ -62,7 +63,7 @@ JB_FLAGS := -W --keep-going
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL   := _build/wheel/minipruner-$(VERSION)-py3-none-any.whl
 
-$(WHEEL): pyproject.toml minipruner/*.py minipruner/chapters/*.py $(CALIBRATIONS) | $(VENV)/.installed-book
+$(WHEEL): pyproject.toml $(PACKAGE_SOURCES) $(CALIBRATIONS) | $(VENV)/.installed-book
 	rm -rf _build/wheel build  # setuptools keeps files in build/ that the package no longer has
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w _build/wheel .
 

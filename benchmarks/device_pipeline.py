@@ -1,10 +1,10 @@
 """Training time per CIFAR-10 batch (and per epoch) of VGG-19 and WRN-40-2 with the two data
-pipelines of :func:`minipruner.train.train`, measured in this one process.
+pipelines of :func:`minipruner.core.train.train`, measured in this one process.
 
 ``pipeline="loader"`` is the CPU path: a torchvision dataset read through a ``DataLoader``
 whose transforms (4-pixel padded random crop, horizontal flip, normalisation) run one image
 at a time on the CPU. ``pipeline="device"`` keeps the training set on the device as one
-uint8 tensor and augments every batch there (:mod:`minipruner.device_data`). For each model
+uint8 tensor and augments every batch there (:mod:`minipruner.core.device_data`). For each model
 this script runs ``train`` with each pipeline for ``--warmup`` steps (not timed: kernel
 selection, allocation), then for ``--batches`` steps (default: one epoch, 391 batches of
 128), timed on the wall clock with the device synchronised, and prints seconds per batch,
@@ -13,7 +13,7 @@ copying the training set to the device, as a training run pays it once. First it
 batches alone, without a network ("data only"): what each pipeline costs per batch.
 
 The data are the real CIFAR-10 training set when it is under the data root
-(``$MINIPRUNER_DATA``, see :func:`minipruner.data.data_root`), else 50,000 random images in
+(``$MINIPRUNER_DATA``, see :func:`minipruner.core.data.data_root`), else 50,000 random images in
 the same uint8 format with the same transforms (the time does not depend on the pixels).
 
 Run: ``python benchmarks/device_pipeline.py [--batches 5] [--models vgg19 wrn-40-2]
@@ -38,7 +38,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
 import minipruner as mp  # noqa: E402
-from minipruner.data import NORMALIZATION, DatasetNotFoundError  # noqa: E402
+from minipruner.core.data import NORMALIZATION, DatasetNotFoundError  # noqa: E402
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "vgg19": lambda: mp.get_model("vgg19"),
@@ -95,9 +95,9 @@ def timed_training(
 
 def timed_data(data: Dataset, steps: int, pipeline: str, device: torch.device) -> float:
     """Wall-clock seconds to draw ``steps`` training batches of ``pipeline`` onto ``device``
-    (no network), as :func:`minipruner.train.train` draws them; includes the device
+    (no network), as :func:`minipruner.core.train.train` draws them; includes the device
     pipeline's copy of the set to the device."""
-    from minipruner.train import epoch_batches
+    from minipruner.core.train import epoch_batches
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -5,11 +5,11 @@
 momentum 0.9, 30 epochs). For each ``N`` it times, in one process and one dtype:
 
 * ``woodbury``: WoodFisher's recursion, one rank-one update of a d x d matrix per gradient
-  (:func:`minipruner.obs.woodbury_inverse`);
+  (:func:`minipruner.methods.obs.woodbury_inverse`);
 * ``direct``: the push-through identity ``(I - G^T (N damp I + G G^T)^-1 G) / damp``, the
-  full d x d inverse (:func:`minipruner.obs.fisher_inverse`, route ``"direct"``);
+  full d x d inverse (:func:`minipruner.methods.obs.fisher_inverse`, route ``"direct"``);
 * ``diag`` and ``solve``: ``diag(H^-1)`` and ``H^-1 v`` by the same identity without any
-  d x d matrix (:class:`minipruner.obs.DampedFisher`, set-up included),
+  d x d matrix (:class:`minipruner.methods.obs.DampedFisher`, set-up included),
 
 and the largest absolute difference of each against the Woodbury result. When ``N`` is
 larger than ``--max-updates`` the recursion is run for its first ``k = --max-updates``
@@ -50,7 +50,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 import minipruner as mp  # noqa: E402
-from minipruner import obs  # noqa: E402
+from minipruner.methods import obs  # noqa: E402
 
 T = TypeVar("T")
 
@@ -166,8 +166,8 @@ def bandwidth(dtype: torch.dtype, numel: int = 1 << 25, repeats: int = 3) -> flo
 
 def steps(args: argparse.Namespace) -> None:
     """Time each step of chapter 4's Fisher against the roofline of this machine."""
-    from minipruner import cbs, fisher
-    from minipruner.chapters import obs as chapter
+    from minipruner.book.chapters import obs as chapter
+    from minipruner.methods import cbs, fisher
 
     settings = chapter.settings("quick")
     p = chapter.prepared(settings, "mlpnet", settings["seeds"][0])

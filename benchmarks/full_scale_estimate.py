@@ -13,7 +13,7 @@ The model (state it with every number it prints):
   has none), as in ``cluster.run_missing``.
 * A task's trainings are what the chapter declares as its full-scale cost beside
   ``trained_networks`` and ``shared_runs``: ``config_trainings`` for a configuration,
-  ``shared_run_trainings`` for a shared run (see :class:`minipruner.chapters.Chapter`).
+  ``shared_run_trainings`` for a shared run (see :class:`minipruner.experiments.protocol.Chapter`).
 * A task's time is the sum over its trainings of ``steps x t_step``, where ``steps`` comes
   from the chapter's settings (``iterations``, or ``epochs x ceil(N_train / batch)``) and
   ``t_step`` is measured here: forward, backward and an SGD step of that network on a
@@ -48,17 +48,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minipruner.chapters import (
-    CHAPTERS,
-    chapter_module,
-    chapter_name,
+from minipruner.book.chapters import CHAPTERS, chapter_module, chapter_name
+from minipruner.core.models import VGG, get_model
+from minipruner.core.train import TRAIN_DEFAULTS, default_device
+from minipruner.experiments.protocol import (
     config_trainings,
     shared_networks,
     shared_run_trainings,
     shared_runs,
 )
-from minipruner.models import VGG, get_model
-from minipruner.train import TRAIN_DEFAULTS, default_device
 
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "mnist1d": 4_000, "mnist-5k": 4_000}
 INPUT = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "mnist1d": (1, 40), "mnist-5k": (1, 28, 28)}
@@ -116,8 +114,8 @@ def trained_work(model: str, kwargs: dict | None, dataset: str, train: dict) -> 
 
 def declared_work(trainings: list[dict[str, Any]]) -> list:
     """The (network, training steps) pairs of trainings a chapter declares
-    (:func:`minipruner.chapters.training`): its own step count where it states one, else the
-    count its training settings imply (:func:`steps`)."""
+    (:func:`minipruner.experiments.protocol.training`): its own step count where it states one,
+    else the count its training settings imply (:func:`steps`)."""
     out = []
     for t in trainings:
         item = net(t["model"], t.get("model_kwargs"), t["dataset"], t["train"])

@@ -2,7 +2,7 @@
 uniformly reduced WRNs: chapter 5's latency configurations, run in this one process.
 
 Crowley et al. (2019) ask whether a pruned network is faster than a reduced network of the
-same size. Chapter 5 answers with :func:`minipruner.chapters.structured.run_latency`: for
+same size. Chapter 5 answers with :func:`minipruner.book.chapters.structured.run_latency`: for
 each input setting (the 1-D WRN on MNIST-1D, and the same channel shapes as 2-D convolutions
 on 28 x 28 inputs) and batch size, it times every network in interleaved rounds (warm-up,
 repeated runs, the median per round, a fixed thread count). This script runs those same
@@ -22,7 +22,7 @@ import statistics
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import minipruner as mp  # noqa: E402
-from minipruner.chapters import structured as chapter  # noqa: E402
+from minipruner.book.chapters import structured as chapter
 
 
 def main() -> None:

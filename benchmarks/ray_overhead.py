@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import minipruner as mp
-from minipruner.results import chapter_module
+from minipruner.book.chapters import chapter_module
 
 
 def shrunk(chapter: int) -> dict:

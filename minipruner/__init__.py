@@ -13,13 +13,17 @@ in the table :mod:`minipruner.methods`, measured by :func:`prune_and_measure`::
     print(mp.sparsity_report(model))
 """
 
-# First: sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads; see minipruner.runtime.
-from . import runtime  # noqa: I001
+# First: sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads; see minipruner.core.runtime.
+from .core import runtime  # noqa: I001
 
-from . import calibration, claims, language, layerwise, methods, obs, results, structured
-from .data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
-from .experiment import Pruned, prune_and_measure  # noqa: E402
-from .init_pruning import (  # noqa: E402
+from .book import calibration, claims
+from .core import language
+from .experiments import tables
+from .methods import layerwise, obs, structured
+from . import methods
+from .core.data import DATASETS, DatasetNotFoundError, class_balanced_batch, load_dataset  # noqa: E402
+from .core.experiment import Pruned, prune_and_measure  # noqa: E402
+from .methods.init_pruning import (  # noqa: E402
     grasp_scores,
     layer_collapse,
     layer_densities,
@@ -27,10 +31,10 @@ from .init_pruning import (  # noqa: E402
     random_scores,
     snip_scores,
 )
-from .layerwise import layerwise_prune, nm_mask, sparsegpt_prune, wanda_scores  # noqa: E402
-from .lookahead import lookahead_prune, lookahead_scores  # noqa: E402
-from .magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
-from .masks import (  # noqa: E402
+from .methods.layerwise import layerwise_prune, nm_mask, sparsegpt_prune, wanda_scores  # noqa: E402
+from .methods.lookahead import lookahead_prune, lookahead_scores  # noqa: E402
+from .methods.magnitude import frobenius_distortion, magnitude_prune, magnitude_scores  # noqa: E402
+from .core.masks import (  # noqa: E402
     Masks,
     Pruner,
     Scorer,
@@ -46,12 +50,12 @@ from .masks import (  # noqa: E402
     remove_masks,
     sparsity_report,
 )
-from .models import MODELS, get_model  # noqa: E402
-from .records import Results  # noqa: E402
-from .runner import reproduce  # noqa: E402
-from .runtime import threads  # noqa: E402
-from .scale import SCALES, by_scale, get_scale, seed_offset, shifted_seeds  # noqa: E402
-from .train import (  # noqa: E402
+from .core.models import MODELS, get_model  # noqa: E402
+from .experiments.records import Results  # noqa: E402
+from .book.runner import reproduce  # noqa: E402
+from .core.runtime import threads  # noqa: E402
+from .core.scale import SCALES, by_scale, get_scale, seed_offset, shifted_seeds  # noqa: E402
+from .core.train import (  # noqa: E402
     Evaluation,
     default_device,
     evaluate,
@@ -112,7 +116,6 @@ __all__ = [
     "random_scores",
     "reproduce",
     "remove_masks",
-    "results",
     "runtime",
     "seed_everything",
     "seed_offset",
@@ -120,6 +123,7 @@ __all__ = [
     "snip_scores",
     "sparsegpt_prune",
     "structured",
+    "tables",
     "sparsity_report",
     "threads",
     "train",

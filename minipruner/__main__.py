@@ -3,12 +3,12 @@
 Subcommands:
 
 - ``list``: the chapters and how many results each has stored at each scale; ``--names``
-  (one a line) or ``--json`` the names alone, :data:`minipruner.chapters.CHAPTERS` in order
+  (one a line) or ``--json`` the names alone, :data:`minipruner.book.chapters.CHAPTERS` in order
   (the Makefile and the GPU workflow loop over them); ``--with-explorer`` only those with an
   explorer;
 - ``reproduce CHAPTER``: run the chapter's missing configurations (resumable), then save its
   figures and table under ``results/<chapter>/<scale>/``; with ``--ray [ADDRESS]`` the
-  configurations run as tasks on a Ray cluster (:mod:`minipruner.cluster`);
+  configurations run as tasks on a Ray cluster (:mod:`minipruner.experiments.cluster`);
 - ``table CHAPTER``: print the chapter's results table from stored results (computes nothing);
   ``table all`` prints every chapter's, each under a heading naming its scale, with its
   claims table below it;
@@ -18,13 +18,13 @@ Subcommands:
   every asserted claim. Exits 1 when an asserted claim did not hold;
 - ``calibrate [CHAPTER] --offsets 0 100 ...``: run the chapter's quick scale at each seed
   offset (resumable) and write the calibration that decides which of its claims are asserted
-  (:mod:`minipruner.calibration`); without a chapter, every chapter's.
+  (:mod:`minipruner.book.calibration`); without a chapter, every chapter's.
 
 ``reproduce``, ``table`` and ``claims`` take ``--seed-offset K`` (default:
 ``$MINIPRUNER_SEED_OFFSET``, else 0, as in the notebooks) and, for one chapter, ``--set
 key=value`` (repeatable) over the chapter's settings: a dotted key for a nested setting, the
 value read as JSON where it parses and checked against the type of the value it replaces
-(:mod:`minipruner.overrides`). Other settings are other results: they are stored apart.
+(:mod:`minipruner.experiments.overrides`). Other settings are other results: they are stored apart.
 """
 
 from __future__ import annotations
@@ -37,12 +37,10 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from . import calibration
-from .chapters import CHAPTERS, chapter_explorer, chapter_module, chapter_name
-from .claims import Claim, claims_table, find_claim, power_text
-from .overrides import apply_overrides
-from .records import Results, results_dir
-from .runner import (
+from .book import calibration
+from .book.chapters import CHAPTERS, chapter_explorer, chapter_module, chapter_name
+from .book.claims import Claim, claims_table, find_claim, power_text
+from .book.runner import (
     calibrate,
     chapter_claims,
     reproduce,
@@ -50,8 +48,10 @@ from .runner import (
     save_outputs,
     settings_at,
 )
-from .scale import SCALES, get_scale
-from .tables import markdown_table
+from .core.scale import SCALES, get_scale
+from .experiments.overrides import apply_overrides
+from .experiments.records import Results, results_dir
+from .experiments.tables import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 def _inputs(
     name: str | None, scale: str | None, seed_offset: int | None, assignments: list[str]
 ) -> dict[str, Any]:
-    """The keyword arguments of :func:`minipruner.runner.reproduce` that pick the settings:
+    """The keyword arguments of :func:`minipruner.book.runner.reproduce` that pick the settings:
     ``seed_offset`` alone, or with ``--set`` assignments the chapter's settings at that
-    offset with them applied (:func:`minipruner.overrides.apply_overrides`)."""
+    offset with them applied (:func:`minipruner.experiments.overrides.apply_overrides`)."""
     if not assignments:
         return {"seed_offset": seed_offset}
     assert name is not None  # main refuses --set without one chapter
@@ -289,7 +289,7 @@ Written by `python -m minipruner table all --scale {scale} > RESULTS.md` from th
 of `python -m minipruner reproduce N` for each chapter. Each chapter's table, then its claims:
 the effect over seeds, the interval the verdict reads, the verdict, the chance that a fresh seed
 set confirms the claim (its power, from the chapter's committed calibration over many seed
-offsets, `minipruner/chapters/calibration/`), and whether the page asserts it (power at least
+offsets, `minipruner/book/chapters/calibration/`), and whether the page asserts it (power at least
 {power}). {book}
 """
 

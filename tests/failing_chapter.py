@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from minipruner.store import load_or_compute
+from minipruner.core.store import load_or_compute
 
 VERSION = 1
 TITLE = "a chapter with one failing configuration"

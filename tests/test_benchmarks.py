@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from minipruner.chapters import CHAPTERS
+from minipruner.book.chapters import CHAPTERS
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 

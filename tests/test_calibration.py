@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from minipruner import calibration as cal
-from minipruner import claims as cl
-from minipruner import results as store
-from minipruner.chapters import CHAPTERS, chapter_module
+from minipruner.book import calibration as cal
+from minipruner.book import claims as cl
+from minipruner.book.chapters import CHAPTERS, chapter_module
+from minipruner.book.runner import calibrate, reproduce, settings_at
 
 
 def _simulated(kind, mu, sigma, n, margin, trials=40_000, seed=0):
@@ -120,7 +120,7 @@ def test_a_chapter_is_calibrated_at_any_offset(name):
     # the page at a seed offset no calibration ran must find its calibration (chapter 5's
     # settings name seeds beyond "seeds": a hash that missed them asserted nothing there)
     version = chapter_module(name).VERSION
-    at = [cal.settings_hash(version, store.settings_at(name, "quick", k)) for k in (0, 4217)]
+    at = [cal.settings_hash(version, settings_at(name, "quick", k)) for k in (0, 4217)]
     assert at[0] == at[1] == cal.load(name)["settings_hash"]
 
 
@@ -130,7 +130,7 @@ def test_every_chapter_has_a_calibration_of_its_current_settings(name, monkeypat
     module = chapter_module(name)
     found = cal.load(name)
     assert found is not None, f"{name}: no calibration; run python -m minipruner calibrate {name}"
-    now = cal.settings_hash(module.VERSION, store.settings_at(name, "quick", 0))
+    now = cal.settings_hash(module.VERSION, settings_at(name, "quick", 0))
     assert found["settings_hash"] == now, (
         f"{name}: its settings changed since the calibration; run "
         f"python -m minipruner calibrate {name}"
@@ -182,13 +182,13 @@ def _claims_module():
 def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_path):
     module = _claims_module()
     monkeypatch.setitem(sys.modules, "calibrated_chapter", module)
-    monkeypatch.setitem(store.CHAPTERS, "98_calibrated", "calibrated_chapter")
+    monkeypatch.setitem(CHAPTERS, "98_calibrated", "calibrated_chapter")
     monkeypatch.setattr(cal, "FOLDER", tmp_path / "calibration")
     cal.load.cache_clear()
     with pytest.raises(ValueError, match="at least 6 seed offsets"):
-        store.calibrate("98_calibrated", [0, 100], root=tmp_path, quiet=True)
+        calibrate("98_calibrated", [0, 100], root=tmp_path, quiet=True)
     offsets = list(range(0, 1000, 100))
-    written = store.calibrate("98_calibrated", offsets, threads={500: 2}, root=tmp_path, quiet=True)
+    written = calibrate("98_calibrated", offsets, threads={500: 2}, root=tmp_path, quiet=True)
     data = json.loads(written.read_text())
     assert data["offsets"] == offsets and data["threads"]["500"] == 2
     assert {"torch", "numpy", "python"} <= set(data["versions"])
@@ -197,11 +197,11 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
     assert strong["power"] >= cal.POWER_TO_ASSERT > weak["power"]
     # the page at a new offset: the strong claim is asserted, the weak one only reported
     monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "4217")
-    judged = module.claims(store.reproduce("98_calibrated", "quick", root=tmp_path, quiet=True))
+    judged = module.claims(reproduce("98_calibrated", "quick", root=tmp_path, quiet=True))
     assert [c.asserted for c in judged] == [True, False]
     assert judged[0].power == strong["power"]
     # other settings than the calibration's: nothing asserted, no power
-    other = store.reproduce(
+    other = reproduce(
         "98_calibrated",
         "quick",
         root=tmp_path,
@@ -240,7 +240,7 @@ def test_calibrate_runs_the_offsets_and_apply_asserts_by_power(monkeypatch, tmp_
     with pytest.raises(KeyError):
         cal.verdicts("98_calibrated", "positive")  # both claims say it
     assert json.loads(written.read_text())["claims"] == data["claims"]  # the chapter's: as it was
-    judged = module.claims(store.reproduce("98_calibrated", "quick", root=tmp_path, quiet=True))
+    judged = module.claims(reproduce("98_calibrated", "quick", root=tmp_path, quiet=True))
     assert [c.asserted for c in judged] == [True, False]
     cal.load.cache_clear()
 
@@ -257,7 +257,7 @@ def test_headlines_and_cited_claims_name_one_calibrated_claim_each(name):
 def test_every_variant_calibration_is_current():
     # <chapter>.<variant>.json: the chapter's settings with the stored overrides still hash
     # to what the variant ran (a chapter's settings change makes it stale, as for its own)
-    from minipruner.overrides import apply_overrides
+    from minipruner.experiments.overrides import apply_overrides
 
     for file in sorted(cal.FOLDER.glob("*.*.json")):
         data = json.loads(file.read_text())
@@ -265,6 +265,6 @@ def test_every_variant_calibration_is_current():
         assert data["chapter"] == file.stem and name in CHAPTERS and variant
         module = chapter_module(name)
         for offset in (0, 4217):
-            settings = apply_overrides(store.settings_at(name, "quick", offset), data["overrides"])
+            settings = apply_overrides(settings_at(name, "quick", offset), data["overrides"])
             assert cal.settings_hash(module.VERSION, settings) == data["settings_hash"], file.name
         assert len(data["offsets"]) >= cal.MIN_OFFSETS

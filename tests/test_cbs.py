@@ -1,4 +1,4 @@
-"""CBS-S as released (minipruner.cbs.cbs_select): starts that keep exactly the target count
+"""CBS-S as released (minipruner.methods.cbs.cbs_select): starts that keep exactly the target count
 (where the released code overshoots), exact swap gains, the brute-force optimum on small
 instances, a returned set never worse than its start by the real loss, the early stop and
 the argmin on scripted loss sequences, bad inputs, one-shot pruning on the released search,
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner import cbs, obs
+from minipruner.methods import cbs, obs
 
 DT = torch.float64
 

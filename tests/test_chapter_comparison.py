@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner.chapters import comparison as chapter
-from minipruner.claims import VERDICTS, Claim
-from minipruner.experiment import measure_cost
-from minipruner.results import Results
+from minipruner.book.chapters import comparison as chapter
+from minipruner.book.claims import VERDICTS, Claim
+from minipruner.core.experiment import measure_cost
+from minipruner.experiments.records import Results
 
 
 def _mlp() -> nn.Module:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from minipruner.chapters import init_pruning as chapter
-from minipruner.results import Results
+from minipruner.book.chapters import init_pruning as chapter
+from minipruner.experiments.records import Results
 
 LAYERS = ["features.0.weight", "features.3.weight", "classifier.weight"]
 SIZES = [144, 2304, 640]
@@ -171,8 +171,8 @@ def test_run_end_to_end_on_a_tiny_setting(tmp_path):
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
 def test_claims_have_computed_verdicts(scale):
-    from minipruner.calibration import POWER_TO_ASSERT
-    from minipruner.claims import VERDICTS, Claim
+    from minipruner.book.calibration import POWER_TO_ASSERT
+    from minipruner.book.claims import VERDICTS, Claim
 
     found = chapter.claims(fake_results(scale))
     assert found and all(isinstance(c, Claim) for c in found)
@@ -190,7 +190,7 @@ def test_flow_accuracy_correlation_is_measured_within_each_sparsity():
     pooled over sparsities they are strongly rank-correlated, while within each sparsity a
     seed's accuracies are symmetric about its middle mask in flow order: rank-uncorrelated
     with flow (with ties, given their average ranks). The claims measure the latter."""
-    from minipruner.claims import UNDECIDED, find_claim
+    from minipruner.book.claims import UNDECIDED, find_claim
 
     results = fake_results("quick")
     settings = results.settings

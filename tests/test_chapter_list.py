@@ -1,4 +1,4 @@
-"""``minipruner.chapters.CHAPTERS`` is the only list of the chapters: the command line prints
+"""``minipruner.book.chapters.CHAPTERS`` is the only list of the chapters: the command line prints
 it, the Makefile and the GPU workflow loop over that, the full-scale estimate reads each
 chapter's declared cost, and explorers are an optional slot of the chapter protocol. The last
 test reads every other file of the repository that could list the chapters and checks that
@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from minipruner import explorers
 from minipruner.__main__ import main
-from minipruner.chapters import (
-    CHAPTERS,
-    chapter_explorer,
-    chapter_module,
+from minipruner.book import explorers
+from minipruner.book.chapters import CHAPTERS, chapter_explorer, chapter_module
+from minipruner.experiments.protocol import (
     config_trainings,
     shared_run_trainings,
     shared_runs,
@@ -90,7 +88,7 @@ def test_a_chapter_without_a_cost_declaration_is_a_clear_error():
 
 # Files that may name the chapters: the list itself, the tests (each tests given chapters), the
 # notebooks and prose (each page is one chapter), the committed calibrations (one per chapter).
-NOT_SCANNED = ("minipruner/chapters/__init__.py", "tests/", "notebooks/", "book/", "_toc.yml")
+NOT_SCANNED = ("minipruner/book/chapters/__init__.py", "tests/", "notebooks/", "book/", "_toc.yml")
 SCANNED_SUFFIXES = (".py", ".yml", ".yaml", ".sh", ".toml", ".cfg", ".txt", "Makefile", "run")
 NUMBER_LOOP = re.compile(r"for\s+\w+\s+in\s+(\d+\s+){2,}")  # a shell loop over 1 2 3 ...
 NUMBER_LIST = re.compile(r"\[\s*\d+\s*,\s*\d+\s*,\s*\d+")  # a YAML/JSON matrix [1, 2, 3...]

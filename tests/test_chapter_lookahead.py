@@ -1,4 +1,4 @@
-"""Chapter 2's module (minipruner.chapters.lookahead) without training: settings,
+"""Chapter 2's module (minipruner.book.chapters.lookahead) without training: settings,
 configurations, the disconnected-weights measure, and the figures and tables on a small
 synthetic Results shaped like run's output."""
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from minipruner.chapters import lookahead as chapter
-from minipruner.masks import apply_masks
-from minipruner.results import Results
+from minipruner.book.chapters import lookahead as chapter
+from minipruner.core.masks import apply_masks
+from minipruner.experiments.records import Results
 
 LAYERS = ["fc1.weight", "fc2.weight", "fc3.weight"]
 
@@ -118,9 +118,9 @@ def test_lap_act_units_on_a_small_network(monkeypatch):
     LAP-act's alive units with LAP's per-layer counts, and evaluates each mask."""
     from torch.utils.data import TensorDataset
 
-    from minipruner.lookahead import activation_rates
-    from minipruner.models import MLP
-    from minipruner.train import evaluate
+    from minipruner.core.models import MLP
+    from minipruner.core.train import evaluate
+    from minipruner.methods.lookahead import activation_rates
 
     torch.manual_seed(0)
     net = MLP([12, 16, 16, 16, 3], bias=True).eval()
@@ -162,7 +162,7 @@ def test_lap_act_units_on_a_small_network(monkeypatch):
 
 def test_claims_on_synthetic_results(tmp_path):
     """claims and unit_claims return Claims with verdicts, from synthetic measurements."""
-    from minipruner.claims import VERDICTS, Claim
+    from minipruner.book.claims import VERDICTS, Claim
 
     results = _synthetic_results(tmp_path)
     claims = chapter.claims(results)

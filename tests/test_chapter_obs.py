@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from minipruner.chapters import obs as chapter
-from minipruner.claims import VERDICTS, Claim
-from minipruner.results import Results
+from minipruner.book.chapters import obs as chapter
+from minipruner.book.claims import VERDICTS, Claim
+from minipruner.experiments.records import Results
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])

@@ -1,4 +1,4 @@
-"""Chapter 5's module (minipruner.chapters.structured): settings and configurations, and its
+"""Chapter 5's module (minipruner.book.chapters.structured): settings and configurations, and its
 figures, tables and summaries on hand-made results shaped like ``run``'s (no training); and
 exercise 2's formula for the initial L1 norm of a filter."""
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from minipruner import structured as st
-from minipruner.chapters import structured as chapter
-from minipruner.models import WideResNet
-from minipruner.results import Results
+from minipruner.book.chapters import structured as chapter
+from minipruner.core.models import WideResNet
+from minipruner.experiments.records import Results
+from minipruner.methods import structured as st
 
 SCALES = ("quick", "full")
 
@@ -149,7 +149,7 @@ def test_rank_correlation_and_unknown_experiment():
 
 
 def test_claims_have_computed_verdicts(results):
-    from minipruner.claims import VERDICTS, Claim
+    from minipruner.book.claims import VERDICTS, Claim
 
     found = chapter.claims(results)
     assert found and all(isinstance(c, Claim) for c in found)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from minipruner.chapters import Chapter
-from minipruner.results import CHAPTERS
+from minipruner.book.chapters import CHAPTERS
+from minipruner.experiments.protocol import Chapter
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
@@ -31,7 +31,7 @@ def test_every_chapter_follows_the_protocol(name, scale):
 def test_adding_a_seed_keeps_every_other_result_key(name):
     # GRID settings only enumerate configurations: a new seed adds configurations and leaves
     # the keys (and so the stored results) of the others as they were
-    from minipruner.results import _keyed
+    from minipruner.experiments.records import keyed as _keyed
 
     chapter = importlib.import_module(CHAPTERS[name])
     assert "seeds" in getattr(chapter, "GRID", ()), f"{name} has no GRID with its seeds"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from minipruner import claims as cl
+from minipruner.book import claims as cl
 
 A = [0.95, 0.93, 0.94, 0.96, 0.92]  # accuracies of method A on five seeds
 

@@ -17,8 +17,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import minipruner as mp  # noqa: E402
-from minipruner import cluster  # noqa: E402
-from minipruner.results import chapter_module  # noqa: E402
+from minipruner.book.chapters import CHAPTERS, chapter_module  # noqa: E402
+from minipruner.experiments import cluster  # noqa: E402
 
 TIMING = ("seconds",)
 
@@ -91,7 +91,7 @@ def test_a_failing_configuration_is_reported_and_the_others_are_stored(
 
     monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MINIPRUNER_TEST_CALLS_FILE", str(tmp_path / "calls.txt"))
-    mp.results.CHAPTERS["98_failing"] = "failing_chapter"
+    CHAPTERS["98_failing"] = "failing_chapter"
     try:
         settings = failing_chapter.settings("quick")
         with pytest.raises(cluster.ConfigurationsFailed, match="'x': 2") as err:
@@ -106,7 +106,7 @@ def test_a_failing_configuration_is_reported_and_the_others_are_stored(
             mp.reproduce("98_failing", "quick", root=tmp_path, quiet=True, executor="ray")
         assert len(list((tmp_path / "98_failing").rglob("*.json"))) == len(stored)
     finally:
-        del mp.results.CHAPTERS["98_failing"]
+        del CHAPTERS["98_failing"]
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ receives the networks and shared runs of its seed (all of them when it has no se
 
 from typing import Any
 
-from minipruner import cluster
+from minipruner.experiments import cluster
 
 
 class Ref:

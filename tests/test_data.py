@@ -10,7 +10,7 @@ import torchvision
 from torch.utils.data import Dataset, TensorDataset
 
 import minipruner as mp
-from minipruner import data
+from minipruner.core import data
 
 MNIST_LO, MNIST_HI = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081
 

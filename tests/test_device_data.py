@@ -1,4 +1,4 @@
-"""The device data pipeline (minipruner.device_data) on the CPU: the crop and flip
+"""The device data pipeline (minipruner.core.device_data) on the CPU: the crop and flip
 distributions, the crop's definition, the normalisation against the CPU path's transform,
 epochs that visit every example once, seeding, and train(..., pipeline="device")."""
 
@@ -14,9 +14,9 @@ from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
 import minipruner as mp
-from minipruner import device_data as dd
+from minipruner.core import device_data as dd
 
-train_mod = importlib.import_module("minipruner.train")
+train_mod = importlib.import_module("minipruner.core.train")
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -283,8 +283,8 @@ def test_the_epoch_loss_is_summed_as_python_floats_would_be():
 def test_prune_and_finetune_reads_the_device_pipeline_and_is_seeded(tmp_path, write_cifar):
     """Chapter 5's pruning run at the full scale draws its fine-tuning batches on the device:
     the same channel schedule as the loader path (one removal every K steps), seeded."""
-    from minipruner import structured as st
-    from minipruner.models import WideResNet
+    from minipruner.core.models import WideResNet
+    from minipruner.methods import structured as st
 
     write_cifar(tmp_path, per_batch=8, n_test=10)
     train, _ = mp.load_dataset("cifar10", scale="full", root=tmp_path, download=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minipruner import obs
+from minipruner.methods import obs
 
 DT = torch.float64
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import minipruner as mp
-from minipruner.results import CHAPTERS, chapter_module, save_outputs
+from minipruner.book.chapters import CHAPTERS, chapter_module
+from minipruner.book.runner import save_outputs
 
 SHRINK: dict[str, Any] = {
     "seeds": [0],
@@ -84,7 +85,7 @@ def test_full_scale_path_runs_end_to_end(chapter, offline_full_data):
 @pytest.mark.parametrize("chapter", ["01_magnitude", "06_comparison"])
 def test_full_scale_path_runs_through_ray(chapter, offline_full_data):
     pytest.importorskip("ray")
-    from minipruner import cluster
+    from minipruner.experiments import cluster
 
     cluster.connect(num_cpus=2)
     module = chapter_module(chapter)

@@ -14,15 +14,18 @@ PACKAGE = Path(minipruner.__file__).parent
 # with the reason it is inside a function rather than at the top of its module.
 LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     # the training loop loads only when a network is asked for, so reading results is light
-    ("minipruner.chapters", "minipruner.train"): "training code loaded on demand",
-    ("minipruner.train", "minipruner.device_data"): "GPU data pipeline loaded on demand",
-    ("minipruner.train", "minipruner.data"): "datasets loaded by trained() only",
-    ("minipruner.train", "minipruner.models"): "models loaded by trained() only",
-    ("minipruner.train", "minipruner.scale"): "read by trained() only",
+    ("minipruner.experiments.protocol", "minipruner.core.train"): "training code loaded on demand",
+    ("minipruner.core.train", "minipruner.core.device_data"): "GPU data pipeline loaded on demand",
+    ("minipruner.core.train", "minipruner.core.data"): "datasets loaded by trained() only",
+    ("minipruner.core.train", "minipruner.core.models"): "models loaded by trained() only",
+    ("minipruner.core.train", "minipruner.core.scale"): "read by trained() only",
     # explorers build notebook widgets; each loads its chapter's code only when shown
-    ("minipruner.explorers", "minipruner.lookahead"): "a chapter's code loaded on demand",
-    ("minipruner.explorers", "minipruner.chapters.init_pruning"): "loaded on demand",
-    ("minipruner.explorers", "minipruner.chapters.obs"): "loaded on demand",
+    (
+        "minipruner.book.explorers",
+        "minipruner.methods.lookahead",
+    ): "a chapter's code loaded on demand",
+    ("minipruner.book.explorers", "minipruner.book.chapters.init_pruning"): "loaded on demand",
+    ("minipruner.book.explorers", "minipruner.book.chapters.obs"): "loaded on demand",
 }
 
 
@@ -104,9 +107,9 @@ def test_find_cycle_finds_one():
 
 def test_relative_imports_resolve_to_package_modules():
     graph, _ = import_graph()
-    assert "minipruner.records" in graph["minipruner.runner"]
-    assert "minipruner.chapters" in graph["minipruner.chapters.magnitude"]
-    assert "minipruner.tables" in graph["minipruner.claims"]
+    assert "minipruner.experiments.records" in graph["minipruner.book.runner"]
+    assert "minipruner.book.chapters" in graph["minipruner.book.chapters.magnitude"]
+    assert "minipruner.experiments.tables" in graph["minipruner.book.claims"]
 
 
 def test_no_import_circle_between_package_modules():
@@ -129,3 +132,60 @@ def test_no_function_local_import_dodges_a_circle():
         moved[module].add(target)
         cycle = find_cycle(moved)
         assert cycle is None, f"{module} -> {target} at module level: " + " -> ".join(cycle)
+
+
+# The package's four layers, bottom first; a module may import its own layer and those below.
+LAYERS = ("core", "methods", "experiments", "book")
+
+
+def layer(module: str) -> int | None:
+    """The index in LAYERS of a package module's layer; None for the top (``minipruner``,
+    ``minipruner.__main__``), which may import anything."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_every_module_but_the_entry_points_sits_in_a_layer():
+    loose = [m for m in modules() if layer(m) is None]
+    assert sorted(loose) == ["minipruner", "minipruner.__main__"]
+
+
+def test_layers_import_only_their_own_and_those_below():
+    graph, local = import_graph()
+    edges = {(a, b) for a, targets in graph.items() for b in targets} | local
+    upward = sorted(
+        f"{a} -> {b}"
+        for a, b in edges
+        if layer(a) is not None and layer(b) is not None and layer(b) > layer(a)
+    )
+    assert not upward, "imports from a layer above: " + ", ".join(upward)
+
+
+def test_layer_check_sees_an_upward_import():
+    assert layer("minipruner.core.masks") < layer("minipruner.book.claims")
+    assert layer("minipruner.methods") == LAYERS.index("methods")
+
+
+def test_every_relative_import_names_a_package_module():
+    # an import inside a function runs only when called: resolve every one now (a module moved
+    # between packages keeps its relative imports' dots otherwise)
+    found = modules()
+    known = set(found)
+    broken = []
+    for name, path in found.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                parts = package.split(".")
+                if node.level > len(parts):
+                    broken.append(
+                        f"{name}: {'.' * node.level}{node.module or ''} (beyond the package)"
+                    )
+                    continue
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+                if target not in known and not all(
+                    f"{target}.{a.name}" in known for a in node.names
+                ):
+                    broken.append(f"{name}: {'.' * node.level}{node.module or ''} -> {target}")
+    assert not broken, broken

@@ -11,8 +11,8 @@ from torch.func import functional_call, grad, jvp
 from torch.utils.data import TensorDataset
 
 import minipruner as mp
-from minipruner import init_pruning as ip
-from minipruner.models import MLP, VGG
+from minipruner.core.models import MLP, VGG
+from minipruner.methods import init_pruning as ip
 
 
 def tiny_mlp() -> nn.Module:
@@ -286,7 +286,7 @@ def test_shuffle_masks_keeps_every_layer_density_and_moves_weights():
 
 
 def test_grasp_paper_init_matches_the_papers_code_and_xavier_copy_leaves_the_original():
-    from minipruner.init_pruning import grasp_paper_init, xavier_linear_copy
+    from minipruner.methods.init_pruning import grasp_paper_init, xavier_linear_copy
 
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -316,7 +316,7 @@ def test_grasp_paper_init_matches_the_papers_code_and_xavier_copy_leaves_the_ori
 
 
 def test_full_scale_uses_the_grasp_papers_initialisation():
-    from minipruner.chapters import init_pruning as chapter
+    from minipruner.book.chapters import init_pruning as chapter
 
     full, quick = chapter.settings("full"), chapter.settings("quick")
     assert full["init"] == "grasp" and full["grasp_reinit_linear"] is True
@@ -326,7 +326,7 @@ def test_full_scale_uses_the_grasp_papers_initialisation():
 def test_under_the_grasp_papers_init_magnitude_at_init_empties_the_classifier_first():
     # why the full scale's initialisation matters (chapter 3, §3.6): with PyTorch's default
     # a convolution of VGG-19 empties first at 98 %, with the GraSP code's the linear layer
-    from minipruner.init_pruning import grasp_paper_init
+    from minipruner.methods.init_pruning import grasp_paper_init
 
     torch.manual_seed(0)
     net = mp.get_model("vgg19")

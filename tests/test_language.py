@@ -1,4 +1,4 @@
-"""The quick-scale language model of chapter 7 (minipruner.language): text, splits, byte
+"""The quick-scale language model of chapter 7 (minipruner.core.language): text, splits, byte
 tokens, the causal transformer, perplexity, training, and the layer-wise pruners on it."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from minipruner.language import (
+from minipruner.core.language import (
     VOCAB_SIZE,
     TinyGPT,
     calibration_batch,
@@ -21,9 +21,9 @@ from minipruner.language import (
     train_lm,
     unigram_perplexity,
 )
-from minipruner.layerwise import linear_layers
-from minipruner.masks import effective_weight
+from minipruner.core.masks import effective_weight
 from minipruner.methods import make_pruner
+from minipruner.methods.layerwise import linear_layers
 
 
 def tiny(seed: int = 0, context: int = 16) -> TinyGPT:

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner.layerwise import (
+from minipruner.methods import get_method, make_pruner
+from minipruner.methods.layerwise import (
     calibration_blocks,
     calibration_hessians,
     calibration_norms,
@@ -27,7 +28,6 @@ from minipruner.layerwise import (
     sparsegpt_prune,
     wanda_scores,
 )
-from minipruner.methods import get_method, make_pruner
 
 
 def layer(rows: int = 4, d: int = 8, tokens: int = 40, seed: int = 0):

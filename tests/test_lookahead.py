@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from minipruner.lookahead import (
+from minipruner.core.masks import apply_masks, current_masks, masks_from_scores, prunable
+from minipruner.core.models import MLP, VGG, ResNetCIFAR, WideResNet
+from minipruner.methods.lookahead import (
     activation_rates,
     batchnorm_factors,
     lookahead_chain,
@@ -17,8 +19,6 @@ from minipruner.lookahead import (
     lookahead_scores,
     normalized_lookahead_scores,
 )
-from minipruner.masks import apply_masks, current_masks, masks_from_scores, prunable
-from minipruner.models import MLP, VGG, ResNetCIFAR, WideResNet
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -468,8 +468,8 @@ def test_mismatched_layers_raise_naming_both():
 
 
 def test_paper_ratios_give_the_papers_surviving_fractions():
-    from minipruner.lookahead import paper_ratios
-    from minipruner.models import get_model
+    from minipruner.core.models import get_model
+    from minipruner.methods.lookahead import paper_ratios
 
     fcn = get_model("fcn")
     sizes = {n: w.numel() for n, w in prunable(fcn).items()}
@@ -484,7 +484,7 @@ def test_paper_ratios_give_the_papers_surviving_fractions():
 
 
 def test_lookahead_score_is_the_formula_lookahead_scores_apply():
-    from minipruner.lookahead import lookahead_score
+    from minipruner.methods.lookahead import lookahead_score
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 5, bias=False), nn.ReLU(), nn.Linear(5, 4, bias=False))
@@ -498,7 +498,7 @@ def test_lookahead_score_is_the_formula_lookahead_scores_apply():
 
 
 def test_the_layer_graph_lives_in_its_own_module_and_stays_importable_here():
-    from minipruner import layer_graph, lookahead
+    from minipruner.methods import layer_graph, lookahead
 
     assert lookahead.lookahead_chain is layer_graph.lookahead_chain
     assert lookahead.LayerChain is layer_graph.LayerChain

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner.magnitude import brute_force_masks, spectral_distortion
+from minipruner.methods.magnitude import brute_force_masks, spectral_distortion
 
 
 def test_magnitude_scores_are_absolute_values_of_effective_weights():
@@ -94,9 +94,9 @@ def test_chapter_claims_on_synthetic_results(tmp_path):
     """chapter.claims turns a Results shaped like run's output into Claims with verdicts."""
     import numpy as np
 
-    from minipruner.chapters import magnitude as chapter
-    from minipruner.claims import VERDICTS, Claim
-    from minipruner.results import Results
+    from minipruner.book.chapters import magnitude as chapter
+    from minipruner.book.claims import VERDICTS, Claim
+    from minipruner.experiments.records import Results
 
     settings = chapter.settings("quick")
     rng = np.random.default_rng(0)

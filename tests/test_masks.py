@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner.masks import fed_units
+from minipruner.core.masks import fed_units
 
 
 def tiny_net() -> nn.Module:
@@ -222,9 +222,9 @@ def test_fed_units_marks_rows_and_channels_with_a_kept_weight():
 
 def test_weight_parameter_is_the_leaf_behind_a_pruned_weight():
     layer = torch.nn.Linear(3, 2)
-    assert mp.masks.weight_parameter(layer) is layer.weight
+    assert mp.core.masks.weight_parameter(layer) is layer.weight
     mp.apply_masks(layer, {"weight": torch.tensor([[True, False, True], [False, True, True]])})
-    leaf = mp.masks.weight_parameter(layer)
+    leaf = mp.core.masks.weight_parameter(layer)
     assert leaf is layer.weight_orig and leaf.is_leaf and leaf.requires_grad
 
 

@@ -8,12 +8,11 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner import obs
-from minipruner.init_pruning import grasp_scores
-from minipruner.masks import Pruner, Scorer, keep_mask
-from minipruner.methods import METHODS, NEEDS, get_method, make_pruner
-from minipruner.models import WideResNet
-from minipruner.structured import (
+from minipruner.core.masks import Pruner, Scorer, keep_mask
+from minipruner.core.models import WideResNet
+from minipruner.methods import METHODS, NEEDS, get_method, make_pruner, obs
+from minipruner.methods.init_pruning import grasp_scores
+from minipruner.methods.structured import (
     channel_weight_masks,
     fisher_saliency,
     l1_saliency,

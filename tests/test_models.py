@@ -1,4 +1,4 @@
-"""Tests for minipruner.models: parameter counts (paper and exact), shapes, layer order."""
+"""Tests for minipruner.core.models: parameter counts (paper and exact), shapes, layer order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from minipruner.models import (
+from minipruner.core.models import (
     FCN,
     MODELS,
     VGG,

@@ -1,4 +1,4 @@
-"""Chapter 4 (minipruner.obs): OBS updates against the constrained minimiser, every route
+"""Chapter 4 (minipruner.methods.obs): OBS updates against the constrained minimiser, every route
 to the inverse Fisher against a dense inverse, per-sample gradients against autograd,
 CBS-S never worse than its start, one-shot pruning, and bad inputs."""
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import minipruner as mp
-from minipruner import obs
+from minipruner.methods import obs
 
 DT = torch.float64
 
@@ -211,7 +211,7 @@ def test_damped_fisher_cheap_quantities_match_dense(n):
 
 def tiny_mlp(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return mp.models.MLP([12, 6, 5, 3], bias=True)
+    return mp.core.models.MLP([12, 6, 5, 3], bias=True)
 
 
 def loop_grads(model, x, y, names, batch_size=1):
@@ -481,7 +481,7 @@ def test_oneshot_bad_inputs(data):
 def test_oneshot_block_fisher_on_a_residual_network():
     """The full-scale ResNet-20 path of chapter 4: per-sample gradients through batch norm
     and skip connections, a per-layer block Fisher, every method, exact counts."""
-    from minipruner.models import ResNetCIFAR
+    from minipruner.core.models import ResNetCIFAR
 
     torch.manual_seed(0)
     base = ResNetCIFAR(depth=8).eval()

@@ -11,8 +11,11 @@ import torch
 from matplotlib.figure import Figure
 
 import minipruner as mp
-from minipruner import results as store
 from minipruner.__main__ import main
+from minipruner.book.chapters import CHAPTERS, chapter_module, chapter_name
+from minipruner.book.runner import settings_at
+from minipruner.experiments.records import RESULTS_ENV, results_dir
+from minipruner.experiments.tables import markdown_table
 
 CALLS: list[dict] = []
 FAIL_AT: list[int] = []  # run raises when it is called with this "x"
@@ -41,7 +44,7 @@ def _fake_module() -> types.ModuleType:
         return {"curve": fig}
 
     def table(results):
-        return store.markdown_table(["x", "y"], [[r["x"], r["y"]] for r in results.records])
+        return markdown_table(["x", "y"], [[r["x"], r["y"]] for r in results.records])
 
     for f in (settings, configurations, run, figures, table):
         setattr(module, f.__name__, f)
@@ -51,8 +54,8 @@ def _fake_module() -> types.ModuleType:
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "fake_chapter", _fake_module())
-    monkeypatch.setitem(store.CHAPTERS, "99_fake", "fake_chapter")
-    monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setitem(CHAPTERS, "99_fake", "fake_chapter")
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
     CALLS.clear()
     FAIL_AT.clear()
     return tmp_path
@@ -118,23 +121,23 @@ def test_results_selects_and_summarises(fake):
 
 
 def test_chapter_names_resolve_from_numbers_and_short_names():
-    assert store.chapter_name(1) == "01_magnitude"
-    assert store.chapter_name("01") == "01_magnitude"
-    assert store.chapter_name("magnitude") == "01_magnitude"
-    assert store.chapter_name("04_obs") == "04_obs"
+    assert chapter_name(1) == "01_magnitude"
+    assert chapter_name("01") == "01_magnitude"
+    assert chapter_name("magnitude") == "01_magnitude"
+    assert chapter_name("04_obs") == "04_obs"
     with pytest.raises(ValueError, match="chapters: 01_magnitude"):
-        store.chapter_name("nine")
+        chapter_name("nine")
 
 
 def test_results_dir_is_the_repository_results_folder_from_a_subfolder(monkeypatch, tmp_path):
-    monkeypatch.delenv(store.RESULTS_ENV, raising=False)
+    monkeypatch.delenv(RESULTS_ENV, raising=False)
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "minipruner").mkdir()
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
-    assert store.results_dir() == tmp_path.resolve() / "results"
-    monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path / "elsewhere"))
-    assert store.results_dir() == tmp_path / "elsewhere"
+    assert results_dir() == tmp_path.resolve() / "results"
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "elsewhere"))
+    assert results_dir() == tmp_path / "elsewhere"
 
 
 def test_command_line_reproduce_then_table(fake, capsys):
@@ -168,9 +171,9 @@ def test_python_dash_m_minipruner_runs():
     assert done.returncode == 0 and "reproduce" in done.stdout
 
 
-@pytest.mark.parametrize("chapter", list(store.CHAPTERS))
+@pytest.mark.parametrize("chapter", list(CHAPTERS))
 def test_every_chapter_defines_the_five_functions(chapter):
-    module = store.chapter_module(chapter)
+    module = chapter_module(chapter)
     for scale in mp.SCALES:
         settings = module.settings(scale)
         assert json.loads(json.dumps(settings)) == settings
@@ -232,11 +235,11 @@ def test_stored_results_keep_the_order_of_their_keys(fake, monkeypatch):
 
 
 def test_markdown_table_escapes_pipes():
-    assert store.markdown_table(["a"], [["|w|"]]).splitlines()[-1] == "| \\|w\\| |"
+    assert markdown_table(["a"], [["|w|"]]).splitlines()[-1] == "| \\|w\\| |"
 
 
 def test_results_at_another_seed_offset_are_keyed_apart(fake, monkeypatch):
-    from minipruner.scale import seed_offset, shifted_seeds
+    from minipruner.core.scale import seed_offset, shifted_seeds
 
     module = sys.modules["fake_chapter"]
     monkeypatch.setattr(
@@ -260,7 +263,7 @@ def test_results_at_another_seed_offset_are_keyed_apart(fake, monkeypatch):
 def test_an_explicit_seed_offset_matches_the_variable_and_the_command_line_takes_it(
     fake, monkeypatch, capsys
 ):
-    from minipruner.scale import seed_offset, shifted_seeds
+    from minipruner.core.scale import seed_offset, shifted_seeds
 
     def settings(scale, seed_offset_=None):
         k = seed_offset(seed_offset_)
@@ -275,7 +278,7 @@ def test_an_explicit_seed_offset_matches_the_variable_and_the_command_line_takes
     monkeypatch.setenv("MINIPRUNER_SEED_OFFSET", "0")
     given = mp.reproduce("99_fake", "quick", quiet=True, seed_offset=100)
     assert given.computed == 0 and given.records == from_env.records  # the same files
-    assert store.settings_at("99_fake", "quick", 100) == from_env.settings
+    assert settings_at("99_fake", "quick", 100) == from_env.settings
     with pytest.raises(ValueError, match="not both"):
         mp.reproduce("99_fake", "quick", settings=from_env.settings, seed_offset=100)
     assert main(["reproduce", "99_fake", "--seed-offset", "200", "--quiet"]) == 0
@@ -287,7 +290,7 @@ def test_an_explicit_seed_offset_matches_the_variable_and_the_command_line_takes
 
 
 def test_set_overrides_settings_checked_against_their_defaults():
-    from minipruner.overrides import apply_overrides
+    from minipruner.experiments.overrides import apply_overrides
 
     base = {"epochs": 3, "lr": 0.1, "flag": False, "name": "a", "xs": [0.5, 0.9],
             "train": {"epochs": 2, "opt": {"momentum": 0.9}}, "threads": None}  # fmt: skip
@@ -333,7 +336,7 @@ def test_command_line_set_runs_other_settings_apart_and_rejects_bad_ones(fake, c
 
 
 def test_claims_command_prints_stores_and_fails_on_an_asserted_claim(fake, monkeypatch, capsys):
-    from minipruner import claims as cl
+    from minipruner.book import claims as cl
 
     module = sys.modules["fake_chapter"]
     mp.reproduce("99_fake", "quick", quiet=True)
@@ -364,10 +367,10 @@ def test_claims_command_prints_stores_and_fails_on_an_asserted_claim(fake, monke
 
 
 def test_results_store_without_importing_training():
-    # storing and running results needs the cache key and the atomic writer (minipruner.store),
+    # storing and running results needs the cache key and the atomic writer (minipruner.core.store),
     # not the training loop: no chain of module-level imports leads from the records, the
-    # runner, the plan or the executors to minipruner.train (the chapter registry imports it
-    # only inside train_network); the old names stay importable from minipruner.train
+    # runner, the plan or the executors to minipruner.core.train (the chapter protocol imports
+    # it only inside train_network); the old names stay importable from minipruner.core.train
     import importlib
 
     from test_imports import import_graph
@@ -382,12 +385,19 @@ def test_results_store_without_importing_training():
                 todo.append(nxt)
         return seen
 
-    for module in ("records", "runner", "plan", "cluster", "chapters", "results"):
-        assert "minipruner.train" not in reachable(f"minipruner.{module}"), module
-    assert "minipruner.store" in graph["minipruner.records"]
-    storing = importlib.import_module("minipruner.store")
-    training = importlib.import_module("minipruner.train")  # mp.train is the function
-    chapters = importlib.import_module("minipruner.chapters")
-    assert store.CHAPTERS is chapters.CHAPTERS
+    for module in (
+        "experiments.records",
+        "experiments.protocol",
+        "experiments.plan",
+        "experiments.cluster",
+        "book.runner",
+        "book.chapters",
+    ):
+        assert "minipruner.core.train" not in reachable(f"minipruner.{module}"), module
+    assert "minipruner.core.store" in graph["minipruner.experiments.records"]
+    storing = importlib.import_module("minipruner.core.store")
+    training = importlib.import_module("minipruner.core.train")  # mp.train is the function
+    chapters = importlib.import_module("minipruner.book.chapters")
+    assert CHAPTERS is chapters.CHAPTERS
     for name in ("cache_dir", "config_key", "write_atomic", "load_or_compute"):
         assert getattr(training, name) is getattr(storing, name)

@@ -26,11 +26,11 @@ def test_unknown_scale_lists_valid_ones(monkeypatch):
 
 
 def test_seed_offset_shifts_every_chapters_seeds(monkeypatch):
-    from minipruner.results import CHAPTERS, chapter_module
+    from minipruner.book.chapters import CHAPTERS, chapter_module
 
-    monkeypatch.delenv(mp.scale.SEED_OFFSET_ENV, raising=False)
+    monkeypatch.delenv(mp.core.scale.SEED_OFFSET_ENV, raising=False)
     base = {name: chapter_module(name).settings("quick")["seeds"] for name in CHAPTERS}
-    monkeypatch.setenv(mp.scale.SEED_OFFSET_ENV, "100")
+    monkeypatch.setenv(mp.core.scale.SEED_OFFSET_ENV, "100")
     for name in CHAPTERS:
         settings = chapter_module(name).settings("quick")
         assert settings["seeds"] == [s + 100 for s in base[name]], name
@@ -38,26 +38,26 @@ def test_seed_offset_shifts_every_chapters_seeds(monkeypatch):
 
 
 def test_seed_offset_errors(monkeypatch):
-    monkeypatch.setenv(mp.scale.SEED_OFFSET_ENV, "ten")
+    monkeypatch.setenv(mp.core.scale.SEED_OFFSET_ENV, "ten")
     with pytest.raises(ValueError, match="non-negative integer"):
-        mp.scale.seed_offset()
+        mp.core.scale.seed_offset()
     with pytest.raises(ValueError, match="non-negative integer"):
-        mp.scale.shifted_seeds([0, 1], -5)
-    assert mp.scale.shifted_seeds([0, 1], 7) == [7, 8]
+        mp.core.scale.shifted_seeds([0, 1], -5)
+    assert mp.core.scale.shifted_seeds([0, 1], 7) == [7, 8]
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
 def test_an_explicit_seed_offset_is_the_variables_value_and_wins_over_it(monkeypatch, scale):
     # settings(scale, seed_offset=K) is what the variable set to K gives, and a given offset
     # wins over the variable; None (the default) reads it
-    from minipruner.chapters import CHAPTERS, chapter_module
+    from minipruner.book.chapters import CHAPTERS, chapter_module
 
     for name in CHAPTERS:
         module = chapter_module(name)
-        monkeypatch.setenv(mp.scale.SEED_OFFSET_ENV, "300")
+        monkeypatch.setenv(mp.core.scale.SEED_OFFSET_ENV, "300")
         from_env = module.settings(scale)
         assert module.settings(scale, seed_offset=None) == from_env, name
-        monkeypatch.setenv(mp.scale.SEED_OFFSET_ENV, "7")
+        monkeypatch.setenv(mp.core.scale.SEED_OFFSET_ENV, "7")
         assert module.settings(scale, seed_offset=300) == from_env, name
         assert module.settings(scale, 0)["seed_offset"] == 0, name
         with pytest.raises(ValueError, match="non-negative integer"):

@@ -1,5 +1,5 @@
-"""Chapter 5 (minipruner.structured): which chains are prunable, physical compression against
-the masked model, Fisher saliency against finite differences, L1 with absolute values,
+"""Chapter 5 (minipruner.methods.structured): which chains are prunable, physical compression
+against the masked model, Fisher saliency against finite differences, L1 with absolute values,
 prune-and-fine-tune removing one channel every K steps, reduced networks, latency, and bad
 inputs."""
 
@@ -9,8 +9,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import TensorDataset
 
-from minipruner import structured as st
-from minipruner.models import MLP, ResNetCIFAR, WideResNet
+from minipruner.core.models import MLP, ResNetCIFAR, WideResNet
+from minipruner.methods import structured as st
 
 DT = torch.float64
 
@@ -387,7 +387,7 @@ def test_measure_latency():
 
 
 def test_counts_and_timing_live_in_measure_and_stay_importable_here():
-    from minipruner import experiment, measure
+    from minipruner.core import experiment, measure
 
     for name in ("count_parameters", "count_flops", "measure_latency"):
         assert getattr(st, name) is getattr(measure, name)
@@ -395,7 +395,7 @@ def test_counts_and_timing_live_in_measure_and_stay_importable_here():
 
 
 def test_channels_and_architectures_live_in_their_own_modules_and_stay_importable_here():
-    from minipruner import architectures, channels
+    from minipruner.methods import architectures, channels
 
     for name in channels.__all__:
         assert getattr(st, name) is getattr(channels, name)

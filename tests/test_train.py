@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 import minipruner as mp
 
 # the package re-exports the function train, which shadows the module of the same name
-train_mod = importlib.import_module("minipruner.train")
+train_mod = importlib.import_module("minipruner.core.train")
 
 
 def blobs(n: int = 200, seed: int = 0) -> TensorDataset:

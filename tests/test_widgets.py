@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from minipruner.widgets import precomputed_explorer
+from minipruner.book.widgets import precomputed_explorer
 
 
 def _render(**positions):
@@ -55,9 +55,8 @@ from torch import nn  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
 import minipruner as mp  # noqa: E402
-from minipruner import explorers  # noqa: E402
-from minipruner.magnitude import brute_force_masks  # noqa: E402
-from minipruner.widgets import (  # noqa: E402
+from minipruner.book import explorers  # noqa: E402
+from minipruner.book.widgets import (  # noqa: E402
     MODE_ENV,
     Explorer,
     LiveExplorer,
@@ -66,6 +65,7 @@ from minipruner.widgets import (  # noqa: E402
     slider,
     widget_mode,
 )
+from minipruner.methods.magnitude import brute_force_masks  # noqa: E402
 
 
 def test_mode_follows_the_environment_variable(monkeypatch):
@@ -249,7 +249,7 @@ def test_chapter5_live_scrubs_any_seed():
 
 
 def test_chapter3_live_temperature_and_fresh_initialisation():
-    from minipruner.chapters import init_pruning as chapter
+    from minipruner.book.chapters import init_pruning as chapter
 
     settings = {**chapter.settings("quick"), "per_class": 2}  # a 20-example scoring batch
     ex = explorers.init_pruning_explorer(settings, ["grasp", "snip"], [0.9, 0.98], mode="live")
@@ -267,8 +267,8 @@ def test_chapter3_live_temperature_and_fresh_initialisation():
 
 
 def test_chapter4_warm_up_leaves_a_new_damping_no_eigendecomposition(monkeypatch):
-    from minipruner import obs
-    from minipruner.chapters import obs as chapter
+    from minipruner.book.chapters import obs as chapter
+    from minipruner.methods import obs
 
     settings = chapter.settings("quick")
     net = dict(settings["networks"]["mlpnet"], per_class=10)  # 100 gradients
@@ -293,7 +293,7 @@ def test_chapter4_warm_up_leaves_a_new_damping_no_eigendecomposition(monkeypatch
 
 
 def test_chapter4_live_damping_recomputes_the_one_shot_comparison():
-    from minipruner.chapters import obs as chapter
+    from minipruner.book.chapters import obs as chapter
 
     settings = chapter.settings("quick")
     net = dict(settings["networks"]["mlpnet"], per_class=10)  # 100 gradients

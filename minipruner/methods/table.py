@@ -1,0 +1,382 @@
+"""Every pruning method of the book, in one table, behind one interface.
+
+Each entry of :data:`METHODS` is a :class:`Method`: an id, the label the chapters print, the
+chapter that derives it, what data it needs, and how to build its pruner. A pruner is the
+interface of :class:`minipruner.core.masks.Pruner`,
+
+    pruner(model, sparsity, batch) -> masks        (True = keep)
+
+which prunes ``model`` in place (and may update the kept weights or mask whole units).
+Options that belong to a method (GraSP's temperature, the Fisher's damping, CBS's search
+parameters) are fixed when the pruner is built, so every pruner is called the same way and
+methods are compared on identical footing::
+
+    import minipruner as mp
+    from minipruner.methods import make_pruner
+
+    grasp = make_pruner("grasp", temperature=200.0)
+    masks = grasp(model, 0.9, (x, y))
+
+Score-based entries are a scorer (``(model, batch) -> scores``, higher = keep) followed by
+:func:`minipruner.core.masks.masks_from_scores`; their scorer is :attr:`Method.scorer`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+from torch.utils.data import Dataset, TensorDataset
+
+from ..core.masks import Batch, Masks, Pruner, Scorer, Scores, Sparsity, apply_masks, prune
+from . import obs
+from .channels import add_gates
+from .init_pruning import grasp_scores, random_scores, snip_scores
+from .layerwise import layerwise_prune, parse_pattern
+from .lookahead import (
+    activation_rates,
+    lookahead_prune,
+    lookahead_scores,
+    normalized_lookahead_scores,
+)
+from .magnitude import magnitude_scores
+from .structured import channel_weight_masks, fisher_saliency, l1_saliency, neuron_masks
+
+NEEDS = ("weights", "inputs", "labelled batch")
+"""What a method looks at besides the model: nothing but the weights, inputs only (LAP-act's
+activation rates), or a labelled batch (gradients, Hessian products, Fisher)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One pruning method: ``id`` (what code passes), ``label`` (what pages print),
+    ``chapter`` (where it is derived), ``needs`` (one of :data:`NEEDS`), ``scope``
+    (``"global"``, ``"layer"`` or ``"units"``: one threshold over all weights, one per layer,
+    or whole neurons/channels), and ``build(**options) -> Pruner``. ``scorer``, for
+    score-based methods, is ``(model, batch, **options) -> Scores``."""
+
+    id: str
+    label: str
+    chapter: int
+    needs: str
+    scope: str
+    build: Callable[..., Pruner]
+    scorer: Callable[..., Scores] | None = None
+    options: tuple[str, ...] = ()
+    steps: tuple[str, str | None] | None = None
+
+    @property
+    def obs_steps(self) -> tuple[str, str | None]:
+        """For chapter 4's methods on one flat weight vector: (selection, update) as
+        :func:`minipruner.methods.obs.select` and :func:`minipruner.methods.obs.update` name
+        them."""
+        if self.steps is None:
+            raise ValueError(f"{self.id} is not a selection-and-update method of chapter 4")
+        return self.steps
+
+    def pruner(self, **options: Any) -> Pruner:
+        """The method's pruner with ``options`` fixed (see :attr:`options` for their names)."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise ValueError(f"{self.id} takes no option {unknown}; its options: {valid}")
+        return self.build(**options)
+
+
+def _needs_batch(method: str, batch: Batch | None) -> tuple[Tensor, Tensor]:
+    if batch is None or batch[1] is None:
+        got = "None" if batch is None else "inputs without labels"
+        raise ValueError(f"{method} needs a labelled batch (x, y); got {got}")
+    return batch[0], batch[1]
+
+
+def _scored(method: str, scorer: Callable[..., Scores], scope: str) -> Callable[..., Pruner]:
+    """Build a pruner that scores once and keeps the highest scores (``scope``)."""
+
+    def build(**options: Any) -> Pruner:
+        def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+            return prune(model, scorer(model, batch, **options), sparsity, scope)
+
+        pruner.__name__ = pruner.__qualname__ = method
+        return pruner
+
+    return build
+
+
+def _magnitude(model: nn.Module, batch: Batch | None, normalize: bool = False) -> Scores:
+    return magnitude_scores(model, normalize=normalize)
+
+
+def _random(model: nn.Module, batch: Batch | None, seed: int = 0) -> Scores:
+    return random_scores(model, seed)
+
+
+def _lap(order: str = "oneshot", scope: str = "layer", act: bool = False) -> Callable[..., Pruner]:
+    """Lookahead pruning (:func:`minipruner.methods.lookahead.lookahead_prune`) in ``order`` and
+    ``scope``; with ``act``, LAP-act on the activation rates of the batch's inputs."""
+
+    def build() -> Pruner:
+        def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+            rates = _rates(model, batch) if act else None
+            return lookahead_prune(model, sparsity, order, activation_rates=rates, scope=scope)
+
+        return pruner
+
+    return build
+
+
+def _lap_scores(model: nn.Module, batch: Batch | None) -> Scores:
+    return lookahead_scores(model)
+
+
+def _rates(model: nn.Module, batch: Batch | None) -> dict[str, Tensor]:
+    """LAP-act's activation rates on the batch's inputs (its labels are not needed)."""
+    if batch is None:
+        raise ValueError("LAP-act needs inputs to measure activation rates; got None")
+    return activation_rates(model, batch[0])
+
+
+def _lap_act(model: nn.Module, batch: Batch | None) -> Scores:
+    return lookahead_scores(model, activation_rates=_rates(model, batch))
+
+
+def _lap_global(model: nn.Module, batch: Batch | None) -> Scores:
+    return normalized_lookahead_scores(model)
+
+
+def _snip(model: nn.Module, batch: Batch | None) -> Scores:
+    x, y = _needs_batch("SNIP", batch)
+    return snip_scores(model, x, y)
+
+
+def _grasp(model: nn.Module, batch: Batch | None, temperature: float = 200.0) -> Scores:
+    x, y = _needs_batch("GraSP", batch)
+    return grasp_scores(model, x, y, temperature)
+
+
+def _second_order(method: str) -> Callable[..., Pruner]:
+    """Chapter 4's methods (:func:`minipruner.methods.obs.oneshot_prune`) on per-example gradients
+    of the batch. Options: ``damp``, ``relative``; for CBS also ``select_data`` (the data whose
+    loss picks the search's iterate, e.g. the training set), ``seed`` and the search's
+    parameters (``n_starts``, ``rho``, ...). CBS's start is picked by the loss on the batch."""
+
+    def build(
+        damp: float = 1e-3,
+        relative: bool = False,
+        select_data: Dataset | None = None,
+        **search: Any,
+    ) -> Pruner:
+        def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+            if not isinstance(sparsity, (int, float)):
+                raise ValueError(f"{method} prunes with one global sparsity, not per layer")
+            x, y = _needs_batch(method, batch)
+            grads = obs.per_sample_grads(model, x, y)
+            extra: dict[str, Any] = dict(search)
+            if obs.STEPS[method][0] == "cbs":
+                w = obs.flatten_weights(obs.prunable(model)).detach().double()
+                extra["loss_fn"] = obs.masked_loss(model, w, TensorDataset(x, y))
+                if select_data is not None:
+                    extra["select_loss_fn"] = obs.masked_loss(model, w, select_data)
+            return obs.oneshot_prune(
+                model, method, sparsity, grads, damp, relative=relative, **extra
+            )
+
+        pruner.__name__ = pruner.__qualname__ = method
+        return pruner
+
+    return build
+
+
+def _neurons(**options: Any) -> Pruner:
+    def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+        masks = neuron_masks(model, float(sparsity))  # type: ignore[arg-type]
+        apply_masks(model, masks)
+        return masks
+
+    return pruner
+
+
+def _channels(saliency: str) -> Callable[..., Pruner]:
+    """Channel pruning in one shot (:func:`minipruner.methods.structured.channel_weight_masks`) by
+    L1 or Fisher saliency. Chapter 5 runs the same saliencies iteratively, one channel at a time
+    between fine-tuning steps (:func:`minipruner.methods.structured.prune_and_finetune`)."""
+
+    def build(**options: Any) -> Pruner:
+        def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+            if saliency == "l1":
+                scores = l1_saliency(model)
+            else:
+                x, y = _needs_batch("Fisher channel pruning", batch)
+                scores = fisher_saliency(add_gates(copy.deepcopy(model)), x, y)
+            masks = channel_weight_masks(model, float(sparsity), scores)  # type: ignore[arg-type]
+            apply_masks(model, masks)
+            return masks
+
+        return pruner
+
+    return build
+
+
+def _layerwise(method: str) -> Callable[..., Pruner]:
+    """Chapter 7's layer-wise methods (:func:`minipruner.methods.layerwise.layerwise_prune`): every
+    Linear layer pruned to ``sparsity`` (one fraction for every layer, or per layer), block by
+    block, calibrated on the batch's inputs (its labels are not used). Options: ``pattern``
+    (``"unstructured"`` or ``"N:M"``, e.g. ``"2:4"``, whose sparsity must be ``1 - N/M``),
+    ``blocks`` (the calibration order) and ``chunk``; ``groups`` (``"row"`` or ``"layer"``)
+    for magnitude and Wanda; ``damp`` for SparseGPT and OBC; ``blocksize`` for SparseGPT.
+    SparseGPT and OBC overwrite the pruned layers' weights with their reconstruction."""
+
+    def build(pattern: str = "unstructured", **options: Any) -> Pruner:
+        parse_pattern(pattern)  # a bad pattern fails when the pruner is built
+
+        def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
+            if batch is None and method != "magnitude":
+                raise ValueError(
+                    f"{method} needs calibration inputs: a batch (x, y) or (x, None); got None"
+                )
+            x = None if batch is None else batch[0]
+            return layerwise_prune(model, method, sparsity, x, pattern=pattern, **options)
+
+        pruner.__name__ = pruner.__qualname__ = method
+        return pruner
+
+    return build
+
+
+def _entries() -> list[Method]:
+    scored = [
+        ("magnitude-layer", "magnitude (layer)", 1, "weights", "layer", _magnitude, ()),
+        ("magnitude-global", "magnitude (global)", 1, "weights", "global", _magnitude, ()),
+        (
+            "magnitude-global-normalised",
+            "magnitude (global, normalised)",
+            1,
+            "weights",
+            "global",
+            lambda m, b: _magnitude(m, b, normalize=True),
+            (),
+        ),
+        ("random", "random", 3, "weights", "global", _random, ("seed",)),
+        ("snip", "SNIP", 3, "labelled batch", "global", _snip, ()),
+        ("grasp", "GraSP", 3, "labelled batch", "global", _grasp, ("temperature",)),
+    ]
+    out = [
+        Method(i, label, ch, needs, scope, _scored(i, scorer, scope), scorer, opts)
+        for i, label, ch, needs, scope, scorer, opts in scored
+    ]
+    out[1] = dataclasses.replace(out[1], steps=obs.STEPS["mp"])  # global magnitude = "mp"
+    out[3:3] = [
+        Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores),
+        Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward")),
+        Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward")),
+        Method("lap-act", "LAP-act", 2, "inputs", "layer", _lap(act=True), _lap_act),
+        # global LAP normalised as the LAP paper's code does (lap_global_normalize): each
+        # layer's squared lookahead scores divided by their L2 norm, i.e. ranked by L / ||L||_4
+        Method(
+            "lap-global",
+            "LAP (global, normalised)",
+            2,
+            "weights",
+            "global",
+            _lap(scope="global"),
+            _lap_global,
+        ),
+    ]
+    second = ("damp", "relative")
+    search = (*second, "select_data", "seed", "n_starts", "rho", "tau", "epsilon", "patience")
+    search += ("max_iter", "n_chunks")
+    for i, label, opts in [
+        ("mp+u", "MP+U", second),
+        ("wf-s", "WF-S", second),
+        ("wf", "WoodFisher", second),
+        ("cbs-s", "CBS-S", search),
+        ("cbs", "CBS", search),
+    ]:
+        build = _second_order(i)
+        out.append(Method(i, label, 4, "labelled batch", "global", build, None, opts, obs.STEPS[i]))
+    out += [
+        Method("channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1")),
+        Method(
+            "channels-fisher",
+            "channels (Fisher)",
+            5,
+            "labelled batch",
+            "units",
+            _channels("fisher"),
+        ),
+        Method("neurons-l1", "neurons (L1)", 5, "weights", "units", _neurons),
+    ]
+    calibrated = ("pattern", "blocks", "chunk")
+    out += [
+        # magnitude-layer with N:M patterns and per-row groups (default groups: "layer")
+        Method(
+            "magnitude-pattern",
+            "magnitude (layer, pattern)",
+            7,
+            "weights",
+            "layer",
+            _layerwise("magnitude"),
+            options=("pattern", "groups"),
+        ),
+        Method(
+            "wanda",
+            "Wanda",
+            7,
+            "inputs",
+            "layer",
+            _layerwise("wanda"),
+            options=(*calibrated, "groups"),
+        ),
+        Method(
+            "sparsegpt",
+            "SparseGPT",
+            7,
+            "inputs",
+            "layer",
+            _layerwise("sparsegpt"),
+            options=(*calibrated, "damp", "blocksize"),
+        ),
+        # exact OBS per row: O(k in^2) per row, for small layers
+        Method(
+            "obc",
+            "OBC (exact, per row)",
+            7,
+            "inputs",
+            "layer",
+            _layerwise("obc"),
+            options=(*calibrated, "damp"),
+        ),
+    ]
+    return out
+
+
+METHODS: dict[str, Method] = {m.id: m for m in _entries()}
+"""Every method of the book by id, in chapter order."""
+
+
+def get_method(method: str) -> Method:
+    """The :class:`Method` with id ``method`` (a clear error listing the ids otherwise)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid ids: {', '.join(METHODS)}")
+    return METHODS[method]
+
+
+def make_pruner(method: str, **options: Any) -> Pruner:
+    """The pruner ``(model, sparsity, batch) -> masks`` of method ``method`` with
+    ``options`` fixed; see :data:`METHODS` for the ids."""
+    return get_method(method).pruner(**options)
+
+
+__all__ = [
+    "METHODS",
+    "NEEDS",
+    "Method",
+    "Pruner",
+    "Scorer",
+    "get_method",
+    "make_pruner",
+]
