@@ -19,13 +19,6 @@ LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("minipruner.core.train", "minipruner.core.data"): "datasets loaded by trained() only",
     ("minipruner.core.train", "minipruner.core.models"): "models loaded by trained() only",
     ("minipruner.core.train", "minipruner.core.scale"): "read by trained() only",
-    # explorers build notebook widgets; each loads its chapter's code only when shown
-    (
-        "minipruner.book.explorers",
-        "minipruner.methods.lookahead",
-    ): "a chapter's code loaded on demand",
-    ("minipruner.book.explorers", "minipruner.book.chapters.init_pruning"): "loaded on demand",
-    ("minipruner.book.explorers", "minipruner.book.chapters.obs"): "loaded on demand",
 }
 
 
