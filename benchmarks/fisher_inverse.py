@@ -167,7 +167,7 @@ def bandwidth(dtype: torch.dtype, numel: int = 1 << 25, repeats: int = 3) -> flo
 def steps(args: argparse.Namespace) -> None:
     """Time each step of chapter 4's Fisher against the roofline of this machine."""
     from minipruner.book.chapters import obs as chapter
-    from minipruner.methods import cbs, fisher
+    from minipruner.methods import cbs, fisher, fisher_spectrum
 
     settings = chapter.settings("quick")
     p = chapter.prepared(settings, "mlpnet", settings["seeds"][0])
@@ -186,7 +186,7 @@ def steps(args: argparse.Namespace) -> None:
     k.diagonal().add_(n * lam)
     chol, t_chol = timed(lambda: torch.linalg.cholesky(k))
     _, t_solve = timed(lambda: torch.linalg.solve_triangular(chol, g, upper=False))
-    spectrum = fisher.FisherSpectrum(g)
+    spectrum = fisher_spectrum.FisherSpectrum(g)
     t_diag = min(timed(lambda i=i: spectrum.at(lam * 10**-i).diag_inverse())[1] for i in range(3))
     gram = cbs._Gram(g)
     start = cbs.cbs_starts(w, round(0.9 * d), n_starts=1)[0]

@@ -1,45 +1,51 @@
 """CBS-S, the selection step of the Combinatorial Brain Surgeon (Yu et al. 2022, arXiv
-2203.04466): which ``n_prune`` of the ``d`` weights to remove.
+2203.04466): which ``n_prune`` of the ``d`` weights to remove, searched as the released code
+(``yuxwind/CBS``) does.
 
 With ``G`` the ``N x d`` matrix of per-sample gradients and ``F = G^T G / N`` (the
 undamped empirical Fisher, see :mod:`minipruner.methods.fisher`), pruning the set ``P`` without
 updating the other weights raises the loss, to second order, by (half) the objective
 
-    f(P) = w_P^T F_PP w_P = ||G_P w_P||^2 / N      (:func:`cbs_objective`).
+    f(P) = w_P^T F_PP w_P = ||G_P w_P||^2 / N      (:func:`cbs_objective`, in
+    :mod:`minipruner.methods.cbs_objective` with the pieces both searches share).
 
 CBS-S looks for a set of the wanted size with a small ``f`` by swapping weights between
 the pruned and the kept set. CBS then applies the exact OBS update for that set
-(:func:`minipruner.methods.obs.multi_weight_update`). Two searches live here:
+(:func:`minipruner.methods.obs.multi_weight_update`). This module is the search of the
+released code, read top to bottom: its starts (magnitude and perturbed chunk starts, each
+keeping exactly the target count, where the release overshoots, see :func:`chunk_quotas`),
+what a search records (:class:`CBSSearchResult`), one iteration (batches of
+first-improving swaps in a rank window) and the search (:func:`cbs_select`: starts picked by
+the real loss, the iterate picked by the real training loss).
+:func:`minipruner.methods.obs.oneshot_prune` and the chapters use :func:`cbs_select`.
 
-* :func:`cbs_select`: the search of the released code (``yuxwind/CBS``): magnitude and
-  perturbed chunk starts picked by the real loss, batches of first-improving swaps in a
-  rank window, the iterate picked by the real training loss. Its starts keep exactly the
-  target count (the release's overshoot, see :func:`chunk_quotas`).
-* :func:`cbs_select_window`: a variant with one best swap per iteration in a growing
-  window, starts picked by ``f`` (an earlier version of the book's search; chapter 4's
-  exercise 5 compares the two). :func:`minipruner.methods.obs.oneshot_prune` and the chapters use
-  :func:`cbs_select`.
-
-Every name here is also importable as ``minipruner.methods.obs.<name>``.
-
-Why one module of this length: the two searches share their objective, their starts, their
-chunking and their input checks, and the released search is only readable beside the helpers
-it is built from, so they stay together rather than split across files a reader must hold.
+The variant with one best swap per iteration, :func:`cbs_select_window`, lives in
+:mod:`minipruner.methods.cbs_window`; it and :func:`cbs_objective` are importable from here
+too, as the tests of both searches read them (``tests/test_cbs.py``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .fisher import _check_grads, _check_pruned, _check_vector
+from .cbs_objective import (
+    _check_count,
+    _check_positive_int,
+    _check_weights,
+    _Gram,
+    _lowest,
+    cbs_objective,
+)
+from .cbs_window import cbs_select_window
+from .gradients import _check_grads, _check_vector
 
 __all__ = [
-    "CBSResult",
+    "THRESHOLDS",
     "CBSSearchResult",
     "cbs_objective",
     "cbs_select",
@@ -47,306 +53,13 @@ __all__ = [
     "cbs_starts",
     "chunk_quotas",
     "chunk_start",
-    "release_start_kept",
     "default_chunks",
+    "release_start_kept",
 ]
 
 
 # --------------------------------------------------------------------------------------
-# CBS-S: combinatorial selection
-# --------------------------------------------------------------------------------------
-
-
-def _transposed(g: Tensor, rows: int = 64) -> Tensor:
-    """``g.T`` as a contiguous tensor, copied a band of rows at a time (several times faster
-    than ``g.T.contiguous()`` for a large ``g``)."""
-    out = torch.empty(g.shape[1], g.shape[0], dtype=g.dtype, device=g.device)
-    for i in range(0, g.shape[0], rows):
-        out[:, i : i + rows] = g[i : i + rows].T
-    return out
-
-
-class _Gram:
-    """``F = G^T G / N`` through ``G`` (``O(N d)`` per product), or formed densely when
-    ``d <= N`` and it is small, where products with ``F`` are cheaper.
-
-    ``G`` is kept transposed (``d x N``, contiguous), so that the columns ``G[:, idx]`` a
-    search reads are contiguous rows; ``diag(F)`` is computed once."""
-
-    def __init__(self, grads: Tensor, dense_limit: int = 1 << 24) -> None:
-        self.n, self.d = grads.shape
-        dense = self.d <= self.n and self.d**2 <= dense_limit
-        self.f = grads.T @ grads / self.n if dense else None
-        self.gt = None if dense else _transposed(grads)
-        if self.f is not None:
-            self._diag = self.f.diagonal().clone()
-        else:
-            self._diag = torch.linalg.vector_norm(self.gt, dim=1).square() / self.n
-
-    def matvec(self, v: Tensor) -> Tensor:
-        return self.f @ v if self.f is not None else self.gt @ (self.gt.T @ v) / self.n
-
-    def columns_times(self, idx: Tensor, coeff: Tensor) -> Tensor:
-        if self.f is not None:
-            return self.f[:, idx] @ coeff
-        return self.gt @ (self.gt[idx].T @ coeff) / self.n
-
-    def block(self, rows: Tensor, cols: Tensor) -> Tensor:
-        if self.f is not None:
-            return self.f[rows][:, cols]
-        return self.gt[rows] @ self.gt[cols].T / self.n
-
-    def diag(self) -> Tensor:
-        return self._diag
-
-    def objective(self, u: Tensor) -> float:
-        """``u^T F u``: ``||G u||^2 / N``."""
-        return float(self.objectives(u.unsqueeze(1))[0])
-
-    def objectives(self, u: Tensor) -> Tensor:
-        """``u_k^T F u_k`` for every column ``u_k`` of the ``d x K`` matrix ``u`` (one pass
-        over ``G`` for all of them)."""
-        if self.f is not None:
-            return (u * (self.f @ u)).sum(0)
-        return (self.gt.T @ u).square().sum(0) / self.n
-
-
-def cbs_objective(w: Tensor, grads: Tensor, keep: Tensor) -> float:
-    """The CBS-S objective of pruning ``P = ~keep``: ``w_P^T F_PP w_P = ||G_P w_P||^2 / N``
-    with ``F = G^T G / N`` (undamped), computed through ``G``."""
-    grads = _check_grads(grads)
-    w = _check_vector(w, grads.shape[1]).to(grads.dtype)
-    keep = _check_pruned(keep, grads.shape[1], "keep")
-    return float((grads @ torch.where(keep, torch.zeros_like(w), w)).square().sum()) / len(grads)
-
-
-@dataclass
-class CBSResult:
-    """What :func:`cbs_select_window` did. Iterate 0 is the chosen start; iterate ``t`` follows
-    ``t`` accepted swaps; ``swaps[t-1] = (i, j)``: weight ``i`` returned (kept), ``j`` pruned.
-
-    ``keep``/``objective``: the returned keep-mask and its objective; ``chosen``: its
-    iterate. ``magnitude_objective``: objective of plain magnitude pruning (start 0);
-    ``start_objectives``: of every start; ``start_index``: the start searched from;
-    ``objectives``: per iterate; ``iterations``: windows evaluated; ``losses``:
-    ``{iterate: loss_fn value}`` when a ``loss_fn`` was given.
-    """
-
-    keep: Tensor
-    objective: float
-    magnitude_objective: float
-    start_objectives: list[float]
-    start_index: int
-    objectives: list[float]
-    swaps: list[tuple[int, int]]
-    iterations: int
-    chosen: int
-    start_keep: Tensor
-    losses: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def start_objective(self) -> float:
-        """Objective of the start the local search began from."""
-        return self.objectives[0]
-
-    def keep_at(self, t: int) -> Tensor:
-        """The keep-mask of iterate ``t``."""
-        if not 0 <= t < len(self.objectives):
-            raise ValueError(f"iterate {t} does not exist (0..{len(self.objectives) - 1})")
-        keep = self.start_keep.clone()
-        for i, j in self.swaps[:t]:
-            keep[i], keep[j] = True, False
-        return keep
-
-
-def _lowest(scores: Tensor, k: int) -> Tensor:
-    # Stable ascending sort: among ties the lower index goes first, as masks_from_scores.
-    return torch.sort(scores, stable=True).indices[:k]
-
-
-def _check_count(n_prune: int, d: int) -> int:
-    if isinstance(n_prune, bool) or not isinstance(n_prune, int) or not 0 <= n_prune <= d:
-        raise ValueError(
-            f"n_prune (the number of weights to remove, round(sparsity * d)) must be an "
-            f"integer in [0, {d}], i.e. a sparsity in [0, 1]; got {n_prune!r}"
-        )
-    return n_prune
-
-
-def _check_weights(w: Tensor) -> int:
-    """``d`` for a non-empty weight vector ``w``; a ``ValueError`` for anything else."""
-    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() < 1:
-        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-        raise ValueError(f"w must be a non-empty vector, got {shape}")
-    return w.numel()
-
-
-def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def cbs_select_window(
-    w: Tensor,
-    grads: Tensor,
-    n_prune: int,
-    *,
-    n_random_starts: int = 10,
-    noise: float = 0.5,
-    epsilon: float = 1e-4,
-    rho: int = 10,
-    tau: int = 20,
-    max_iters: int = 1000,
-    seed: int = 0,
-    loss_fn: Callable[[Tensor], float] | None = None,
-    loss_every: int = 10,
-    return_history: bool = False,
-) -> Tensor | CBSResult:
-    """A variant of CBS-S with one best swap per iteration in a growing window (not the
-    released search: that is :func:`cbs_select`; chapters 4 and 6 used this one before
-    they moved to the released search).
-    Choose ``n_prune`` weights to remove by approximately minimising
-    ``f(P) = w_P^T F_PP w_P = ||G_P w_P||^2 / N`` (``F = G^T G / N``, the loss increase
-    of pruning ``P`` without update). Returns a bool keep-mask (True = keep) with exactly
-    ``n_prune`` False, or a :class:`CBSResult` if ``return_history``.
-
-    1. Starts: plain magnitude pruning (the ``n_prune`` smallest ``|w|``, ties to the
-       lower index) and ``n_random_starts - 1`` randomised ones that prune the smallest
-       ``|w| * exp(noise * xi)``, ``xi ~ N(0, 1)`` (seeded by ``seed``). The start with the
-       lowest ``f`` wins (ties: the earlier, so magnitude pruning on a tie).
-    2. Swap local search. With ``u = w * [q in P]``, ``c_q = w_q (F u)_q`` and
-       ``s_q = w_q^2 F_qq``, returning ``i`` from ``P`` changes ``f`` by ``-alpha_i``,
-       ``alpha_i = 2 c_i - s_i``; pruning ``j`` changes it by ``beta_j = 2 c_j + s_j``;
-       swapping both changes it exactly by ``Delta_ij = -alpha_i + beta_j - 2 w_i w_j F_ij``.
-       Each iteration takes the ``m`` pruned weights of largest ``alpha`` and the ``m``
-       kept weights of smallest ``beta``, evaluates all ``m^2`` swaps and makes the best
-       one if it lowers ``f`` by more than ``epsilon * f`` (relative threshold). The
-       window is ``m = rho`` after a successful swap and grows by ``rho`` after each
-       failed iteration; the search stops after ``tau`` consecutive failures (patience),
-       when the window covers both sides, after ``max_iters`` iterations, or at ``f = 0``.
-       Only improving swaps are made, so the result is never worse than its start, and
-       so never worse than magnitude pruning. ``rho``, ``tau`` and ``epsilon`` carry the
-       names of the release's parameters but mean different things here (a window grown
-       by ``rho``, a patience of ``tau`` failed iterations, a relative threshold).
-    3. If ``loss_fn`` is given, ``loss_fn(keep_mask) -> float`` (e.g. the training loss
-       of the network pruned with that mask) is measured at iterate 0, every
-       ``loss_every``-th iterate and the last, and the iterate of lowest loss is returned
-       (the paper picks among its iterates by training loss); otherwise the last iterate.
-
-    ``F`` is never formed unless ``d <= N`` (then products with it are cheaper).
-    """
-    grads = _check_grads(grads)
-    n, d = grads.shape
-    w = _check_vector(w, d).to(grads.dtype)
-    _check_count(n_prune, d)
-    for name, value in (
-        ("n_random_starts", n_random_starts),
-        ("rho", rho),
-        ("tau", tau),
-        ("loss_every", loss_every),
-    ):
-        _check_positive_int(name, value)
-    _check_positive_int("max_iters", max_iters, 0)
-    if not (epsilon >= 0 and noise >= 0):
-        raise ValueError(f"epsilon and noise must be non-negative, got {epsilon}, {noise}")
-
-    gram = _Gram(grads)
-
-    def objective(pruned_mask: Tensor) -> float:
-        return gram.objective(torch.where(pruned_mask, w, torch.zeros_like(w)))
-
-    # 1. starts
-    gen = torch.Generator().manual_seed(seed)
-    mag = w.abs()
-    starts, start_objs = [], []
-    for k in range(n_random_starts):
-        scores = mag
-        if k > 0:
-            xi = torch.randn(d, generator=gen, dtype=torch.float64).to(w)
-            scores = mag * torch.exp(noise * xi)
-        pruned = torch.zeros(d, dtype=torch.bool, device=w.device)
-        pruned[_lowest(scores, n_prune)] = True
-        starts.append(pruned)
-        start_objs.append(objective(pruned))
-    best = min(range(n_random_starts), key=lambda k: (start_objs[k], k))
-    pruned = starts[best].clone()
-
-    # 2. swap local search
-    f = start_objs[best]
-    objectives, swaps = [f], []
-    diag_f = gram.diag()
-    s = w.square() * diag_f
-    u = torch.where(pruned, w, torch.zeros_like(w))
-    fu = gram.matvec(u)
-    failures, iters = 0, 0
-    n_kept = d - n_prune
-    while iters < max_iters and f > 0 and 0 < n_prune < d:
-        iters += 1
-        m = rho * (failures + 1)
-        c = w * fu
-        alpha = torch.where(pruned, 2 * c - s, torch.full_like(c, -math.inf))
-        beta = torch.where(pruned, torch.full_like(c, math.inf), 2 * c + s)
-        m_p, m_k = min(m, n_prune), min(m, n_kept)
-        cand_p = torch.topk(alpha, m_p).indices
-        cand_k = torch.topk(beta, m_k, largest=False).indices
-        cross = gram.block(cand_p, cand_k)
-        delta = (
-            -alpha[cand_p].unsqueeze(1)
-            + beta[cand_k].unsqueeze(0)
-            - 2 * w[cand_p].unsqueeze(1) * w[cand_k].unsqueeze(0) * cross
-        )
-        flat = int(torch.argmin(delta))
-        a, b = divmod(flat, m_k)
-        gain = -float(delta[a, b])
-        if gain > epsilon * f:
-            i, j = int(cand_p[a]), int(cand_k[b])
-            pruned[i], pruned[j] = False, True
-            u[i], u[j] = 0.0, w[j]
-            if len(swaps) % 50 == 49:
-                fu = gram.matvec(u)
-                f = float(u @ fu)
-            else:
-                fu = fu + gram.columns_times(
-                    torch.tensor([i, j], device=w.device), torch.stack([-w[i], w[j]])
-                )
-                f = max(f - gain, 0.0)
-            swaps.append((i, j))
-            objectives.append(f)
-            failures = 0
-        else:
-            failures += 1
-            if failures >= tau or (m_p == n_prune and m_k == n_kept):
-                break
-
-    result = CBSResult(
-        keep=~pruned,
-        objective=objectives[-1],
-        magnitude_objective=start_objs[0],
-        start_objectives=start_objs,
-        start_index=best,
-        objectives=objectives,
-        swaps=swaps,
-        iterations=iters,
-        chosen=len(objectives) - 1,
-        start_keep=~starts[best],
-    )
-    # exact objective of the final iterate (the tracked value drifts by rounding)
-    result.objective = result.objectives[-1] = objective(pruned)
-
-    # 3. pick by measured loss
-    if loss_fn is not None:
-        last = len(objectives) - 1
-        for t in sorted({*range(0, last + 1, loss_every), last}):
-            result.losses[t] = float(loss_fn(result.keep_at(t)))
-        result.chosen = min(result.losses, key=lambda t: (result.losses[t], t))
-        result.keep = result.keep_at(result.chosen)
-        result.objective = objective(~result.keep)
-    return result if return_history else result.keep
-
-
-# --------------------------------------------------------------------------------------
-# CBS-S as released: chunk starts, batched first-improving swaps, loss-picked iterate
+# Starts: magnitude pruning and perturbed chunk starts
 # --------------------------------------------------------------------------------------
 
 
@@ -459,6 +172,11 @@ def cbs_starts(
     return starts
 
 
+# --------------------------------------------------------------------------------------
+# What a search records
+# --------------------------------------------------------------------------------------
+
+
 @dataclass
 class CBSSearchResult:
     """What :func:`cbs_select` did. Iterate 0 is the chosen start, iterate ``t >= 1`` the set
@@ -499,6 +217,11 @@ class CBSSearchResult:
             for i, j in batch:
                 keep[i], keep[j] = True, False
         return keep
+
+
+# --------------------------------------------------------------------------------------
+# One iteration: batches of first-improving swaps in a rank window
+# --------------------------------------------------------------------------------------
 
 
 class _Shift:
@@ -624,6 +347,11 @@ def _swap_iteration(
         shift.add(i, -w[i])
         r, size = r + t + 1, 1
     return swaps, f
+
+
+# --------------------------------------------------------------------------------------
+# The search: the start and the iterate picked by the real loss
+# --------------------------------------------------------------------------------------
 
 
 def _finite(value: float, what: str) -> float:

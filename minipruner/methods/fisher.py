@@ -1,23 +1,23 @@
-"""The damped empirical Fisher of chapter 4: gradients, damping, and inverting it.
+"""The damped empirical Fisher of chapter 4 and the routes to its inverse.
 
-Everything here works on the flat vector ``w`` of the prunable weights (in the order of
-:func:`minipruner.core.masks.prunable`; see :func:`flatten_weights`) and on an ``N x d`` matrix
-``G`` whose rows are per-sample (or per-mini-batch) gradients ``g_n`` of the loss with
-respect to ``w`` (see :func:`per_sample_grads`). The damped empirical Fisher is
+Everything here works on the flat vector ``w`` of the prunable weights and on the ``N x d``
+matrix ``G`` whose rows are per-sample (or per-mini-batch) gradients ``g_n`` of the loss with
+respect to ``w``, both built in :mod:`minipruner.methods.gradients`. The damped empirical
+Fisher is
 
     H = damp * I + F,    F = G^T G / N = (1/N) sum_n g_n g_n^T.
 
 The OBS updates that use ``H^-1`` are in :mod:`minipruner.methods.obs`, the CBS selection in
-:mod:`minipruner.methods.cbs`; every name here is also importable as
+:mod:`minipruner.methods.cbs`; the public names here are also importable as
 ``minipruner.methods.obs.<name>``.
 
 Inverting ``H``
 ---------------
-Three equal routes, all in :func:`fisher_inverse`:
+Three equal routes, all in :func:`fisher_inverse`, and a fourth for many dampings:
 
 * Woodbury recursion (WoodFisher): ``H_0^-1 = I / damp`` and for each gradient
   ``H_n^-1 = H_{n-1}^-1 - u u^T / (N + g_n^T u)`` with ``u = H_{n-1}^-1 g_n``
-  (one rank-one update per gradient, ``O(N d^2)``).
+  (one rank-one update per gradient, ``O(N d^2)``; :func:`woodbury_inverse`).
 * Push-through (``N < d``): ``H^-1 = (I - G^T (N damp I_N + G G^T)^-1 G) / damp``: one
   ``N x N`` Cholesky factorisation. The same identity gives ``diag(H^-1)``, ``H^-1 v``,
   columns of ``H^-1`` and the exact set update without ever forming a ``d x d`` matrix
@@ -25,8 +25,8 @@ Three equal routes, all in :func:`fisher_inverse`:
 * Dense (``N >= d``): form ``H``, Cholesky-factorise it, invert.
 * Spectrum, for many dampings: ``G G^T = Q Lambda Q^T`` once, then
   ``(N damp I + G G^T)^-1 = Q (N damp I + Lambda)^-1 Q^T`` for every ``damp`` with no new
-  factorisation (:class:`FisherSpectrum`; its :meth:`~FisherSpectrum.at` gives the
-  :class:`DampedFisher` of one damping).
+  factorisation (:class:`minipruner.methods.fisher_spectrum.FisherSpectrum`, whose ``at``
+  gives the :class:`DampedFisher` of one damping).
 
 Damping
 -------
@@ -43,14 +43,12 @@ float32 factorisations fail for ``damp`` below about 1e-7 of ``F``'s largest eig
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 
 import torch
-from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch import Tensor
 
-from ..core.masks import prunable, prunable_modules
+from .gradients import _check_grads, _check_pruned, _check_vector
 
 ROUTES = ("auto", "woodbury", "direct")
 
@@ -58,166 +56,17 @@ __all__ = [
     "ROUTES",
     "BlockDampedFisher",
     "DampedFisher",
-    "FisherSpectrum",
     "HInverse",
     "absolute_damp",
     "block_fisher_inverse",
     "fisher_inverse",
-    "flatten_weights",
-    "layer_blocks",
-    "per_sample_grads",
-    "unflatten_weights",
     "woodbury_inverse",
 ]
 
 
 # --------------------------------------------------------------------------------------
-# Flat vectors and gradients
+# Damping and factorising
 # --------------------------------------------------------------------------------------
-
-
-def flatten_weights(tensors: Mapping[str, Tensor], names: Sequence[str] | None = None) -> Tensor:
-    """Concatenate ``{name: tensor}`` into one flat vector: ``w = [vec(t_1); vec(t_2); ...]``.
-
-    The order is that of ``names`` if given, else the mapping's own order (for
-    :func:`minipruner.core.masks.prunable` the forward order). Tensors are detached.
-    """
-    names = list(tensors) if names is None else list(names)
-    if not names:
-        raise ValueError("nothing to flatten: no tensors given")
-    return torch.cat([tensors[n].detach().reshape(-1) for n in names])
-
-
-def unflatten_weights(vector: Tensor, like: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Split a flat vector back into ``{name: tensor}`` shaped like ``like`` (inverse of
-    :func:`flatten_weights`): entry ``name`` is ``vector[o : o + n].reshape(shape)`` where
-    ``o`` is the number of entries of the tensors before it."""
-    total = sum(t.numel() for t in like.values())
-    if vector.dim() != 1 or vector.numel() != total:
-        raise ValueError(
-            f"vector of shape {tuple(vector.shape)} does not match the {total} entries of "
-            f"{list(like)}"
-        )
-    out, start = {}, 0
-    for name, t in like.items():
-        out[name] = vector[start : start + t.numel()].reshape(t.shape)
-        start += t.numel()
-    return out
-
-
-def layer_blocks(
-    like: nn.Module | Mapping[str, Tensor], chunk_size: int | None = None
-) -> list[tuple[int, int]]:
-    """Index ranges ``[(start, stop), ...]`` of each layer in the flat vector, for the
-    block-diagonal Fisher. ``like`` is a model (its prunable weights) or ``{name: tensor}``.
-
-    With ``chunk_size`` every layer is further cut into consecutive chunks of at most
-    ``chunk_size`` entries (WoodFisher's fixed-size blocks within a layer); a block never
-    spans two layers.
-    """
-    tensors = prunable(like) if isinstance(like, nn.Module) else like
-    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    blocks, start = [], 0
-    for t in tensors.values():
-        stop = start + t.numel()
-        step = t.numel() if chunk_size is None else int(chunk_size)
-        for a in range(start, stop, step):
-            blocks.append((a, min(a + step, stop)))
-        start = stop
-    return blocks
-
-
-def _cross_entropy(out: Tensor, y: Tensor) -> Tensor:
-    return nn.functional.cross_entropy(out, y)
-
-
-def per_sample_grads(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    names: Sequence[str] | None = None,
-    *,
-    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
-    batch_size: int = 1,
-    chunk_size: int | None = None,
-) -> Tensor:
-    """Per-sample gradients ``G[n] = d loss(f(x_n; w), y_n) / d w`` as an ``N x d`` matrix.
-
-    ``w`` is the flat vector of the prunable weights ``names`` (default: all of them, in
-    the order of :func:`minipruner.core.masks.prunable`); biases and every other parameter or
-    buffer are held fixed. Computed with :func:`torch.func.vmap` over
-    :func:`torch.func.grad` of a :func:`torch.func.functional_call`, in ``chunk_size``
-    samples at a time (default: all at once) to bound memory.
-
-    ``loss_fn(outputs, targets)`` defaults to the cross-entropy (mean over its batch).
-    With ``batch_size = m > 1`` each row is the gradient of the mean loss over one
-    mini-batch of ``m`` consecutive examples (``N / m`` rows; ``N`` must be divisible by
-    ``m``), the per-mini-batch Fisher that WoodFisher also uses.
-
-    The model is run in its current mode: put a model with batch norm or dropout in eval
-    mode first. For a layer that carries a mask the gradient is taken with respect to
-    ``weight_orig`` at the effective weight, so it is zero at pruned entries.
-    """
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x has {x.shape[0]} examples but y has {y.shape[0]}")
-    if x.shape[0] == 0:
-        raise ValueError("no examples given")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    m = int(batch_size)
-    if x.shape[0] % m:
-        raise ValueError(f"{x.shape[0]} examples cannot be split into mini-batches of {m}")
-    modules = prunable_modules(model)
-    weights = prunable(model)
-    names = list(weights) if names is None else list(names)
-    unknown = [n for n in names if n not in weights]
-    if unknown:
-        raise ValueError(f"{unknown} are not prunable weights; valid names: {list(weights)}")
-    if not names:
-        raise ValueError("names is empty: no weights to differentiate")
-    loss_fn = _cross_entropy if loss_fn is None else loss_fn
-
-    keys = {}
-    for n in names:
-        masked = hasattr(modules[n], "weight_mask")
-        keys[n] = n.removesuffix("weight") + "weight_orig" if masked else n
-    params = {keys[n]: weights[n].detach() for n in names}
-
-    def loss_of(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
-        return loss_fn(functional_call(model, p, (xb,)), yb)
-
-    xs = x.reshape(x.shape[0] // m, m, *x.shape[1:])
-    ys = y.reshape(y.shape[0] // m, m, *y.shape[1:])
-    try:
-        g = vmap(grad(loss_of), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, xs, ys)
-    finally:
-        # torch.nn.utils.prune's pre-hook stored a functional weight on masked modules;
-        # recompute the real one so that the module is left as it was.
-        for n in names:
-            module = modules[n]
-            if hasattr(module, "weight_mask"):
-                module.weight = module.weight_orig * module.weight_mask
-    return torch.cat([g[keys[n]].reshape(xs.shape[0], -1) for n in names], dim=1)
-
-
-# --------------------------------------------------------------------------------------
-# Checks
-# --------------------------------------------------------------------------------------
-
-
-def _check_grads(grads: Tensor) -> Tensor:
-    if not isinstance(grads, Tensor) or grads.dim() != 2:
-        shape = tuple(grads.shape) if isinstance(grads, Tensor) else type(grads).__name__
-        raise ValueError(f"grads must be an N x d matrix, got {shape}")
-    if grads.shape[0] < 1 or grads.shape[1] < 1:
-        raise ValueError(f"grads must have at least one row and column, got {tuple(grads.shape)}")
-    if not grads.is_floating_point():
-        raise ValueError(f"grads must be floating point, got {grads.dtype}")
-    low, high = grads.detach().aminmax()  # NaN propagates; cheaper than isfinite on a big G
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError("grads contains NaN or infinity")
-    return grads.detach()
 
 
 def _outer_gram(g: Tensor, bands: int = 8) -> Tensor:
@@ -261,24 +110,6 @@ def absolute_damp(grads: Tensor, damp: float, relative: bool = False) -> float:
     return damp * scale
 
 
-def _check_vector(w: Tensor, d: int, what: str = "w") -> Tensor:
-    if not isinstance(w, Tensor) or w.dim() != 1 or w.numel() != d:
-        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-        raise ValueError(f"{what} must be a vector of length {d}, got {shape}")
-    return w.detach()
-
-
-def _check_pruned(pruned: Tensor, d: int, what: str = "pruned") -> Tensor:
-    if not isinstance(pruned, Tensor) or pruned.dtype != torch.bool or pruned.shape != (d,):
-        desc = (
-            f"{pruned.dtype} {tuple(pruned.shape)}"
-            if isinstance(pruned, Tensor)
-            else type(pruned).__name__
-        )
-        raise ValueError(f"{what} must be a bool vector of length {d}, got {desc}")
-    return pruned
-
-
 def _cholesky(matrix: Tensor, what: str) -> Tensor:
     chol, info = torch.linalg.cholesky_ex(matrix)
     if int(info) != 0 or not torch.isfinite(chol).all():
@@ -302,6 +133,8 @@ class DampedFisher:
     ``H^-1 = (I - A^T A) / damp``. With ``N >= d`` it factorises ``H`` itself.
     ``damp`` is absolute unless ``relative`` (see :func:`absolute_damp`); the absolute
     value is ``self.damp``. Computations run in ``dtype`` (default: that of ``grads``).
+    (:meth:`minipruner.methods.fisher_spectrum.FisherSpectrum.at` gives the same operator
+    from an eigendecomposition instead of a Cholesky factor.)
 
     Accepted as ``hinv`` by :func:`multi_weight_update`, :func:`woodfisher_update`,
     :func:`single_weight_saliency` and friends.
@@ -327,43 +160,30 @@ class DampedFisher:
             chol = _cholesky(k, f"the {self.n} x {self.n} matrix N damp I + G G^T")
         else:
             chol = _cholesky(self.matrix(), f"the {self.d} x {self.d} damped Fisher")
-        self._chol: Tensor | None = chol
-        self._spectrum: FisherSpectrum | None = None
+        self._chol = chol
         self._a_cache: Tensor | None = None
         self._hinv: Tensor | None = None
-        self._diag_cache: Tensor | None = None
 
-    @classmethod
-    def _from_spectrum(cls, spectrum: FisherSpectrum, damp: float) -> DampedFisher:
-        # The same operator, with K^-1 (or H^-1) applied through the stored eigenvectors.
-        self = cls.__new__(cls)
-        self.damp, self.grads = damp, spectrum.grads
-        self.n, self.d, self.pushthrough = spectrum.n, spectrum.d, spectrum.pushthrough
-        self._chol, self._spectrum = None, spectrum
-        self._a_cache, self._hinv, self._diag_cache = None, None, None
-        return self
-
-    def _shifted(self) -> Tensor:
-        # Spectrum route: the eigenvalues of K = N damp I + G G^T (push-through) or of H.
-        shift = self.n * self.damp if self.pushthrough else self.damp
-        return self._spectrum.eigenvalues + shift
+    # The factor-specific steps: a subclass that holds another factor of K (push-through)
+    # or H (N >= d) replaces these three and inherits everything else.
 
     def _k_solve(self, r: Tensor) -> Tensor:
-        # K^-1 r (push-through) or H^-1 r (N >= d), by whichever factor this operator holds.
-        if self._chol is not None:
-            return torch.cholesky_solve(r, self._chol)
-        q = self._spectrum.vectors
-        return q @ ((q.T @ r) / self._shifted().unsqueeze(1))
+        # K^-1 r (push-through) or H^-1 r (N >= d), from the Cholesky factor.
+        return torch.cholesky_solve(r, self._chol)
+
+    def _make_a(self) -> Tensor:
+        # A = L^-1 G (N x d), so that A^T A = G^T K^-1 G and H^-1 = (I - A^T A) / damp.
+        return torch.linalg.solve_triangular(self._chol, self.grads, upper=False)
+
+    def _dense_inverse(self) -> Tensor:
+        # H^-1 for N >= d, from the Cholesky factor of H.
+        return torch.cholesky_inverse(self._chol)
 
     @property
     def _a(self) -> Tensor:
-        # A (N x d) with A^T A = G^T K^-1 G, so that H^-1 = (I - A^T A) / damp: L^-1 G from
-        # the Cholesky factor, or (N damp I + Lambda)^-1/2 Q^T G from the spectrum. On first use.
+        # A, computed on first use.
         if self._a_cache is None:
-            if self._chol is not None:
-                self._a_cache = torch.linalg.solve_triangular(self._chol, self.grads, upper=False)
-            else:
-                self._a_cache = self._spectrum.z * self._shifted().rsqrt().unsqueeze(1)
+            self._a_cache = self._make_a()
         return self._a_cache
 
     @property
@@ -387,21 +207,14 @@ class DampedFisher:
                 hinv.neg_()
                 hinv.diagonal().add_(1.0)
                 hinv.div_(self.damp)
-            elif self._chol is not None:
-                hinv = torch.cholesky_inverse(self._chol)
             else:
-                q = self._spectrum.vectors
-                hinv = (q / self._shifted()) @ q.T
+                hinv = self._dense_inverse()
             self._hinv = hinv
         return self._hinv
 
     def diag_inverse(self, idx: Tensor | None = None) -> Tensor:
         """``diag(H^-1)`` (entries ``idx`` only, if given): push-through
         ``[H^-1]_qq = (1 - sum_n A_nq^2) / damp``, no ``d x d`` matrix."""
-        if self.pushthrough and self._chol is None and self._a_cache is None:
-            if self._diag_cache is None:  # one pass over Q^T G per damping
-                self._diag_cache = self._spectrum._diag(self.n * self.damp) / self.damp
-            return self._diag_cache.clone() if idx is None else self._diag_cache[idx]
         if self.pushthrough:
             a = self._a if idx is None else self._a[:, idx]
             return (1.0 - a.square().sum(0)) / self.damp
@@ -443,9 +256,7 @@ class DampedFisher:
         weights ``K`` is ridge regression: ``delta_K = argmin damp ||x||^2 +
         ||G_K x - r||^2 / N`` with ``r = G_P w_P``, i.e.
         ``delta_K = (N damp I + G_K^T G_K)^-1 G_K^T r = G_K^T (N damp I + G_K G_K^T)^-1 r``,
-        solved in whichever of the ``|K| x |K|`` and ``N x N`` spaces is smaller. From a
-        :class:`FisherSpectrum`, the undamped ``G_K G_K^T`` (or ``G_K^T G_K``) of the last
-        few sets is kept, so a set's update at a new damping costs one Cholesky factorisation.
+        solved in whichever of the ``|K| x |K|`` and ``N x N`` spaces is smaller.
         """
         w = _check_vector(w, self.d).to(self.dtype)
         pruned = _check_pruned(pruned, self.d)
@@ -455,113 +266,23 @@ class DampedFisher:
         n_kept = int(kept.sum())
         if n_kept == 0 or not bool(pruned.any()):
             return delta
+        delta[kept] = self._kept_update(w, pruned, kept, n_kept)
+        return delta
+
+    def _kept_update(self, w: Tensor, pruned: Tensor, kept: Tensor, n_kept: int) -> Tensor:
+        # delta_K of set_update, from G_K itself.
         g = self.grads
-        if self._spectrum is not None:  # the kept set's Gram from the cache; G read twice
-            m = self._spectrum._kept_gram(kept).clone()
-            m.diagonal().add_(self.n * self.damp)
-            r = (g @ torch.where(pruned, w, 0.0)).unsqueeze(1)  # G_P w_P
-            if self.n <= n_kept:
-                z = torch.cholesky_solve(r, _cholesky(m, "N damp I + G_K G_K^T"))
-                delta[kept] = (g.T @ z)[kept, 0]
-            else:
-                rhs = (g.T @ r)[kept]
-                delta[kept] = torch.cholesky_solve(rhs, _cholesky(m, "N damp I + G_K^T G_K"))[:, 0]
-            return delta
         gk = g[:, kept]
         r = g[:, pruned] @ w[pruned]
         if self.n <= n_kept:
             m = gk @ gk.T
             m.diagonal().add_(self.n * self.damp)
             z = torch.cholesky_solve(r.unsqueeze(1), _cholesky(m, "N damp I + G_K G_K^T"))
-            delta[kept] = gk.T @ z.squeeze(1)
-        else:
-            m = gk.T @ gk
-            m.diagonal().add_(self.n * self.damp)
-            rhs = (gk.T @ r).unsqueeze(1)
-            delta[kept] = torch.cholesky_solve(rhs, _cholesky(m, "N damp I + G_K^T G_K"))[:, 0]
-        return delta
-
-
-class FisherSpectrum:
-    """The damping-free part of ``H = damp I + G^T G / N``, factorised once so that any
-    damping costs no new factorisation.
-
-    With ``N < d`` it diagonalises the ``N x N`` Gram matrix ``G G^T = Q Lambda Q^T`` and
-    stores ``Z = Q^T G`` (``N x d``). For every ``damp``, since
-    ``(N damp I + G G^T)^-1 = Q (N damp I + Lambda)^-1 Q^T``,
-
-        H^-1 = (I - Z^T (N damp I + Lambda)^-1 Z) / damp,
-        [H^-1]_qq = (1 - sum_n Z_nq^2 / (N damp + Lambda_n)) / damp,
-
-    so ``diag(H^-1)`` costs ``O(N d)`` and ``H^-1 v`` two products with ``G`` and ``Q``. With
-    ``N >= d`` it diagonalises ``F = G^T G / N = Q Lambda Q^T`` instead and
-    ``H^-1 = Q (damp I + Lambda)^-1 Q^T``. The eigendecomposition (``O(N^3)``) and
-    ``Q^T G`` (``O(N^2 d)``) are paid once; :meth:`at` then returns the
-    :class:`DampedFisher` of a damping (same methods, same results as the Cholesky route up
-    to rounding) in ``O(N d)``. Eigenvalues that rounding makes negative are set to 0
-    (``G G^T`` is positive semi-definite).
-
-    Example::
-
-        spectrum = FisherSpectrum(G)
-        for damp in (1e-5, 1e-4, 1e-3):
-            saliency = w**2 / (2 * spectrum.at(damp).diag_inverse())
-    """
-
-    def __init__(self, grads: Tensor, *, dtype: torch.dtype | None = None) -> None:
-        grads = _check_grads(grads)
-        self.grads = grads.to(dtype) if dtype is not None else grads
-        self.n, self.d = self.grads.shape
-        self.pushthrough = self.n < self.d
-        g = self.grads
-        gram = _outer_gram(g) if self.pushthrough else g.T @ g / self.n
-        values, self.vectors = torch.linalg.eigh(gram)
-        self.eigenvalues = values.clamp_min(0.0)
-        self.z = self.vectors.T @ g if self.pushthrough else None
-        # K's eigenvalues are exact to about N eps ||K||: a damping below that is unresolved.
-        self._floor = float(self.eigenvalues.max()) * torch.finfo(g.dtype).eps * len(values)
-        self._grams: OrderedDict[bytes, Tensor] = OrderedDict()
-
-    def _kept_gram(self, kept: Tensor, size: int = 4) -> Tensor:
-        # The undamped G_K G_K^T (N <= |K|) or G_K^T G_K of the kept set K, for the last
-        # `size` sets: a set's update at another damping then needs no product of G_K.
-        key = kept.cpu().numpy().tobytes()
-        if key not in self._grams:
-            gk = self.grads[:, kept]
-            self._grams[key] = gk @ gk.T if self.n <= gk.shape[1] else gk.T @ gk
-            while len(self._grams) > size:
-                self._grams.popitem(last=False)
-        self._grams.move_to_end(key)
-        return self._grams[key]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the computations."""
-        return self.grads.dtype
-
-    def _diag(self, shift: float, rows: int = 16) -> Tensor:
-        # 1 - sum_n Z_nq^2 / (shift + Lambda_n) for every q: one pass over Z, a band of
-        # contiguous rows at a time, so that no second N x d matrix is allocated.
-        weights = 1.0 / (self.eigenvalues + shift)
-        total = torch.zeros(self.d, dtype=self.z.dtype, device=self.z.device)
-        for a in range(0, self.n, rows):
-            total.addmv_(self.z[a : a + rows].square().T, weights[a : a + rows])
-        return 1.0 - total
-
-    def at(self, damp: float, *, relative: bool = False) -> DampedFisher:
-        """The :class:`DampedFisher` ``H = damp I + G^T G / N`` for this ``damp`` (absolute,
-        or relative to ``trace(F) / d`` when ``relative``, as in :func:`absolute_damp`),
-        computed from the stored spectrum: no factorisation. Raises ``ValueError`` when the
-        damping is too small for this dtype to resolve (as the Cholesky route would)."""
-        lam = absolute_damp(self.grads, damp, relative)
-        shift = self.n * lam if self.pushthrough else lam
-        if not shift > self._floor:
-            raise ValueError(
-                f"damp {lam:g} is below what {self.dtype} resolves for this Fisher (largest "
-                f"eigenvalue {float(self.eigenvalues.max()):g}): increase damp, or compute in "
-                "float64"
-            )
-        return DampedFisher._from_spectrum(self, lam)
+            return gk.T @ z.squeeze(1)
+        m = gk.T @ gk
+        m.diagonal().add_(self.n * self.damp)
+        rhs = (gk.T @ r).unsqueeze(1)
+        return torch.cholesky_solve(rhs, _cholesky(m, "N damp I + G_K^T G_K"))[:, 0]
 
 
 class BlockDampedFisher:

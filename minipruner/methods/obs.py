@@ -33,9 +33,11 @@ in the package (:func:`select`, :func:`update`, :func:`cbs_select`, :func:`onesh
 :func:`woodfisher_update`, :func:`multi_weight_update` and :func:`set_saliency`, take ``P``
 itself and name it ``pruned`` (``pruned = ~keep``), so the code reads like the formula.
 
-The Fisher, its damping and the routes to its inverse live in :mod:`minipruner.methods.fisher`,
-the CBS selection in :mod:`minipruner.methods.cbs`; their names are re-exported here, so
-``minipruner.methods.obs.<name>`` works for all of them.
+The flat vectors and per-sample gradients live in :mod:`minipruner.methods.gradients`, the
+Fisher, its damping and the routes to its inverse in :mod:`minipruner.methods.fisher` and
+:mod:`minipruner.methods.fisher_spectrum`, the CBS selection in :mod:`minipruner.methods.cbs`
+(and :mod:`minipruner.methods.cbs_window`); the names of theirs that the chapters, notebook
+and tests use are re-exported here as ``minipruner.methods.obs.<name>``.
 """
 
 from __future__ import annotations
@@ -50,43 +52,25 @@ from torch.utils.data import Dataset
 from ..core.masks import apply_masks, keep_mask, prunable, prunable_modules, weight_parameter
 from ..core.train import evaluate
 from .cbs import cbs_select
-from .fisher import (
-    BlockDampedFisher,
-    DampedFisher,
-    HInverse,
+from .fisher import BlockDampedFisher, DampedFisher, HInverse, _cholesky, absolute_damp
+from .gradients import (
     _check_grads,
     _check_pruned,
     _check_vector,
-    _cholesky,
-    absolute_damp,
     flatten_weights,
     unflatten_weights,
 )
 
 # isort: split
-# Re-exported: the public names of minipruner.methods.cbs and minipruner.methods.fisher stay
-# importable from here (``mp.obs.X``), as before the split; the code above imports what it uses
-# itself.
-from .cbs import (
-    CBSResult,
-    CBSSearchResult,
-    cbs_objective,
-    cbs_select_window,
-    cbs_starts,
-    chunk_quotas,
-    chunk_start,
-    default_chunks,
-    release_start_kept,
-)
-from .fisher import (
-    ROUTES,
-    FisherSpectrum,
-    block_fisher_inverse,
-    fisher_inverse,
-    layer_blocks,
-    per_sample_grads,
-    woodbury_inverse,
-)
+# Re-exported: the names of the Fisher, CBS and gradient modules that the chapters, notebook 04,
+# the tests and the benchmarks read as ``obs.X`` (``mp.obs.X``); the code above imports what
+# it uses itself.
+from .cbs import CBSSearchResult, chunk_quotas, release_start_kept
+from .cbs_objective import cbs_objective
+from .cbs_window import cbs_select_window
+from .fisher import block_fisher_inverse, fisher_inverse, woodbury_inverse
+from .fisher_spectrum import FisherSpectrum
+from .gradients import layer_blocks, per_sample_grads
 
 STEPS = {
     "mp": ("magnitude", None),
@@ -104,12 +88,10 @@ UPDATES = (None, "single", "set")
 
 __all__ = [
     "METHODS",
-    "ROUTES",
     "SELECTIONS",
     "STEPS",
     "UPDATES",
     "BlockDampedFisher",
-    "CBSResult",
     "CBSSearchResult",
     "DampedFisher",
     "FisherSpectrum",
@@ -118,10 +100,7 @@ __all__ = [
     "cbs_objective",
     "cbs_select",
     "cbs_select_window",
-    "cbs_starts",
     "chunk_quotas",
-    "chunk_start",
-    "default_chunks",
     "fisher_inverse",
     "flatten_weights",
     "layer_blocks",
