@@ -7,7 +7,9 @@
 #   2. benchmarks/full_scale_estimate.py: one training step of every full-scale network timed
 #      on the GPU, and each chapter's wall time on 1, 8 and 32 GPUs;
 #   3. tests/test_full_scale_dry_run.py (end to end, not through Ray): every chapter's
-#      full-scale code path on CUDA, on tiny files in the datasets' official formats.
+#      full-scale code path on CUDA, on tiny files in the datasets' official formats;
+#   4. benchmarks/semi_structured.py: a 2:4 linear layer on sparse tensor cores against the dense
+#      one (chapter 7), written as JSON for the page.
 #
 # Here, on a machine with pip and the package registry (the device machine has neither):
 #     bash benchmarks/gpu_check.sh prepare      # the wheels the device image lacks, into .whl/
@@ -48,6 +50,8 @@ run)
     # addopts name nbval, which the device image lacks; the dry run needs none of it
     python3 -m pytest -o addopts="" -p no:cacheprovider -q -k end_to_end \
         tests/test_full_scale_dry_run.py 2>&1 | tee "$out/dry_run.txt"
+    python3 benchmarks/semi_structured.py --json "$out/semi_structured.json" 2>&1 |
+        tee "$out/semi_structured.txt"
     ;;
 *)
     echo "usage: bash benchmarks/gpu_check.sh prepare|run" >&2

@@ -94,3 +94,20 @@ def test_fisher_inverse_measures_the_machines_rates():
         "tau": 2,
         "epsilon": 0.1,
     }
+
+
+def test_semi_structured_weight_is_two_of_four_and_cpu_says_why_it_measures_nothing(capsys):
+    bench = load("semi_structured")
+    w = bench.two_four_weight(8, 16, seed=3)
+    groups = (w != 0).reshape(8, 4, 4).sum(-1)
+    assert groups.eq(2).all()  # exactly 2 kept in every 4 consecutive weights of a row
+    ok, why = bench.support()
+    if torch.cuda.is_available():
+        pytest.skip(f"a CUDA machine: {why}")
+    assert not ok and "no CUDA device" in why
+    assert bench.main(["--rounds", "1"]) == 0
+    assert "2:4 speed not measured: no CUDA device" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="no CUDA"):
+        bench.measure()
+    with pytest.raises(SystemExit):
+        bench.main(["--rounds", "0"])
