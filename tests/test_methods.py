@@ -2,15 +2,18 @@
 what its method's own function does, and bad input gets a clear error."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
+from conftest import seeded_sequential, seeded_wrn
+from matplotlib.colors import is_color_like, to_hex
 from torch import nn
 
 import minipruner as mp
 from minipruner.core.masks import Pruner, Scorer, keep_mask
 from minipruner.core.models import WideResNet
-from minipruner.methods import METHODS, NEEDS, get_method, make_pruner, obs
+from minipruner.methods import METHODS, NEEDS, Method, get_method, make_pruner, obs, table
 from minipruner.methods.init_pruning import grasp_scores
 from minipruner.methods.structured import (
     channel_weight_masks,
@@ -21,11 +24,7 @@ from minipruner.methods.structured import (
 
 
 def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Flatten(), nn.Linear(12, 8, bias=False), nn.ReLU(), nn.Linear(8, 6, bias=False),
-        nn.ReLU(), nn.Linear(6, 3, bias=False),
-    )  # fmt: skip
+    return seeded_sequential([12, 8, 6, 3], seed, bias=False, flatten=True)
 
 
 def batch(n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,9 +33,7 @@ def batch(n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def small_wrn(seed: int = 0) -> WideResNet:
-    torch.manual_seed(seed)
-    net = WideResNet(10, 1, num_classes=5, interior=0.5, dim=1, in_channels=1, input_shape=(1, 12))
-    return net.eval()
+    return seeded_wrn(1, seed=seed).eval()
 
 
 OPTIONS = {"cbs-s": {"n_starts": 3}, "cbs": {"n_starts": 3}}
@@ -53,6 +50,37 @@ def test_every_entry_is_well_formed():
             assert isinstance(m.scorer, Scorer)
     chapters = [m.chapter for m in METHODS.values()]
     assert chapters == sorted(chapters)  # in chapter order
+
+
+def test_ids_and_labels_are_unique_and_every_entry_has_a_colour():
+    ids = [m.id for m in table._ENTRIES]
+    labels = [m.label for m in table._ENTRIES]
+    assert len(ids) == len(set(ids)) == len(METHODS)  # the flat list, before the dict
+    assert len(labels) == len(set(labels))  # a label is one method's
+    for m in METHODS.values():
+        assert is_color_like(m.colour), m.id
+    for chapter in {m.chapter for m in METHODS.values()}:  # a chapter's methods differ
+        colours = [to_hex(m.colour) for m in METHODS.values() if m.chapter == chapter]
+        assert len(colours) == len(set(colours)), chapter
+    with pytest.raises(ValueError, match="needs a colour"):
+        Method("x", "X", 1, "weights", "layer", lambda: None)
+    twice = [*table._ENTRIES, dataclasses.replace(METHODS["lap"], id="lap-2")]
+    with pytest.raises(ValueError, match="labels must be unique"):
+        table._entries(twice)
+
+
+def test_chapter_four_steps_are_written_in_the_entries():
+    steps = {m.id: m.steps for m in METHODS.values() if m.steps is not None}
+    assert steps == {
+        "magnitude-global": ("magnitude", None),
+        "mp+u": ("magnitude", "set"),
+        "wf-s": ("woodfisher", None),
+        "wf": ("woodfisher", "single"),
+        "cbs-s": ("cbs", None),
+        "cbs": ("cbs", "set"),
+    }
+    with pytest.raises(ValueError, match="not a selection-and-update"):
+        _ = get_method("lap").obs_steps
 
 
 @pytest.mark.parametrize("mid", [m for m in METHODS if not m.startswith("channels")])

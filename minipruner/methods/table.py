@@ -24,7 +24,6 @@ Score-based entries are a scorer (``(model, batch) -> scores``, higher = keep) f
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +56,12 @@ class Method:
     ``chapter`` (where it is derived), ``needs`` (one of :data:`NEEDS`), ``scope``
     (``"global"``, ``"layer"`` or ``"units"``: one threshold over all weights, one per layer,
     or whole neurons/channels), and ``build(**options) -> Pruner``. ``scorer``, for
-    score-based methods, is ``(model, batch, **options) -> Scores``."""
+    score-based methods, is ``(model, batch, **options) -> Scores``; ``options`` names the
+    options ``build`` takes; ``steps``, for chapter 4's methods, is (selection, update) as
+    :func:`minipruner.methods.obs.select` and :func:`minipruner.methods.obs.update` name them;
+    ``colour`` is the matplotlib colour every figure draws the method in (methods a figure
+    shows together have different colours; a new method takes a new one and recolours
+    nothing)."""
 
     id: str
     label: str
@@ -68,6 +72,11 @@ class Method:
     scorer: Callable[..., Scores] | None = None
     options: tuple[str, ...] = ()
     steps: tuple[str, str | None] | None = None
+    colour: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.colour:
+            raise ValueError(f"method {self.id!r} needs a colour (a matplotlib colour string)")
 
     @property
     def obs_steps(self) -> tuple[str, str | None]:
@@ -109,6 +118,10 @@ def _scored(method: str, scorer: Callable[..., Scores], scope: str) -> Callable[
 
 def _magnitude(model: nn.Module, batch: Batch | None, normalize: bool = False) -> Scores:
     return magnitude_scores(model, normalize=normalize)
+
+
+def _normalised_magnitude(model: nn.Module, batch: Batch | None) -> Scores:
+    return magnitude_scores(model, normalize=True)
 
 
 def _random(model: nn.Module, batch: Batch | None, seed: int = 0) -> Scores:
@@ -158,7 +171,7 @@ def _grasp(model: nn.Module, batch: Batch | None, temperature: float = 200.0) ->
     return grasp_scores(model, x, y, temperature)
 
 
-def _second_order(method: str) -> Callable[..., Pruner]:
+def _second_order(method: str, steps: tuple[str, str | None]) -> Callable[..., Pruner]:
     """Chapter 4's methods (:func:`minipruner.methods.obs.oneshot_prune`) on per-example gradients
     of the batch. Options: ``damp``, ``relative``; for CBS also ``select_data`` (the data whose
     loss picks the search's iterate, e.g. the training set), ``seed`` and the search's
@@ -176,7 +189,7 @@ def _second_order(method: str) -> Callable[..., Pruner]:
             x, y = _needs_batch(method, batch)
             grads = obs.per_sample_grads(model, x, y)
             extra: dict[str, Any] = dict(search)
-            if obs.STEPS[method][0] == "cbs":
+            if steps[0] == "cbs":
                 w = obs.flatten_weights(obs.prunable(model)).detach().double()
                 extra["loss_fn"] = obs.masked_loss(model, w, TensorDataset(x, y))
                 if select_data is not None:
@@ -247,111 +260,225 @@ def _layerwise(method: str) -> Callable[..., Pruner]:
     return build
 
 
-def _entries() -> list[Method]:
-    scored = [
-        ("magnitude-layer", "magnitude (layer)", 1, "weights", "layer", _magnitude, ()),
-        ("magnitude-global", "magnitude (global)", 1, "weights", "global", _magnitude, ()),
-        (
-            "magnitude-global-normalised",
-            "magnitude (global, normalised)",
-            1,
-            "weights",
-            "global",
-            lambda m, b: _magnitude(m, b, normalize=True),
-            (),
-        ),
-        ("random", "random", 3, "weights", "global", _random, ("seed",)),
-        ("snip", "SNIP", 3, "labelled batch", "global", _snip, ()),
-        ("grasp", "GraSP", 3, "labelled batch", "global", _grasp, ("temperature",)),
-    ]
-    out = [
-        Method(i, label, ch, needs, scope, _scored(i, scorer, scope), scorer, opts)
-        for i, label, ch, needs, scope, scorer, opts in scored
-    ]
-    out[1] = dataclasses.replace(out[1], steps=obs.STEPS["mp"])  # global magnitude = "mp"
-    out[3:3] = [
-        Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores),
-        Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward")),
-        Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward")),
-        Method("lap-act", "LAP-act", 2, "inputs", "layer", _lap(act=True), _lap_act),
-        # global LAP normalised as the LAP paper's code does (lap_global_normalize): each
-        # layer's squared lookahead scores divided by their L2 norm, i.e. ranked by L / ||L||_4
-        Method(
-            "lap-global",
-            "LAP (global, normalised)",
-            2,
-            "weights",
-            "global",
-            _lap(scope="global"),
-            _lap_global,
-        ),
-    ]
-    second = ("damp", "relative")
-    search = (*second, "select_data", "seed", "n_starts", "rho", "tau", "epsilon", "patience")
-    search += ("max_iter", "n_chunks")
-    for i, label, opts in [
-        ("mp+u", "MP+U", second),
-        ("wf-s", "WF-S", second),
-        ("wf", "WoodFisher", second),
-        ("cbs-s", "CBS-S", search),
-        ("cbs", "CBS", search),
-    ]:
-        build = _second_order(i)
-        out.append(Method(i, label, 4, "labelled batch", "global", build, None, opts, obs.STEPS[i]))
-    out += [
-        Method("channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1")),
-        Method(
-            "channels-fisher",
-            "channels (Fisher)",
-            5,
-            "labelled batch",
-            "units",
-            _channels("fisher"),
-        ),
-        Method("neurons-l1", "neurons (L1)", 5, "weights", "units", _neurons),
-    ]
-    calibrated = ("pattern", "blocks", "chunk")
-    out += [
-        # magnitude-layer with N:M patterns and per-row groups (default groups: "layer")
-        Method(
-            "magnitude-pattern",
-            "magnitude (layer, pattern)",
-            7,
-            "weights",
-            "layer",
-            _layerwise("magnitude"),
-            options=("pattern", "groups"),
-        ),
-        Method(
-            "wanda",
-            "Wanda",
-            7,
-            "inputs",
-            "layer",
-            _layerwise("wanda"),
-            options=(*calibrated, "groups"),
-        ),
-        Method(
-            "sparsegpt",
-            "SparseGPT",
-            7,
-            "inputs",
-            "layer",
-            _layerwise("sparsegpt"),
-            options=(*calibrated, "damp", "blocksize"),
-        ),
-        # exact OBS per row: O(k in^2) per row, for small layers
-        Method(
-            "obc",
-            "OBC (exact, per row)",
-            7,
-            "inputs",
-            "layer",
-            _layerwise("obc"),
-            options=(*calibrated, "damp"),
-        ),
-    ]
-    return out
+_SECOND = ("damp", "relative")
+_SEARCH = (*_SECOND, "select_data", "seed", "n_starts", "rho", "tau", "epsilon", "patience")
+_SEARCH += ("max_iter", "n_chunks")
+_CALIBRATED = ("pattern", "blocks", "chunk")
+
+_ENTRIES = [
+    # chapter 1: magnitude pruning
+    Method(
+        "magnitude-layer",
+        "magnitude (layer)",
+        1,
+        "weights",
+        "layer",
+        _scored("magnitude-layer", _magnitude, "layer"),
+        _magnitude,
+        colour="tab:blue",
+    ),
+    # global magnitude is also chapter 4's first method: its selection, no update
+    Method(
+        "magnitude-global",
+        "magnitude (global)",
+        1,
+        "weights",
+        "global",
+        _scored("magnitude-global", _magnitude, "global"),
+        _magnitude,
+        steps=("magnitude", None),
+        colour="tab:orange",
+    ),
+    Method(
+        "magnitude-global-normalised",
+        "magnitude (global, normalised)",
+        1,
+        "weights",
+        "global",
+        _scored("magnitude-global-normalised", _normalised_magnitude, "global"),
+        _normalised_magnitude,
+        colour="navy",
+    ),
+    # chapter 2: lookahead pruning
+    Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores, colour="tab:red"),
+    Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward"), colour="tab:brown"),
+    Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward"), colour="tab:green"),
+    Method(
+        "lap-act", "LAP-act", 2, "inputs", "layer", _lap(act=True), _lap_act, colour="tab:purple"
+    ),
+    # global LAP normalised as the LAP paper's code does (lap_global_normalize): each
+    # layer's squared lookahead scores divided by their L2 norm, i.e. ranked by L / ||L||_4
+    Method(
+        "lap-global",
+        "LAP (global, normalised)",
+        2,
+        "weights",
+        "global",
+        _lap(scope="global"),
+        _lap_global,
+        colour="tab:cyan",
+    ),
+    # chapter 3: pruning at initialisation
+    Method(
+        "random",
+        "random",
+        3,
+        "weights",
+        "global",
+        _scored("random", _random, "global"),
+        _random,
+        ("seed",),
+        colour="tab:gray",
+    ),
+    Method(
+        "snip",
+        "SNIP",
+        3,
+        "labelled batch",
+        "global",
+        _scored("snip", _snip, "global"),
+        _snip,
+        colour="tab:olive",
+    ),
+    Method(
+        "grasp",
+        "GraSP",
+        3,
+        "labelled batch",
+        "global",
+        _scored("grasp", _grasp, "global"),
+        _grasp,
+        ("temperature",),
+        colour="tab:green",
+    ),
+    # chapter 4: second order, each a (selection, update) of minipruner.methods.obs
+    Method(
+        "mp+u",
+        "MP+U",
+        4,
+        "labelled batch",
+        "global",
+        _second_order("mp+u", ("magnitude", "set")),
+        options=_SECOND,
+        steps=("magnitude", "set"),
+        colour="gold",
+    ),
+    Method(
+        "wf-s",
+        "WF-S",
+        4,
+        "labelled batch",
+        "global",
+        _second_order("wf-s", ("woodfisher", None)),
+        options=_SECOND,
+        steps=("woodfisher", None),
+        colour="plum",
+    ),
+    Method(
+        "wf",
+        "WoodFisher",
+        4,
+        "labelled batch",
+        "global",
+        _second_order("wf", ("woodfisher", "single")),
+        options=_SECOND,
+        steps=("woodfisher", "single"),
+        colour="tab:pink",
+    ),
+    Method(
+        "cbs-s",
+        "CBS-S",
+        4,
+        "labelled batch",
+        "global",
+        _second_order("cbs-s", ("cbs", None)),
+        options=_SEARCH,
+        steps=("cbs", None),
+        colour="salmon",
+    ),
+    Method(
+        "cbs",
+        "CBS",
+        4,
+        "labelled batch",
+        "global",
+        _second_order("cbs", ("cbs", "set")),
+        options=_SEARCH,
+        steps=("cbs", "set"),
+        colour="tab:red",
+    ),
+    # chapter 5: structured pruning
+    Method(
+        "channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1"), colour="tab:green"
+    ),
+    Method(
+        "channels-fisher",
+        "channels (Fisher)",
+        5,
+        "labelled batch",
+        "units",
+        _channels("fisher"),
+        colour="tab:red",
+    ),
+    Method("neurons-l1", "neurons (L1)", 5, "weights", "units", _neurons, colour="tab:purple"),
+    # chapter 7: layer-wise reconstruction
+    # magnitude-layer with N:M patterns and per-row groups (default groups: "layer")
+    Method(
+        "magnitude-pattern",
+        "magnitude (layer, pattern)",
+        7,
+        "weights",
+        "layer",
+        _layerwise("magnitude"),
+        options=("pattern", "groups"),
+        colour="steelblue",
+    ),
+    Method(
+        "wanda",
+        "Wanda",
+        7,
+        "inputs",
+        "layer",
+        _layerwise("wanda"),
+        options=(*_CALIBRATED, "groups"),
+        colour="tab:green",
+    ),
+    Method(
+        "sparsegpt",
+        "SparseGPT",
+        7,
+        "inputs",
+        "layer",
+        _layerwise("sparsegpt"),
+        options=(*_CALIBRATED, "damp", "blocksize"),
+        colour="tab:red",
+    ),
+    # exact OBS per row: O(k in^2) per row, for small layers
+    Method(
+        "obc",
+        "OBC (exact, per row)",
+        7,
+        "inputs",
+        "layer",
+        _layerwise("obc"),
+        options=(*_CALIBRATED, "damp"),
+        colour="tab:purple",
+    ),
+]
+"""Every method of the book, in chapter order: adding one is one entry here (and its function in
+its method module)."""
+
+
+def _entries(entries: list[Method] | None = None) -> list[Method]:
+    """The table's entries (``entries``, by default :data:`_ENTRIES`), checked: ids and labels
+    unique (a ValueError names the repeated ones)."""
+    entries = _ENTRIES if entries is None else entries
+    for field in ("id", "label"):
+        values = [getattr(m, field) for m in entries]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"method {field}s must be unique; repeated: {repeated}")
+    return list(entries)
 
 
 METHODS: dict[str, Method] = {m.id: m for m in _entries()}
