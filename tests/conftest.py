@@ -12,6 +12,12 @@ read them: a reader's ``MINIPRUNER_SEED_OFFSET`` reruns the book on other seeds.
 ``root/folder/raw``; ``write_cifar(root, per_batch, n_test, balanced)`` writes CIFAR-10
 python batches under ``root`` and points torchvision's md5 checks at them. Both return the
 arrays they wrote.
+
+The tiny models several test files build are made here, each seeded with
+``torch.manual_seed(seed)`` just before its layers are created, so a test's numbers depend
+only on its widths and seed: ``seeded_mlp`` (the package's ``MLP``), ``seeded_sequential``
+(an ``nn.Sequential`` of linear layers) and ``seeded_wrn`` (a small ``WideResNet``). A test
+file imports them (``from conftest import seeded_mlp``) and names its own shapes.
 """
 
 import hashlib
@@ -22,7 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import torchvision
+from torch import nn
+
+from minipruner.core.models import MLP, WideResNet
 
 WHERE_FILES_GO = ("MINIPRUNER_CACHE", "MINIPRUNER_RESULTS", "MINIPRUNER_DATA")
 
@@ -100,3 +110,55 @@ def write_mnist() -> Callable[..., dict]:
 def write_cifar(monkeypatch) -> Callable[..., dict]:
     """The CIFAR-10 writer: ``write_cifar(root, per_batch=4, n_test=10, balanced=False)``."""
     return lambda root, **kwargs: _write_cifar(root, monkeypatch, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# Tiny models, seeded
+# --------------------------------------------------------------------------------------
+
+
+def seeded_mlp(
+    widths: list[int], seed: int = 0, *, bias: bool = True, dtype: torch.dtype | None = None
+) -> MLP:
+    """The package's ``MLP(widths, bias)`` (``flatten, fc1, relu1, ..., fcL``), created right
+    after ``torch.manual_seed(seed)``, then cast to ``dtype`` if given."""
+    torch.manual_seed(seed)
+    net = MLP(widths, bias=bias)
+    return net if dtype is None else net.to(dtype)
+
+
+def seeded_sequential(
+    widths: list[int],
+    seed: int = 0,
+    *,
+    bias: bool = True,
+    activation: Callable[[], nn.Module] = nn.ReLU,
+    flatten: bool = False,
+    dtype: torch.dtype | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> nn.Sequential:
+    """``nn.Sequential([Flatten,] Linear(w_0, w_1), act, Linear(w_1, w_2), ..., Linear(w_{L-1},
+    w_L))``, created right after ``torch.manual_seed(seed)``, then cast to ``dtype`` if
+    given; ``input_shape`` is set as the attribute the package reads, if given."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Flatten()] if flatten else []
+    for i in range(len(widths) - 1):
+        if i:
+            layers.append(activation())
+        layers.append(nn.Linear(widths[i], widths[i + 1], bias=bias))
+    net = nn.Sequential(*layers)
+    if input_shape is not None:
+        net.input_shape = input_shape
+    return net if dtype is None else net.to(dtype)
+
+
+def seeded_wrn(dim: int, depth: int = 10, interior: float = 0.5, seed: int = 0) -> WideResNet:
+    """``WideResNet(depth, 1)`` with 5 classes and ``interior`` of its interior channels,
+    created right after ``torch.manual_seed(seed)``: 1-D on ``(1, 12)`` inputs (``dim=1``)
+    or 2-D on ``(3, 8, 8)`` (``dim=2``)."""
+    torch.manual_seed(seed)
+    if dim == 1:
+        kw = {"dim": 1, "in_channels": 1, "input_shape": (1, 12)}
+    else:
+        kw = {"dim": 2, "in_channels": 3, "input_shape": (3, 8, 8)}
+    return WideResNet(depth, 1, num_classes=5, interior=interior, **kw)

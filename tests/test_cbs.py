@@ -7,6 +7,7 @@ swap rule."""
 
 import pytest
 import torch
+from conftest import seeded_sequential
 from torch import nn
 
 import minipruner as mp
@@ -152,8 +153,7 @@ def test_finds_the_brute_force_optimum_in_most_small_instances(n, floor):
 
 
 def tiny_network(seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(8, 12), nn.Tanh(), nn.Linear(12, 4)).double()
+    model = seeded_sequential([8, 12, 4], seed, activation=nn.Tanh, dtype=DT)
     x = torch.randn(120, 8, dtype=DT)
     y = (x[:, :4] + 0.3 * torch.randn(120, 4, dtype=DT)).argmax(1)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)

@@ -6,6 +6,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import seeded_mlp, seeded_sequential
 from torch import nn
 from torch.func import functional_call, grad, jvp
 from torch.utils.data import TensorDataset
@@ -17,15 +18,12 @@ from minipruner.methods import init_pruning as ip
 
 def tiny_mlp() -> nn.Module:
     """6-5-4-3 MLP with biases (biases must stay out of g and H), in float64."""
-    torch.manual_seed(0)
-    return MLP([6, 5, 4, 3], bias=True).double()
+    return seeded_mlp([6, 5, 4, 3], dtype=torch.float64)
 
 
 def tanh_net() -> nn.Module:
     """6-8-5-3 tanh network with biases, float64: smooth, so no weight has a zero score."""
-    torch.manual_seed(0)
-    layers = [nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 3)]
-    return nn.Sequential(*layers).double()
+    return seeded_sequential([6, 8, 5, 3], activation=nn.Tanh, dtype=torch.float64)
 
 
 def mlp_batch(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ import itertools
 
 import pytest
 import torch
+from conftest import seeded_sequential
 from torch import nn
 
 import minipruner as mp
@@ -42,10 +43,7 @@ def layer(rows: int = 4, d: int = 8, tokens: int = 40, seed: int = 0):
 
 
 def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)
-    )
+    return seeded_sequential([16, 8, 8, 4], seed, flatten=True)
 
 
 def inputs(n: int = 64, seed: int = 0) -> torch.Tensor:

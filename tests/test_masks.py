@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import seeded_sequential
 from torch import nn
 
 import minipruner as mp
@@ -9,10 +10,7 @@ from minipruner.core.masks import fed_units
 
 
 def tiny_net() -> nn.Module:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
-    net.input_shape = (12,)
-    return net
+    return seeded_sequential([12, 8, 3], flatten=True, input_shape=(12,))
 
 
 class ConvNet(nn.Module):

@@ -4,6 +4,7 @@ CBS-S never worse than its start, one-shot pruning, and bad inputs."""
 
 import pytest
 import torch
+from conftest import seeded_mlp
 from torch import nn
 
 import minipruner as mp
@@ -210,8 +211,7 @@ def test_damped_fisher_cheap_quantities_match_dense(n):
 
 
 def tiny_mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return mp.core.models.MLP([12, 6, 5, 3], bias=True)
+    return seeded_mlp([12, 6, 5, 3], seed)
 
 
 def loop_grads(model, x, y, names, batch_size=1):

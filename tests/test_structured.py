@@ -5,6 +5,7 @@ inputs."""
 
 import pytest
 import torch
+from conftest import seeded_wrn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import TensorDataset
@@ -13,15 +14,6 @@ from minipruner.core.models import MLP, ResNetCIFAR, WideResNet
 from minipruner.methods import structured as st
 
 DT = torch.float64
-
-
-def wrn(dim: int, depth: int = 10, interior: float = 0.5, seed: int = 0) -> WideResNet:
-    torch.manual_seed(seed)
-    if dim == 1:
-        kw = {"dim": 1, "in_channels": 1, "input_shape": (1, 12)}
-    else:
-        kw = {"dim": 2, "in_channels": 3, "input_shape": (3, 8, 8)}
-    return WideResNet(depth, 1, num_classes=5, interior=interior, **kw)
 
 
 def resnet() -> nn.Module:
@@ -82,7 +74,7 @@ def random_masks(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 
 def test_wrn_chains_are_block_interiors_only():
-    model = wrn(1, depth=16)
+    model = seeded_wrn(1, depth=16)
     chains = st.prunable_channels(model)
     assert [c.block for c in chains] == [f"block{g}.{j}" for g in (1, 2, 3) for j in (0, 1)]
     assert chains[0] == st.Chain(
@@ -105,7 +97,7 @@ def test_sequential_chains_and_non_chains():
 
 
 def test_gates_keep_outputs_and_masks_round_trip():
-    model = randomise(wrn(2), 1).eval()
+    model = randomise(seeded_wrn(2), 1).eval()
     x = torch.randn(3, *model.input_shape)
     before = model(x)
     st.add_gates(model)
@@ -123,7 +115,7 @@ def test_gates_keep_outputs_and_masks_round_trip():
 
 @pytest.mark.parametrize(
     "build",
-    [lambda: wrn(1, depth=16), lambda: wrn(2), resnet, sequential],
+    [lambda: seeded_wrn(1, depth=16), lambda: seeded_wrn(2), resnet, sequential],
     ids=["wrn1d", "wrn2d", "resnet", "seq"],
 )
 @pytest.mark.parametrize("seed", [0, 1])
@@ -170,7 +162,7 @@ def test_compress_preserves_outputs_and_shrinks_every_coupled_layer(build, seed)
 
 
 def test_compress_matches_pruned_architecture_and_train_mode():
-    model = randomise(wrn(1, depth=16), 3)
+    model = randomise(seeded_wrn(1, depth=16), 3)
     st.set_channel_masks(model, random_masks(model, 3))
     small = st.compress(model)
     fresh = st.pruned_architecture(model, seed=0)
@@ -193,7 +185,7 @@ def test_compress_matches_pruned_architecture_and_train_mode():
 
 
 def test_fisher_gate_gradient_matches_finite_differences():
-    model = randomise(wrn(1, depth=10, interior=0.25), 5).to(DT).eval()
+    model = randomise(seeded_wrn(1, depth=10, interior=0.25), 5).to(DT).eval()
     masks = random_masks(model, 5)
     masks["block1.0"][:] = True
     st.set_channel_masks(model, masks)
@@ -232,7 +224,7 @@ def test_fisher_gate_gradient_matches_finite_differences():
 
 
 def test_fisher_accumulates_over_batches():
-    model = randomise(wrn(1, interior=0.25), 2).eval()
+    model = randomise(seeded_wrn(1, interior=0.25), 2).eval()
     st.add_gates(model)
     x, y = torch.randn(10, 1, 12), torch.randint(0, 5, (10,))
     whole = st.gate_gradients(model, x, y)
@@ -250,7 +242,7 @@ def test_fisher_accumulates_over_batches():
 
 
 def test_l1_uses_absolute_values():
-    model = wrn(2, interior=0.25)
+    model = seeded_wrn(2, interior=0.25)
     chain = st.prunable_channels(model)[1]
     w = model.get_submodule(chain.conv1).weight
     with torch.no_grad():
@@ -265,7 +257,7 @@ def test_l1_uses_absolute_values():
 
 
 def test_prune_lowest_is_global_and_keeps_one_per_chain():
-    model = wrn(1, interior=0.25)  # interior widths 4, 8, 16
+    model = seeded_wrn(1, interior=0.25)  # interior widths 4, 8, 16
     sal = {
         "block1.0": torch.tensor([0.0, 0.0, 0.0, 0.0]),
         "block2.0": torch.full((8,), 5.0),
@@ -286,7 +278,7 @@ def test_prune_lowest_is_global_and_keeps_one_per_chain():
 
 @pytest.mark.parametrize("method", ["fisher", "l1"])
 def test_prune_and_finetune_removes_one_channel_every_k_steps(method):
-    model = wrn(1, interior=0.125)  # 2 + 4 + 8 = 14 interior channels, 11 removable
+    model = seeded_wrn(1, interior=0.125)  # 2 + 4 + 8 = 14 interior channels, 11 removable
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(
         torch.randn(48, 1, 12, generator=g), torch.randint(0, 5, (48,), generator=g)
@@ -324,7 +316,7 @@ def test_prune_and_finetune_removes_one_channel_every_k_steps(method):
 
 
 def test_prune_and_finetune_bad_inputs():
-    model = wrn(1, interior=0.25)
+    model = seeded_wrn(1, interior=0.25)
     data = TensorDataset(torch.randn(8, 1, 12), torch.randint(0, 5, (8,)))
     kw = {"quiet": True, "device": "cpu"}
     with pytest.raises(ValueError, match="method"):
@@ -344,7 +336,7 @@ def test_prune_and_finetune_bad_inputs():
 
 
 def test_bad_masks_and_models_raise():
-    model = wrn(1, interior=0.25)
+    model = seeded_wrn(1, interior=0.25)
     with pytest.raises(ValueError, match="keep at least one"):
         st.set_channel_masks(model, {"block1.0": torch.zeros(4, dtype=torch.bool)})
     with pytest.raises(ValueError, match="unknown chain"):
@@ -377,7 +369,7 @@ def test_reduced_networks_and_matched_width():
 
 
 def test_measure_latency():
-    model = wrn(1, interior=0.25).train()
+    model = seeded_wrn(1, interior=0.25).train()
     threads = torch.get_num_threads()
     t = st.measure_latency(model, batch_size=2, threads=1, warmup=1, repeats=3)
     assert 0 < t < 5

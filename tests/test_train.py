@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import seeded_sequential
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -23,8 +24,7 @@ def blobs(n: int = 200, seed: int = 0) -> TensorDataset:
 
 
 def small_mlp(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    return seeded_sequential([2, 16, 3], seed)
 
 
 def test_train_learns_and_evaluate_reports_loss_and_accuracy():
