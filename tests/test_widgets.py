@@ -266,18 +266,26 @@ def test_chapter3_live_temperature_and_fresh_initialisation():
     assert ex.data["kept"] != direct["kept"]
 
 
-def test_chapter4_warm_up_leaves_a_new_damping_no_eigendecomposition(monkeypatch):
+def _tiny_obs_settings() -> dict:
+    """Chapter 4's quick settings cut to 100 gradients (10 per class), 100 start examples and
+    a CBS-S search of 2 starts and 1 iteration, so that a live state costs seconds."""
     from minipruner.book.chapters import obs as chapter
-    from minipruner.methods import obs
 
     settings = chapter.settings("quick")
     net = dict(settings["networks"]["mlpnet"], per_class=10)  # 100 gradients
-    settings = {
+    return {
         **settings,
         "networks": {"mlpnet": net},
         "start_examples": 100,
         "cbs": dict(settings["cbs"], n_starts=2, max_iter=1),
     }
+
+
+def test_chapter4_warm_up_leaves_a_new_damping_no_eigendecomposition(monkeypatch):
+    from minipruner.book.chapters import obs as chapter
+    from minipruner.methods import obs
+
+    settings = _tiny_obs_settings()
     seed = settings["seeds"][0]
     chapter._spectrum.cache_clear()
     thread = chapter.warm_up(settings, "mlpnet", seed)
@@ -295,14 +303,8 @@ def test_chapter4_warm_up_leaves_a_new_damping_no_eigendecomposition(monkeypatch
 def test_chapter4_live_damping_recomputes_the_one_shot_comparison():
     from minipruner.book.chapters import obs as chapter
 
-    settings = chapter.settings("quick")
-    net = dict(settings["networks"]["mlpnet"], per_class=10)  # 100 gradients
-    settings = {
-        **settings,
-        "networks": {"mlpnet": net},
-        "start_examples": 100,
-        "cbs": dict(settings["cbs"], n_starts=2, max_iter=1),
-    }
+    settings = _tiny_obs_settings()
+    net = settings["networks"]["mlpnet"]
     ex = explorers.obs_explorer(settings, [0.9], mode="live")
     first = ex.image.value
     ex.widgets["damping"].value = 1e-1  # live only
