@@ -1,11 +1,13 @@
-"""Which task waits for which in ``cluster.run_missing``, with a stand-in for Ray that
+"""Which task waits for which in ``cluster.run_plan``, with a stand-in for Ray that
 records every submission (no cluster started): a shared run receives the networks of its
 seed and nothing else, so two shared runs of one seed run side by side; a configuration
 receives the networks and shared runs of its seed (all of them when it has no seed)."""
 
+import types
 from typing import Any
 
 from minipruner.experiments import cluster
+from minipruner.experiments.plan import Plan
 
 
 class Ref:
@@ -64,15 +66,8 @@ def test_shared_runs_wait_for_networks_only_and_configs_for_their_seed(monkeypat
     ]
     configs = [{"name": "c0", "seed": 0}, {"name": "c1", "seed": 1}, {"name": "all"}]
     stored = []
-    out = cluster.run_missing(
-        "ch",
-        {},
-        configs,
-        networks,
-        lambda i, result: stored.append((i, result)),
-        quiet=True,
-        runs=runs,
-    )
+    plan = Plan(types.ModuleType("ch"), {}, configs, networks, runs)
+    out = cluster.run_plan(plan, lambda i, result: stored.append((i, result)), quiet=True)
     assert out == {"trained": 2, "trained_in_configs": 0}
     assert sorted(i for i, _ in stored) == [0, 1, 2]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import os
 import traceback
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -208,38 +207,6 @@ def run_plan(
     if failures:
         raise ConfigurationsFailed(chapter, failures)
     return {"trained": len(plan.networks), "trained_in_configs": trained_in_configs}
-
-
-def run_missing(
-    chapter: str,
-    settings: dict[str, Any],
-    configs: Sequence[dict[str, Any]],
-    networks: Sequence[dict[str, Any]],
-    store: Callable[[int, dict[str, Any]], None],
-    *,
-    address: str | None = None,
-    threads: int | None = 1,
-    num_gpus: float | None = None,
-    num_cpus: int | None = None,
-    quiet: bool = False,
-    runs: Sequence[dict[str, Any]] = (),
-) -> dict[str, Any]:
-    """:func:`run_plan` for callers that hold the plan's parts as lists: ``chapter`` the
-    module path the workers import, ``configs``, ``networks`` and ``runs`` as
-    :func:`minipruner.experiments.plan.plan_work` selects them (the workers import the chapter by
-    its path, so the plan needs only its name here)."""
-    plan = Plan(
-        types.ModuleType(chapter), dict(settings), list(configs), list(networks), list(runs)
-    )
-    return run_plan(
-        plan,
-        store,
-        address=address,
-        threads=threads,
-        num_gpus=num_gpus,
-        num_cpus=num_cpus,
-        quiet=quiet,
-    )
 
 
 def _error_text(err: BaseException) -> str:
