@@ -29,7 +29,7 @@ from ...core.train import evaluate
 from ...experiments.protocol import training
 from ...experiments.records import Results
 from ...experiments.tables import markdown_table, mean_sd_cell
-from ...methods import make_pruner
+from ...methods import get_method, make_pruner
 from ...methods.init_pruning import random_scores
 from ...methods.magnitude import frobenius_distortion
 from .. import calibration
@@ -46,9 +46,11 @@ HEADLINES = (
     ("rank correlation above 0.9",),
 )
 """The claims (words of their statements) the README's summary table shows for this chapter."""
-METHOD_IDS = {"global": "magnitude-global", "layer-wise": "magnitude-layer"}
-"""The page's two methods and their ids in :data:`minipruner.methods.METHODS`."""
-METHODS = tuple(METHOD_IDS)
+GLOBAL = "magnitude-global"
+LAYER = "magnitude-layer"
+METHODS = (GLOBAL, LAYER)
+"""The page's two methods, as ids of :data:`minipruner.methods.METHODS` (results are keyed by
+id; pages print :attr:`minipruner.methods.Method.label`)."""
 
 
 def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     if config["experiment"] == "sweep":
         pruned = prune_and_measure(
             model(settings, config["seed"]),
-            make_pruner(METHOD_IDS[config["method"]]),
+            make_pruner(config["method"]),
             config["sparsity"],
             test_data,
             train_data,
@@ -185,7 +187,7 @@ def claims(results: Results) -> list[Claim]:
     chapter's calibration (:func:`minipruner.book.calibration.apply`).
     """
     sparsities = results.settings["sparsities"]
-    dense = _sweep(results, "acc_dense", "global", sparsities[0])
+    dense = _sweep(results, "acc_dense", GLOBAL, sparsities[0])
     found = []
     # (measurement, when, from which sparsity it is claimed)
     for key, when, start in (
@@ -197,8 +199,8 @@ def claims(results: Results) -> list[Claim]:
                 exceeds(
                     f"{when} at {s:.1%} sparsity, global magnitude pruning is more accurate "
                     "than layer-wise",
-                    _sweep(results, key, "global", s),
-                    _sweep(results, key, "layer-wise", s),
+                    _sweep(results, key, GLOBAL, s),
+                    _sweep(results, key, LAYER, s),
                     scale=100,
                 )
             )
@@ -206,8 +208,8 @@ def claims(results: Results) -> list[Claim]:
         within(
             f"Right after pruning at {sparsities[0]:.1%} sparsity, global and layer-wise "
             "magnitude pruning are within 1 point of each other",
-            _sweep(results, "acc_pruned", "global", sparsities[0]),
-            _sweep(results, "acc_pruned", "layer-wise", sparsities[0]),
+            _sweep(results, "acc_pruned", GLOBAL, sparsities[0]),
+            _sweep(results, "acc_pruned", LAYER, sparsities[0]),
             margin=1,
             scale=100,
         )
@@ -217,8 +219,8 @@ def claims(results: Results) -> list[Claim]:
             within(
                 f"After retraining at {s:.1%} sparsity, global and layer-wise magnitude "
                 "pruning are within 1 point of each other",
-                _sweep(results, "acc_retrained", "global", s),
-                _sweep(results, "acc_retrained", "layer-wise", s),
+                _sweep(results, "acc_retrained", GLOBAL, s),
+                _sweep(results, "acc_retrained", LAYER, s),
                 margin=1,
                 scale=100,
             )
@@ -232,7 +234,7 @@ def claims(results: Results) -> list[Claim]:
                 exceeds(
                     f"Global magnitude pruning to {s:.0%} sparsity costs less than {points} "
                     f"point{'s' if points > 1 else ''} of the dense accuracy {when}",
-                    _sweep(results, key, "global", s),
+                    _sweep(results, key, GLOBAL, s),
                     dense,
                     margin=-points,
                     scale=100,
@@ -242,7 +244,7 @@ def claims(results: Results) -> list[Claim]:
     for seed in results.settings["seeds"]:
         rows = [
             list(r["density"].values())
-            for r in results.select(experiment="sweep", method="global", seed=seed)
+            for r in results.select(experiment="sweep", method=GLOBAL, seed=seed)
         ]
         ratios.append(min(b / a for row in rows for a, b in itertools.pairwise(row)))
     found.append(
@@ -291,7 +293,7 @@ def accuracy_figure(results: Results) -> Figure:
     """Test accuracy against weights kept, right after pruning and after retraining."""
     sparsities = results.settings["sparsities"]
     density = 100 * (1 - np.array(sparsities))
-    dense = results.values("acc_dense", experiment="sweep", method="global").mean()
+    dense = results.values("acc_dense", experiment="sweep", method=GLOBAL).mean()
     fig = Figure(figsize=(10, 3.5), layout="tight")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, key, title in zip(
@@ -300,13 +302,20 @@ def accuracy_figure(results: Results) -> Figure:
         ["right after pruning", "after retraining"],
         strict=True,
     ):
-        for method, color in zip(METHODS, ["tab:blue", "tab:orange"], strict=True):
+        for method in METHODS:
+            entry = get_method(method)
             stats = [
                 results.stat(key, experiment="sweep", method=method, sparsity=s) for s in sparsities
             ]
             mean, sd = np.array(stats).T
             ax.errorbar(
-                density, 100 * mean, yerr=100 * sd, marker="o", capsize=3, color=color, label=method
+                density,
+                100 * mean,
+                yerr=100 * sd,
+                marker="o",
+                capsize=3,
+                color=entry.colour,
+                label=entry.label,
             )
         ax.axhline(100 * dense, color="gray", ls="--", lw=1, label="dense")
         ax.set_xscale("log")
@@ -324,7 +333,7 @@ def layer_density_figure(results: Results) -> Figure:
     density = 100 * (1 - np.array(sparsities))
     rows = [
         results.select(
-            experiment="sweep", method="global", seed=results.settings["seeds"][0], sparsity=s
+            experiment="sweep", method=GLOBAL, seed=results.settings["seeds"][0], sparsity=s
         )[0]
         for s in sparsities
     ]
@@ -381,11 +390,6 @@ def table(results: Results) -> str:
             for key in ("acc_pruned", "acc_retrained")
         ]
         rows.append([f"{s:.1%}", *cells])
-    header = [
-        "sparsity",
-        "global, pruned",
-        "global, retrained",
-        "layer-wise, pruned",
-        "layer-wise, retrained",
-    ]
+    whens = ("pruned", "retrained")
+    header = ["sparsity", *(f"{get_method(m).label}, {w}" for m in METHODS for w in whens)]
     return markdown_table(header, rows)

@@ -17,6 +17,7 @@ from ...core.masks import apply_masks, masks_from_scores, prunable
 from ...core.train import evaluate
 from ...experiments.records import Results
 from ...methods.magnitude import brute_force_masks, frobenius_distortion, magnitude_scores
+from ..chapters import magnitude as chapter
 from ..widgets import Explorer, LiveExplorer, dropdown, explorer, slider, subplots
 from .common import _percent, fine_sparsities
 
@@ -70,9 +71,9 @@ def magnitude_state(
         "stored": None,
     }
     if results is not None and results.select(
-        experiment="sweep", method="global", sparsity=sparsity
+        experiment="sweep", method=chapter.GLOBAL, sparsity=sparsity
     ):
-        where = dict(experiment="sweep", method="global", sparsity=sparsity)
+        where = dict(experiment="sweep", method=chapter.GLOBAL, sparsity=sparsity)
         state["stored"] = {
             "dense": results.values("acc_dense", **where).mean(),
             "pruned": results.stat("acc_pruned", **where)[0],
