@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from minipruner.book.chapters import init_pruning as chapter
+from minipruner.book.chapters import init_pruning_page as page
 from minipruner.experiments.records import Results
 
 LAYERS = ["features.0.weight", "features.3.weight", "classifier.weight"]
@@ -60,7 +61,7 @@ def test_configurations_per_seed_and_network(scale):
     # (JSON settings and unique configurations: tests/test_chapters.py, for every chapter)
     settings = chapter.settings(scale)
     configs = chapter.configurations(json.loads(json.dumps(settings)))
-    archs = chapter.arch_names(settings)
+    archs = page.arch_names(settings)
     assert set(settings["train"]) == set(archs)
     trained = [c for c in configs if c["experiment"] == "train"]
     per_seed = 1 + len(settings["methods"]) * len(settings["trained_sparsities"])
@@ -74,7 +75,7 @@ def test_configurations_per_seed_and_network(scale):
 
 def test_quick_settings_are_the_pages():
     settings = chapter.settings("quick")
-    assert chapter.arch_names(settings) == ["vgg6"]
+    assert page.arch_names(settings) == ["vgg6"]
     assert settings["trained_sparsities"] == [0.9, 0.98, 0.99]
     assert len(chapter.configurations(settings)) == 141
     net = chapter.init_net(settings, "vgg6", 0)
@@ -89,7 +90,7 @@ def test_figures_and_tables_work_on_made_up_results(scale):
     figures = chapter.figures(results)
     assert set(figures) == {"accuracy", "flow", "density"}
     assert all(isinstance(f, Figure) for f in figures.values())
-    n_archs = len(chapter.arch_names(results.settings))
+    n_archs = len(page.arch_names(results.settings))
     assert len(figures["accuracy"].axes) == n_archs
     assert len(figures["density"].axes) == len(results.settings["methods"])
     for f in figures.values():
@@ -98,38 +99,38 @@ def test_figures_and_tables_work_on_made_up_results(scale):
     text = chapter.table(results)
     rows = text.splitlines()[2:]
     assert len(rows) == n_archs * (1 + len(results.settings["trained_sparsities"]))
-    assert rows[0].startswith(f"| {chapter.arch_names(results.settings)[0]} | 0 % (dense) |")
+    assert rows[0].startswith(f"| {page.arch_names(results.settings)[0]} | 0 % (dense) |")
     for fn in (
-        chapter.flow_table,
-        chapter.collapse_table,
-        chapter.last_conv_table,
-        chapter.shuffle_table,
-        chapter.channels_table,
-        chapter.sign_table,
-        chapter.paper_table,
+        page.flow_table,
+        page.collapse_table,
+        page.last_conv_table,
+        page.shuffle_table,
+        page.channels_table,
+        page.sign_table,
+        page.paper_table,
     ):
         lines = fn(results).split("\n\n")[0].splitlines()
         # every row has as many cells as the header: no unescaped "|" inside a cell
         widths = {len(line.replace("\\|", "").split("|")) for line in lines}
         assert len(widths) == 1, (fn.__name__, lines)
-    assert "\\|theta Hg\\|" in chapter.flow_table(results)
-    assert "3 of 3" in chapter.collapse_table(results)  # magnitude empties a layer
+    assert "\\|theta Hg\\|" in page.flow_table(results)
+    assert "3 of 3" in page.collapse_table(results)  # magnitude empties a layer
 
 
 def test_helpers_read_the_records():
     results = fake_results("quick")
-    assert chapter.layer_labels(results) == ["conv1", "conv2", "fc"]
-    np.testing.assert_array_equal(chapter.layer_sizes(results), SIZES)
-    d = chapter.densities(results, "grasp", 0.9, seed=1)
-    np.testing.assert_allclose(d, chapter.kept_weights(results, "grasp", 0.9, 1) / SIZES)
-    assert chapter.collapse_counts(results)["magnitude", 0.99] == 3
-    assert chapter.collapse_counts(results)["grasp", 0.99] == 0
-    acc = chapter.accuracies(results, "magnitude", 0.98)
+    assert page.layer_labels(results) == ["conv1", "conv2", "fc"]
+    np.testing.assert_array_equal(page.layer_sizes(results), SIZES)
+    d = page.densities(results, "grasp", 0.9, seed=1)
+    np.testing.assert_allclose(d, page.kept_weights(results, "grasp", 0.9, 1) / SIZES)
+    assert page.collapse_counts(results)["magnitude", 0.99] == 3
+    assert page.collapse_counts(results)["grasp", 0.99] == 0
+    acc = page.accuracies(results, "magnitude", 0.98)
     np.testing.assert_array_equal(acc, [10.0, 10.0, 10.0])
-    assert chapter.flows(results, "snip", 0.95).shape == (3,)
-    assert chapter.is_trained(results, "snip", 0.98)
-    assert not chapter.is_trained(results, "snip", 0.95)
-    chosen, shuffled = chapter.active_channels(results, "grasp", 0.98, seed=2)
+    assert page.flows(results, "snip", 0.95).shape == (3,)
+    assert page.is_trained(results, "snip", 0.98)
+    assert not page.is_trained(results, "snip", 0.95)
+    chosen, shuffled = page.active_channels(results, "grasp", 0.98, seed=2)
     assert (shuffled >= chosen).all()
 
 
@@ -163,7 +164,7 @@ def test_run_end_to_end_on_a_tiny_setting(tmp_path):
     assert dense["trained"] and dense["test_examples"] == 1000 and dense["chance"] == 0.1
     assert set(chapter.figures(results)) == {"accuracy", "flow", "density"}
     assert "| vgg6 | 99.0% |" in chapter.table(results)
-    for fn in (chapter.flow_table, chapter.sign_table, chapter.paper_table):
+    for fn in (page.flow_table, page.sign_table, page.paper_table):
         assert fn(results)
     again = mp.reproduce("03_init_pruning", "quick", root=tmp_path, settings=settings, quiet=True)
     assert again.computed == 0 and again.records == results.records
@@ -200,19 +201,15 @@ def test_flow_accuracy_correlation_is_measured_within_each_sparsity():
             where = dict(experiment="train", seed=seed, sparsity=s, shuffled=False)
             trained = [r for r in results.select(**where) if r["trained"]]
             for i, r in enumerate(trained):  # flow rises with i, accuracy symmetric in i
-                chapter.mask_record(results, r["method"], s, seed)["flow"] = level[s] * (
-                    1 + i / 100
-                )
+                page.mask_record(results, r["method"], s, seed)["flow"] = level[s] * (1 + i / 100)
                 r["accuracy"] = level[s] + abs(i - (len(trained) - 1) / 2) / 100
     assert chapter.correlation_sparsities(settings) == [0.9, 0.98]
     for seed in settings["seeds"]:
-        assert chapter.flow_accuracy_correlation(results, seed) > 0.8  # pooled: sparsity
+        assert page.flow_accuracy_correlation(results, seed) > 0.8  # pooled: sparsity
         for s in settings["trained_sparsities"]:
-            assert chapter.flow_accuracy_correlation(results, seed, s) == pytest.approx(
-                0, abs=1e-12
-            )
+            assert page.flow_accuracy_correlation(results, seed, s) == pytest.approx(0, abs=1e-12)
         # ties broken by order instead of averaged would read a correlation at 90 %
-        flow, acc = chapter.flow_accuracy_pairs(results, seed, 0.9)
+        flow, acc = page.flow_accuracy_pairs(results, seed, 0.9)
         assert len(flow) == 3 and acc[0] == acc[2]
         ordinal = [np.argsort(np.argsort(v, kind="stable")) for v in (flow, acc)]
         assert np.corrcoef(*ordinal)[0, 1] == pytest.approx(0.5)
@@ -221,19 +218,19 @@ def test_flow_accuracy_correlation_is_measured_within_each_sparsity():
         c = find_claim(found, s, "more gradient flow train to higher accuracy")
         assert c.effect == pytest.approx(0, abs=1e-12) and c.verdict == UNDECIDED
         assert c.sample == pytest.approx([0.0] * len(settings["seeds"]), abs=1e-12)
-    table = chapter.flow_accuracy_table(results)
+    table = page.flow_accuracy_table(results)
     assert "| 90% | 3 / 3 / 3 | +0.00 / +0.00 / +0.00 | +0.00 |" in table
     assert "| all trained, pooled | 11 / 11 / 11 | +0.88 / +0.88 / +0.88 | +0.88 |" in table
 
 
 def test_records_under_both_initialisations_read_the_calibrations():
     record = {"runs": 6, "held": 4, "not distinguishable": 1, "reversed": 1, "power": 0.4149}
-    assert chapter.record_text(record) == "held in 4 of 6 runs, reversed in 1 (chance 0.41)"
-    assert chapter.record_text({**record, "reversed": 0, "power": None}) == "held in 4 of 6 runs"
+    assert page.record_text(record) == "held in 4 of 6 runs, reversed in 1 (chance 0.41)"
+    assert page.record_text({**record, "reversed": 0, "power": None}) == "held in 4 of 6 runs"
     # the committed calibrations: every claim of the page has a row, both records filled
-    table = chapter.init_record_table()
+    table = page.init_record_table()
     rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
-    assert len(rows) == len(chapter.calibration.load(chapter.NAME)["claims"])
+    assert len(rows) == len(chapter.calibration.load(page.NAME)["claims"])
     assert "not measured" not in table
-    first = chapter.init_record("98 %: GraSP beats the best")
+    first = page.init_record("98 %: GraSP beats the best")
     assert set(first) == {"default", "paper"} and all("runs" in v for v in first.values())

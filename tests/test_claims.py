@@ -179,3 +179,24 @@ def test_status_and_asserted_labels_for_prose():
     timed = cl.exceeds("faster", [1.3, 1.2, 1.4], margin=1.1, over=cl.TIMING)
     assert cl.status_text(timed) == "not asserted: timed on one machine"
     assert cl.power_text(timed) == "n/a (timing)"
+
+
+def test_claims_from_a_table_of_rows_equal_the_judges_called_directly():
+    b = [0.90, 0.89, 0.91, 0.90, 0.88]
+    rows = [
+        (cl.exceeds, "A beats B", A, b, {"scale": 100}),
+        (cl.within, "A and B within 10", A, b, 10, {"scale": 100}),
+        (cl.every_seed, "A above 0.9 in every seed", [a > 0.9 for a in A]),
+        (cl.rank_correlation_exceeds, "A ranks like B", A, b, 0.0),
+    ]
+    direct = [
+        cl.exceeds("A beats B", A, b, scale=100),
+        cl.within("A and B within 10", A, b, 10, scale=100),
+        cl.every_seed("A above 0.9 in every seed", [a > 0.9 for a in A]),
+        cl.rank_correlation_exceeds("A ranks like B", A, b, 0.0),
+    ]
+    assert [c.as_dict() for c in cl.claims_from(rows)] == [c.as_dict() for c in direct]
+    with pytest.raises(ValueError, match="judge"):
+        cl.claims_from([(max, "A beats B", A, b)])
+    with pytest.raises(ValueError, match="statement"):
+        cl.claims_from([(cl.exceeds, 3, A, b)])

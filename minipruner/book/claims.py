@@ -380,6 +380,36 @@ def rank_correlation_exceeds(
     )
 
 
+JUDGES = (exceeds, within, every_seed, rank_correlation_exceeds)
+"""The judges a row of :func:`claims_from` may name."""
+
+
+def claims_from(rows: Iterable[Sequence[Any]]) -> list[Claim]:
+    """The claims of a table, one row each: ``(judge, statement, *measurements)`` with an
+    optional last ``dict`` of keyword options becomes ``judge(statement, *measurements,
+    **options)``, where ``judge`` is one of :data:`JUDGES` (:func:`exceeds`, :func:`within`,
+    :func:`every_seed`, :func:`rank_correlation_exceeds`). A chapter declares its claims as
+    such a table, each row saying what a claim states and what it compares::
+
+        >>> rows = [(exceeds, "A beats B", [3, 4, 5], [1, 1, 2], {"unit": "points"})]
+        >>> [(c.statement, c.effect) for c in claims_from(rows)]
+        [('A beats B', 2.6666666666666665)]
+
+    Raises ``ValueError`` for a row whose judge is not one of :data:`JUDGES` or whose
+    statement is not a string."""
+    out = []
+    for row in rows:
+        judge, statement, *args = row
+        if judge not in JUDGES:
+            names = ", ".join(j.__name__ for j in JUDGES)
+            raise ValueError(f"a claim's judge must be one of {names}, got {judge!r}")
+        if not isinstance(statement, str):
+            raise ValueError(f"a claim's statement must be a string, got {statement!r}")
+        options = args.pop() if args and isinstance(args[-1], dict) else {}
+        out.append(judge(statement, *args, **options))
+    return out
+
+
 def _num(x: float) -> str:
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"

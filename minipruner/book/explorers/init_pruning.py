@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ...experiments.records import Results
 from ..chapters import init_pruning as chapter
+from ..chapters import init_pruning_page as page
 from ..widgets import Explorer, LiveExplorer, dropdown, explorer, slider, subplots
 from .common import _percent, fine_sparsities
 
@@ -30,7 +31,7 @@ def init_pruning_state(
     are scored at ``temperature``; the other methods ignore it. Read from ``results`` where
     the chapter measured this state (and, where it trained it, with the test accuracies of
     its seeds), computed now otherwise."""
-    arch = arch or chapter.arch_names(dict(settings))[0]
+    arch = arch or page.arch_names(dict(settings))[0]
     if "grasp" not in method and method not in chapter.SIGN_VARIANTS:
         temperature = settings["temperature"]
     stored = (
@@ -39,14 +40,14 @@ def init_pruning_state(
         and bool(results.select(experiment="masks", method=method, sparsity=sparsity, seed=seed))
     )
     if stored:
-        record = dict(chapter.mask_record(results, method, sparsity, seed))
+        record = dict(page.mask_record(results, method, sparsity, seed))
     else:
         config = {"arch": arch, "seed": seed, "method": method, "sparsity": sparsity}
         record = chapter.measure_masks(config, {**settings, "temperature": temperature})
     record["stored"] = stored
     record["accuracy"] = (
-        chapter.accuracies(results, method, sparsity, arch=arch)
-        if stored and chapter.is_trained(results, method, sparsity, arch)
+        page.accuracies(results, method, sparsity, arch=arch)
+        if stored and page.is_trained(results, method, sparsity, arch)
         else None
     )
     return record
@@ -58,15 +59,13 @@ def _draw_init_pruning(
     kept, sizes = np.array(record["kept"]), np.array(record["sizes"])
     density = kept / sizes
     fig, ax = subplots(figsize=(8, 3.2))
-    shown = np.maximum(100 * density, chapter.FLOOR)
+    shown = np.maximum(100 * density, page.FLOOR)
     ax.bar(range(len(density)), shown, color=np.where(kept == 0, "red", "tab:blue"))
     for i, (k, n) in enumerate(zip(kept, sizes, strict=True)):
         ax.text(i, shown[i] * 1.15, f"{k}/{n}", ha="center", fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylim(chapter.FLOOR / 2, 300)
-    ax.set_xticks(
-        range(len(density)), chapter.kind_labels(record["kinds"]), rotation=90, fontsize=7
-    )
+    ax.set_ylim(page.FLOOR / 2, 300)
+    ax.set_xticks(range(len(density)), page.kind_labels(record["kinds"]), rotation=90, fontsize=7)
     ax.set_ylabel("weights kept in the layer (%)")
     title = f"{method} at {sparsity:.1%}, seed {seed}"
     if "grasp" in method or "Hg" in method:
