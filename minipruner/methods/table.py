@@ -275,7 +275,7 @@ _ENTRIES = [
         "layer",
         _scored("magnitude-layer", _magnitude, "layer"),
         _magnitude,
-        colour="tab:blue",
+        colour="tab:orange",
     ),
     # global magnitude is also chapter 4's first method: its selection, no update
     Method(
@@ -287,7 +287,7 @@ _ENTRIES = [
         _scored("magnitude-global", _magnitude, "global"),
         _magnitude,
         steps=("magnitude", None),
-        colour="tab:orange",
+        colour="tab:blue",
     ),
     Method(
         "magnitude-global-normalised",
@@ -301,7 +301,7 @@ _ENTRIES = [
     ),
     # chapter 2: lookahead pruning
     Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores, colour="tab:red"),
-    Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward"), colour="tab:brown"),
+    Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward"), colour="tab:blue"),
     Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward"), colour="tab:green"),
     Method(
         "lap-act", "LAP-act", 2, "inputs", "layer", _lap(act=True), _lap_act, colour="tab:purple"
