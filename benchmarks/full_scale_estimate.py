@@ -10,7 +10,7 @@ The model (state it with every number it prints):
   them: the networks it declares (``trained_networks``), its shared runs (``shared_runs``,
   chapter 5's pruning runs) and its configurations. A shared run waits for the networks of
   its seed, a configuration for the networks and shared runs of its seed (all of them if it
-  has none), as in ``cluster.run_missing``.
+  has none), as in ``cluster.run_plan``.
 * A task's trainings are what the chapter declares as its full-scale cost beside
   ``trained_networks`` and ``shared_runs``: ``config_trainings`` for a configuration,
   ``shared_run_trainings`` for a shared run (see :class:`minipruner.experiments.protocol.Chapter`).

@@ -1,7 +1,10 @@
 """The methods: the math of each chapter, one module per idea (magnitude pruning,
 :mod:`.magnitude`; lookahead, :mod:`.lookahead` over the layer chains of
-:mod:`.layer_graph`; pruning at initialisation, :mod:`.init_pruning`; the Fisher and its
-inverse, :mod:`.fisher`, OBS/WoodFisher, :mod:`.obs`, and CBS's search, :mod:`.cbs`; channels
+:mod:`.layer_graph`; pruning at initialisation, :mod:`.init_pruning`; per-sample gradients,
+:mod:`.gradients`, the Fisher and its inverse, :mod:`.fisher` (Cholesky) and
+:mod:`.fisher_spectrum` (any damping from one eigendecomposition), OBS/WoodFisher, :mod:`.obs`,
+and CBS's search, :mod:`.cbs` (its objective, :mod:`.cbs_objective`, and window variant,
+:mod:`.cbs_window`); channels
 and whole units, :mod:`.channels`, :mod:`.structured`, :mod:`.architectures`; layer-wise
 reconstruction of language models, :mod:`.layerwise`), and one table of every method
 (:mod:`.table`), re-exported here::
