@@ -1,0 +1,630 @@
+"""Chapter 7's experiments: one-shot layer-wise pruning of a small language model.
+
+One :class:`~minipruner.core.language.TinyGPT` per seed is trained once on Python's reference
+documentation (byte tokens, :func:`~minipruner.core.language.load_text`) and cached
+(:func:`language_model`, a shared run). Every configuration copies it, prunes all of its
+``nn.Linear`` layers once, without retraining, and measures the held-out perplexity
+(:func:`~minipruner.core.language.perplexity` on the test split):
+
+- ``dense``: the trained model itself (perplexity, training cost, the unigram baseline);
+- ``sweep``: one method (magnitude, Wanda, SparseGPT; ids of :mod:`minipruner.methods`) at one
+  level: an unstructured sparsity, or an N:M pattern (2:4, 4:8);
+- ``groups``: the Wanda paper's ablation of the comparison group, an unstructured mask with
+  the other group than the method's default (Wanda with one group per layer; magnitude with
+  one group per output row), so that the score and the group can be told apart;
+- ``cost``: the seconds each method takes on one random square layer, for several widths
+  (its statistics ``X Xᵀ`` or ``||X_j||²`` given, as the Wanda README times pruning: the
+  forward passes left out), and how they grow with the width.
+
+The pruners are calibrated, as the papers do, one transformer block at a time on windows of
+the training split (the seed's own draw), SparseGPT with the papers' 1 % damping and
+128-column blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ...core.language import (
+    Text,
+    TinyGPT,
+    calibration_batch,
+    load_text,
+    perplexity,
+    train_lm,
+    unigram_perplexity,
+)
+from ...core.scale import by_scale, shifted_seeds
+from ...core.scale import seed_offset as checked_offset
+from ...core.store import load_or_compute
+from ...experiments.records import Results
+from ...experiments.tables import markdown_table
+from ...methods import get_method, make_pruner
+from ...methods.layerwise import (
+    group_mask,
+    obc_prune,
+    parse_pattern,
+    sparsegpt_prune,
+    wanda_scores,
+)
+from .. import calibration
+from ..claims import TIMING, Claim, exceeds
+
+VERSION = 1
+GRID = ("seeds", "methods", "sparsities", "patterns", "group_sparsities")
+TITLE = "Layer-wise one-shot pruning of language models"
+EXPLORER = "language_models_explorer"  # its explorer in minipruner.book.explorers
+MAGNITUDE, WANDA, SPARSEGPT = "magnitude-pattern", "wanda", "sparsegpt"
+METHOD_IDS = {i: i for i in (MAGNITUDE, WANDA, SPARSEGPT)}
+"""The page's methods, by their ids in :data:`minipruner.methods.METHODS` (results are keyed
+by id; the page prints each method's label)."""
+DEFAULT_GROUPS = {MAGNITUDE: "layer", WANDA: "row"}
+"""Each method's comparison group for an unstructured mask (as the papers run them: one
+threshold per layer for magnitude, per output row for Wanda); ``groups`` runs the other."""
+HEADLINES = (
+    ("At 2:4:", "SparseGPT reaches", "than Wanda"),
+    ("At 50 %:", "Wanda with per-output groups"),
+    ("At 50 %:", "SparseGPT adds"),
+)
+"""The claims (words of their statements) the README's summary table shows for this chapter."""
+
+PAPER_TABLE = {
+    "source": "locuslab/wanda, README.md (section 'Pruning LLaMA-2'), commit 8e8fc87",
+    "metric": "WikiText perplexity",
+    "models": ["llama2-7b", "llama2-13b", "llama2-70b"],
+    "dense": [5.12, 4.57, 3.12],
+    "rows": {
+        ("unstructured 50%", MAGNITUDE): [14.89, 6.37, 4.98],
+        ("unstructured 50%", SPARSEGPT): [6.51, 5.63, 3.98],
+        ("unstructured 50%", WANDA): [6.42, 5.56, 3.98],
+        ("4:8", MAGNITUDE): [16.48, 6.76, 5.58],
+        ("4:8", SPARSEGPT): [8.12, 6.60, 4.59],
+        ("4:8", WANDA): [7.97, 6.55, 4.47],
+        ("2:4", MAGNITUDE): [54.59, 8.33, 6.33],
+        ("2:4", SPARSEGPT): [10.17, 8.32, 5.40],
+        ("2:4", WANDA): [11.02, 8.27, 5.16],
+    },
+}
+"""The papers' own numbers that can be traced: the table of LLaMA-2 perplexities in the Wanda
+repository's README (file, repository and commit in ``source``). SparseGPT's README gives
+commands, not numbers; the papers' tables are not quoted here (not checked)."""
+
+
+def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
+    """The chapter's settings. Both scales train the quick scale's TinyGPT (d 96, 2 blocks,
+    context 64) on the standard library's documentation; the full scale evaluates on the whole
+    test split (the pretrained OPT/WikiText-2 path of :mod:`minipruner.core.pretrained` is not
+    wired into this chapter yet)."""
+    offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
+    return {
+        "seeds": shifted_seeds([0, 1, 2, 3, 4], offset),
+        "seed_offset": offset,
+        "scale": scale,
+        "methods": list(METHOD_IDS),
+        "sparsities": [0.5, 0.6, 0.7, 0.8],
+        "patterns": ["2:4", "4:8"],
+        "group_sparsities": [0.5, 0.6, 0.7, 0.8],
+        "model": {"context": 64, "d_model": 96, "n_layers": 2, "n_heads": 4},
+        "train": {"steps": 250, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.01, "warmup": 30},
+        "calibration": {"windows": 128, "blocks": 2},
+        "sparsegpt": {"damp": 0.01, "blocksize": 128},
+        "eval_windows": by_scale(256, None, scale),
+        "cost": {"widths": [64, 128, 256, 512], "obc_widths": [32, 64], "tokens": 2048},
+    }
+
+
+def levels(settings: dict[str, Any]) -> list[tuple[str, float]]:
+    """Every ``(pattern, sparsity)`` the sweep runs: each unstructured sparsity, then each N:M
+    pattern at its own sparsity ``1 - N/M``."""
+    out = [("unstructured", float(s)) for s in settings["sparsities"]]
+    for p in settings["patterns"]:
+        n, m = parse_pattern(p)  # type: ignore[misc]
+        out.append((p, 1 - n / m))
+    return out
+
+
+def level_name(pattern: str, sparsity: float) -> str:
+    """``"50 %"`` for an unstructured sparsity, the pattern (``"2:4"``) otherwise."""
+    return f"{100 * sparsity:.0f} %" if pattern == "unstructured" else pattern
+
+
+def label(method: str) -> str:
+    """The method's label in the method table (what the page prints)."""
+    return get_method(method).label
+
+
+def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per seed: the dense model, every (method, level) of the sweep, the ``groups`` ablation
+    (magnitude and Wanda with the other comparison group) at each of ``group_sparsities``,
+    and the cost of each method on random layers."""
+    out = []
+    for seed in settings["seeds"]:
+        out.append({"experiment": "dense", "seed": seed})
+        for method in settings["methods"]:
+            for pattern, s in levels(settings):
+                out.append(
+                    {
+                        "experiment": "sweep",
+                        "seed": seed,
+                        "method": method,
+                        "pattern": pattern,
+                        "sparsity": s,
+                    }
+                )
+        for method in (m for m in settings["methods"] if m in DEFAULT_GROUPS):
+            other = "row" if DEFAULT_GROUPS[method] == "layer" else "layer"
+            for s in settings["group_sparsities"]:
+                out.append(
+                    {
+                        "experiment": "groups",
+                        "seed": seed,
+                        "method": method,
+                        "groups": other,
+                        "sparsity": float(s),
+                    }
+                )
+        out.append({"experiment": "cost", "seed": seed})
+    return out
+
+
+# ------------------------------------------------------------------ the model and its text
+
+
+@functools.lru_cache(maxsize=1)
+def text() -> Text:
+    """The tokenised text and its splits (:func:`~minipruner.core.language.load_text`), once per
+    process."""
+    return load_text()
+
+
+def language_model(settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Train the seed's TinyGPT (``settings["model"]``, ``settings["train"]``) on the training
+    split, once: cached under a key of the model, the training, the seed and the text's SHA-256
+    (a new Python whose documentation differs trains anew). Returns ``{"state": state dict,
+    "losses": per-step training losses, "seconds", "cpu_seconds"}``."""
+    data = text()
+
+    def compute() -> dict[str, Any]:
+        net = TinyGPT(**settings["model"], seed=seed)
+        log = train_lm(net, data.train, seed=seed, **settings["train"])
+        return {
+            "state": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "losses": torch.tensor(log.losses),
+            "seconds": log.seconds,
+            "cpu_seconds": log.cpu_seconds,
+        }
+
+    config = {
+        "model": settings["model"],
+        "train": settings["train"],
+        "seed": seed,
+        "text": {"source": data.source, "sha256": data.sha256, "chunk": data.chunk},
+    }
+    return load_or_compute("ch07-tinygpt", config, compute)
+
+
+def model(settings: dict[str, Any], seed: int | None = None) -> TinyGPT:
+    """The trained TinyGPT of ``seed`` (the first seed by default), in eval mode."""
+    seed = settings["seeds"][0] if seed is None else seed
+    net = TinyGPT(**settings["model"])
+    net.load_state_dict(language_model(settings, seed)["state"])
+    return net.eval()
+
+
+def shared_runs(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training of every seed's model (:func:`language_model`): all of a seed's
+    configurations prune it."""
+    return [
+        {"call": "language_model", "kwargs": {"seed": seed}, "seed": seed}
+        for seed in settings["seeds"]
+    ]
+
+
+def config_trainings(settings: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of ``config``: none (configurations prune a trained model once)."""
+    return []
+
+
+def shared_run_trainings(settings: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full-scale cost of one shared run: none counted. The TinyGPT's training (about 15
+    CPU-seconds) is not a network of ``benchmarks/full_scale_estimate.py``'s cost model, which
+    times image networks on their datasets."""
+    if run["call"] != "language_model":
+        raise ValueError(f"no cost declared for the shared run {run['call']!r}")
+    return []
+
+
+def calibration_inputs(settings: dict[str, Any], seed: int) -> torch.Tensor:
+    """The seed's calibration windows: ``settings["calibration"]["windows"]`` random windows of
+    the model's context from the training split, drawn with ``seed``."""
+    cal, ctx = settings["calibration"], settings["model"]["context"]
+    return calibration_batch(text().train, cal["windows"], ctx, seed=seed)[0]
+
+
+def pruner_options(settings: dict[str, Any], method: str, pattern: str, groups: str | None):
+    """The options of ``method``'s pruner on this page: the pattern, the calibration order (one
+    transformer block at a time), SparseGPT's damping and block size, and ``groups`` where
+    given; each method takes those it declares."""
+    entry = get_method(method)
+    available = {"pattern": pattern, "blocks": settings["calibration"]["blocks"]}
+    available.update(settings["sparsegpt"])
+    if groups is not None:
+        available["groups"] = groups
+    return {k: v for k, v in available.items() if k in entry.options}
+
+
+def prune(
+    net: nn.Module,
+    settings: dict[str, Any],
+    seed: int,
+    method: str,
+    pattern: str,
+    sparsity: float,
+    groups: str | None = None,
+) -> float:
+    """Prune ``net`` in place with ``method`` at ``(pattern, sparsity)`` on the seed's
+    calibration inputs; returns the seconds it took (forward passes for calibration
+    included)."""
+    x = calibration_inputs(settings, seed)
+    pruner = make_pruner(method, **pruner_options(settings, method, pattern, groups))
+    start = time.perf_counter()
+    pruner(net, sparsity, (x, None))
+    return time.perf_counter() - start
+
+
+def test_perplexity(settings: dict[str, Any], net: nn.Module) -> float:
+    """Perplexity on the test split's first ``settings["eval_windows"]`` windows (all when
+    ``None``)."""
+    return perplexity(net, text().test, windows=settings["eval_windows"])
+
+
+def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration (see the module docstring) and return its measurements."""
+    seed = config["seed"]
+    if config["experiment"] == "cost":
+        return run_cost(settings, seed)
+    net = model(settings, seed)
+    if config["experiment"] == "dense":
+        trained = language_model(settings, seed)
+        data = text()
+        return {
+            "ppl": test_perplexity(settings, net),
+            "unigram_ppl": unigram_perplexity(data.train, data.test),
+            "train_seconds": float(trained["seconds"]),
+            "train_cpu_seconds": float(trained["cpu_seconds"]),
+            "final_loss": float(trained["losses"][-20:].mean()),
+            "python": data.python,
+            "text_sha256": data.sha256,
+        }
+    pattern = config.get("pattern", "unstructured")
+    seconds = prune(
+        net, settings, seed, config["method"], pattern, config["sparsity"], config.get("groups")
+    )
+    weights = [m.weight for m in net.modules() if isinstance(m, nn.Linear)]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return {
+        "ppl": test_perplexity(settings, net),
+        "prune_seconds": seconds,
+        "layers": len(weights),
+        "achieved": zeros / sum(w.numel() for w in weights),
+    }
+
+
+def run_cost(settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Seconds each method takes on one random ``d x d`` layer at 50 % (best of two runs), for
+    each width ``d`` of ``settings["cost"]``, its statistics given (``X Xᵀ`` for SparseGPT and
+    OBC, ``||X_j||²`` for Wanda, from ``tokens`` random inputs): the forward passes are left
+    out, as the Wanda README times pruning. OBC only at ``obc_widths`` (it is ``O(d^4)``)."""
+    cost = settings["cost"]
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, dict[str, float]] = {m: {} for m in (*settings["methods"], "obc")}
+    steps = {
+        MAGNITUDE: lambda w, x, h: group_mask(w.abs(), 0.5, "layer"),
+        WANDA: lambda w, x, h: group_mask(wanda_scores(w, (x**2).sum(0)), 0.5, "row"),
+        SPARSEGPT: lambda w, x, h: sparsegpt_prune(w, h, 0.5, **settings["sparsegpt"]),
+        "obc": lambda w, x, h: obc_prune(w, h, 0.5, damp=settings["sparsegpt"]["damp"]),
+    }
+    for d in sorted(set(cost["widths"]) | set(cost["obc_widths"])):
+        w = torch.randn(d, d, generator=g)
+        x = torch.randn(cost["tokens"], d, generator=g)
+        h = 2.0 * x.double().T @ x.double()
+        for method, step in steps.items():
+            if d not in cost["obc_widths" if method == "obc" else "widths"] or method not in out:
+                continue
+            times = []
+            for _ in range(2):
+                start = time.perf_counter()
+                step(w, x, h)
+                times.append(time.perf_counter() - start)
+            out[method][str(d)] = min(times)
+    return {"seconds": out, "threads": torch.get_num_threads()}
+
+
+# ------------------------------------------------------------------ reading the results
+
+
+def ppl(results: Results, method: str, pattern: str, sparsity: float) -> np.ndarray:
+    """The sweep's perplexity of ``method`` at ``(pattern, sparsity)``, one entry per seed."""
+    return results.values(
+        "ppl", experiment="sweep", method=method, pattern=pattern, sparsity=sparsity
+    )
+
+
+def dense_ppl(results: Results) -> np.ndarray:
+    """The dense models' perplexity, one entry per seed."""
+    return results.values("ppl", experiment="dense")
+
+
+def group_ppl(results: Results, method: str, groups: str, sparsity: float) -> np.ndarray:
+    """Perplexity of ``method`` with comparison group ``groups`` at an unstructured
+    ``sparsity`` (the method's default group from the sweep, the other from ``groups``)."""
+    if groups == DEFAULT_GROUPS[method]:
+        return ppl(results, method, "unstructured", sparsity)
+    return results.values(
+        "ppl", experiment="groups", method=method, groups=groups, sparsity=sparsity
+    )
+
+
+def cost_exponents(results: Results) -> dict[str, np.ndarray]:
+    """Per method, per seed: the slope of ``log(seconds)`` against ``log(width)`` fitted over the
+    widths the cost experiment ran (how the time per layer grows with the width)."""
+    out: dict[str, list[float]] = {}
+    for r in results.select(experiment="cost"):
+        for method, by_width in r["seconds"].items():
+            if len(by_width) < 2:
+                continue  # one width: no slope
+            d = np.array([float(k) for k in by_width])
+            t = np.array(list(by_width.values()))
+            out.setdefault(method, []).append(float(np.polyfit(np.log(d), np.log(t), 1)[0]))
+    return {m: np.array(v) for m, v in out.items()}
+
+
+def seconds_per_layer(results: Results, method: str) -> np.ndarray:
+    """Per seed: the seconds ``method`` took per layer of the model at 50 % unstructured
+    (calibration passes included)."""
+    rows = results.select(experiment="sweep", method=method, pattern="unstructured", sparsity=0.5)
+    return np.array([r["prune_seconds"] / r["layers"] for r in rows])
+
+
+# ------------------------------------------------------------------ claims
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # how much higher b's perplexity is than a's, as a fraction (per seed)
+    return b / a - 1
+
+
+def claims(results: Results) -> list[Claim]:
+    """The papers' claims, judged over the seeds (paired: every method prunes the seed's same
+    trained model). Perplexity comparisons: "A reaches a lower perplexity than B" has the
+    effect ``100 (PPL_B / PPL_A - 1)``, in % of A's perplexity, per seed; the rise claims compare
+    the perplexity each method adds to the dense model's; the cost claims read one machine's
+    clock (reported, never asserted). Which claims are asserted is computed from the chapter's
+    calibration (:func:`minipruner.book.calibration.apply`)."""
+    s = results.settings
+    dense = dense_ppl(results)
+    found = []
+    # (A, B): A beats B at every level of the sweep
+    for a, b in ((SPARSEGPT, MAGNITUDE), (WANDA, MAGNITUDE), (SPARSEGPT, WANDA)):
+        for pattern, sp in levels(s):
+            found.append(
+                exceeds(
+                    f"At {level_name(pattern, sp)}: {label(a)} reaches a lower perplexity than "
+                    f"{label(b)}",
+                    _rel(ppl(results, a, pattern, sp), ppl(results, b, pattern, sp)),
+                    scale=100,
+                    unit="%",
+                )
+            )
+    rise_mag = ppl(results, MAGNITUDE, "unstructured", 0.5) - dense
+    for a in (SPARSEGPT, WANDA):
+        found.append(
+            exceeds(
+                f"At 50 %: {label(a)} adds less than half the perplexity that {label(MAGNITUDE)} "
+                "adds to the dense model's (effect: half of magnitude's rise minus its own)",
+                0.5 * rise_mag,
+                ppl(results, a, "unstructured", 0.5) - dense,
+                unit="perplexity",
+            )
+        )
+    for sp in s["group_sparsities"]:
+        name = level_name("unstructured", sp)
+        found.append(
+            exceeds(
+                f"At {name}: Wanda with per-output groups reaches a lower perplexity than with "
+                "one group per layer (the Wanda paper's ablation)",
+                _rel(group_ppl(results, WANDA, "row", sp), group_ppl(results, WANDA, "layer", sp)),
+                scale=100,
+                unit="%",
+            )
+        )
+        found.append(
+            exceeds(
+                f"At {name}: Wanda's score reaches a lower perplexity than magnitude's, both with "
+                "one group per layer",
+                _rel(
+                    group_ppl(results, WANDA, "layer", sp),
+                    group_ppl(results, MAGNITUDE, "layer", sp),
+                ),
+                scale=100,
+                unit="%",
+            )
+        )
+    exponents = cost_exponents(results)
+    found.append(
+        exceeds(
+            "SparseGPT's time per layer grows faster with the layer's width than Wanda's "
+            "(fitted exponent of the width, per seed)",
+            exponents[SPARSEGPT],
+            exponents[WANDA],
+            unit="exponent",
+            over=TIMING,  # this machine's clock: reported, never asserted
+        )
+    )
+    found.append(
+        exceeds(
+            "SparseGPT takes longer per layer of the model than Wanda, calibration passes "
+            "included (at 50 %, per seed)",
+            np.log10(seconds_per_layer(results, SPARSEGPT) / seconds_per_layer(results, WANDA)),
+            unit="log10(time ratio)",
+            over=TIMING,
+        )
+    )
+    return calibration.apply(results, found, VERSION)
+
+
+# ------------------------------------------------------------------ figures and tables
+
+COLORS = {MAGNITUDE: "tab:gray", WANDA: "tab:orange", SPARSEGPT: "tab:blue", "obc": "tab:purple"}
+
+
+def perplexity_figure(results: Results) -> Figure:
+    """Left: perplexity against unstructured sparsity per method (mean ± sd over seeds), the
+    dense model dashed. Right: 50 % unstructured against 4:8 and 2:4, per method."""
+    s = results.settings
+    fig = Figure(figsize=(10, 3.6), layout="tight")
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
+    xs = 100 * np.array(s["sparsities"])
+    dense = dense_ppl(results).mean()
+    for m in s["methods"]:
+        v = np.array([ppl(results, m, "unstructured", sp) for sp in s["sparsities"]])
+        left.errorbar(
+            xs,
+            v.mean(1),
+            yerr=v.std(1, ddof=1),
+            marker="o",
+            capsize=3,
+            color=COLORS[m],
+            label=label(m),
+        )
+    left.axhline(dense, color="k", ls="--", lw=1, label="dense")
+    left.set_xlabel("weights removed (%)")
+    left.set_ylabel("test perplexity (bytes)")
+    left.set_yscale("log")
+    left.legend(fontsize=8)
+    cases = [("unstructured", 0.5)] + [lv for lv in levels(s) if lv[0] != "unstructured"]
+    width = 0.8 / len(s["methods"])
+    for j, m in enumerate(s["methods"]):
+        v = np.array([ppl(results, m, p, sp) for p, sp in cases])
+        right.bar(
+            np.arange(len(cases)) + (j - (len(s["methods"]) - 1) / 2) * width,
+            v.mean(1),
+            width,
+            yerr=v.std(1, ddof=1),
+            color=COLORS[m],
+            capsize=2,
+            label=label(m),
+        )
+    right.axhline(dense, color="k", ls="--", lw=1)
+    right.set_xticks(range(len(cases)), [level_name(p, sp) for p, sp in cases])
+    right.set_ylim(0.9 * dense, None)
+    right.set_title("50 % of the weights, three patterns", fontsize=9)
+    return fig
+
+
+def groups_figure(results: Results) -> Figure:
+    """The comparison-group ablation: perplexity over dense against sparsity for each score
+    (magnitude, Wanda) with each group (per layer, per output row)."""
+    s = results.settings
+    fig = Figure(figsize=(5.5, 3.6), layout="tight")
+    ax = fig.subplots()
+    dense = dense_ppl(results)
+    xs = 100 * np.array(s["group_sparsities"])
+    for m in (MAGNITUDE, WANDA):
+        for groups, ls in (("layer", "-"), ("row", ":")):
+            v = np.array(
+                [group_ppl(results, m, groups, sp) / dense for sp in s["group_sparsities"]]
+            )
+            name = "one group per layer" if groups == "layer" else "per-output groups"
+            ax.plot(xs, v.mean(1), ls=ls, marker="o", color=COLORS[m], label=f"{label(m)}, {name}")
+    ax.set_xlabel("weights removed (%)")
+    ax.set_ylabel("perplexity / dense perplexity")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def cost_figure(results: Results) -> Figure:
+    """Seconds per layer against the layer's width (square random layers, 50 %), log-log, the
+    median over seeds, with each method's fitted exponent."""
+    rows = results.select(experiment="cost")
+    exps = cost_exponents(results)
+    fig = Figure(figsize=(5.5, 3.6), layout="tight")
+    ax = fig.subplots()
+    for m in rows[0]["seconds"]:
+        widths = sorted(int(k) for k in rows[0]["seconds"][m])
+        t = np.median([[r["seconds"][m][str(d)] for d in widths] for r in rows], axis=0)
+        ax.loglog(
+            widths,
+            t,
+            marker="o",
+            color=COLORS[m],
+            label=f"{label(m)} (exponent {np.median(exps.get(m, np.nan)):.1f})",
+        )
+    ax.set_xlabel("layer width d (a d x d layer)")
+    ax.set_ylabel("seconds per layer")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figures(results: Results) -> dict[str, Figure]:
+    """The chapter's three plots."""
+    return {
+        "perplexity": perplexity_figure(results),
+        "groups": groups_figure(results),
+        "cost": cost_figure(results),
+    }
+
+
+def _cell(v: np.ndarray) -> str:
+    return f"{v.mean():.2f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2f}"
+
+
+def table(results: Results) -> str:
+    """Test perplexity (mean ± sample sd over seeds) per level and method, the dense model
+    first."""
+    s = results.settings
+    rows = [["dense", *[_cell(dense_ppl(results))] * len(s["methods"])]]
+    for pattern, sp in levels(s):
+        rows.append(
+            [level_name(pattern, sp), *[_cell(ppl(results, m, pattern, sp)) for m in s["methods"]]]
+        )
+    return markdown_table(["level", *[label(m) for m in s["methods"]]], rows)
+
+
+def paper_table(results: Results) -> str:
+    """The Wanda README's LLaMA-2 perplexities (:data:`PAPER_TABLE`) beside ours, each as the
+    ratio to its dense model (the absolute numbers are in other units: word pieces there, bytes
+    here)."""
+    dense = dense_ppl(results)
+    rows = []
+    for (case, m), values in PAPER_TABLE["rows"].items():
+        pattern, sp = ("unstructured", 0.5) if case.startswith("unstructured") else (case, 0.5)
+        run = results.select(experiment="sweep", method=m, pattern=pattern, sparsity=sp)
+        ours = f"{(ppl(results, m, pattern, sp) / dense).mean():.3f}" if run else "not run"
+        ratios = [f"{v / d:.2f}" for v, d in zip(values, PAPER_TABLE["dense"], strict=True)]
+        rows.append([case, label(m), *ratios, ours])
+    header = ["pattern", "method", *[f"{n} (README)" for n in PAPER_TABLE["models"]], "TinyGPT"]
+    return markdown_table(header, rows)
+
+
+def cost_table(results: Results) -> str:
+    """Seconds per square layer (median over seeds) per method and width, and the fitted
+    exponent (median)."""
+    rows_in = results.select(experiment="cost")
+    exps = cost_exponents(results)
+    widths = sorted({int(k) for r in rows_in for v in r["seconds"].values() for k in v})
+    rows = []
+    for m in rows_in[0]["seconds"]:
+        cells = []
+        for d in widths:
+            t = [r["seconds"][m].get(str(d)) for r in rows_in]
+            cells.append("" if t[0] is None else f"{1000 * np.median(t):.2f}")
+        rows.append([label(m), *cells, f"{np.median(exps.get(m, np.nan)):.2f}"])
+    return markdown_table(["method", *[f"d = {d} (ms)" for d in widths], "exponent"], rows)
