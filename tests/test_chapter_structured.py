@@ -11,7 +11,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from minipruner.book.chapters import rank_correlation
 from minipruner.book.chapters import structured as chapter
+from minipruner.book.chapters import structured_page as page
 from minipruner.core.models import WideResNet
 from minipruner.experiments.records import Results
 from minipruner.methods import structured as st
@@ -38,9 +40,9 @@ def test_full_scale_keeps_the_papers_setup():
     assert full["arch"]["depth"] == 40 and full["arch"]["widen"] == 2
     assert full["dataset"] == "cifar10" and full["train"]["epochs"] == 200
     assert full["prune"] == {"prune_every": 100, "lr": 8e-4} and full["tune_steps"] == 2000
-    assert chapter.latency_settings(full) == ["2-D, as trained"]
+    assert page.latency_settings(full) == ["2-D, as trained"]
     quick = chapter.settings("quick")
-    assert chapter.latency_settings(quick) == ["2-D 28x28", "1-D, as trained"]
+    assert page.latency_settings(quick) == ["2-D 28x28", "1-D, as trained"]
 
 
 def _snapshots(settings, seed, method):
@@ -117,7 +119,7 @@ def test_figures_draw_from_results(results):
     assert set(figs) == {"saliency", "errors", "latency"}
     assert all(isinstance(f, Figure) for f in figs.values())
     assert len(figs["latency"].axes) == 2
-    other = chapter.latency_figure(results, "1-D, as trained")
+    other = page.latency_figure(results, "1-D, as trained")
     assert "1-D" in other.get_suptitle()
 
 
@@ -125,25 +127,25 @@ def test_tables_and_summaries(results):
     text = chapter.table(results)
     assert text.count("| dense |") == 3  # accuracy table and two latency tables
     assert "Fisher: pruned-and-tuned" in text and "cpu: test" in text
-    acc = chapter.accuracy_table(results).splitlines()
-    assert len(acc) == 2 + len(chapter.families(results))
-    err = chapter.errors(results)
+    acc = page.accuracy_table(results).splitlines()
+    assert len(acc) == 2 + len(page.families(results))
+    err = page.errors(results)
     assert np.allclose(err["dense"], [2.0, 3.0, 4.0])
-    tuned = [chapter.at_compare(results, "fisher", s)["tuned_error"] for s in (0, 1, 2)]
+    tuned = [page.at_compare(results, "fisher", s)["tuned_error"] for s in (0, 1, 2)]
     assert np.allclose(err["Fisher: pruned-and-tuned"], tuned)
-    assert chapter.at_fraction(results, "l1", 0, 0.5)["fraction"] == 0.5
-    ratio = chapter.paired_ratio(results, "2-D 28x28", 64, "pruned 75%", "dense")
+    assert page.at_fraction(results, "l1", 0, 0.5)["fraction"] == 0.5
+    ratio = page.paired_ratio(results, "2-D 28x28", 64, "pruned 75%", "dense")
     assert ratio == pytest.approx(0.7)
-    counts = chapter.latency_counts(results)
+    counts = page.latency_counts(results)
     assert counts["1-D, as trained", "dense"] == (10000, 1000000)
-    summary = chapter.saliency_summary(results)
+    summary = page.saliency_summary(results)
     assert summary["rho_fisher"] == pytest.approx(1.0)
     assert summary["fisher_ratio"] < 0.1 and summary["first_ratio"] == pytest.approx(0.1)
 
 
 def test_rank_correlation_and_unknown_experiment():
-    assert chapter.rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
-    assert chapter.rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="unknown experiment"):
         chapter.run({"experiment": "nothing"}, chapter.settings("quick"))
 

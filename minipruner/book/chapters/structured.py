@@ -19,12 +19,11 @@ residual networks, and the measurements behind it. Configurations, by ``experime
   pruned (compressed and masks-only) and reduced networks, in interleaved rounds; each such
   configuration measures in its own ``run`` call and records the machine it ran on.
 
-Why one module of this length: a reader maps chapter 5 to this module and to
+A reader maps chapter 5 to this module (the experiments and the claims, tables of rows), to
+:mod:`minipruner.book.chapters.structured_page` (what the page shows from stored results alone:
+the accessors the claims read, three figures and the tables) and to
 :mod:`minipruner.methods.structured` (the methods, with :mod:`minipruner.methods.channels`,
-:mod:`minipruner.methods.architectures` and :mod:`minipruner.core.measure`). It holds five
-experiments of one protocol (the Fisher check, pruning runs, the scratch and reduced networks,
-latency) and what the page shows from their stored results; the claims and tables read the same
-accessors, which is why they are not split across files.
+:mod:`minipruner.methods.architectures` and :mod:`minipruner.core.measure`).
 """
 
 from __future__ import annotations
@@ -32,13 +31,11 @@ from __future__ import annotations
 import copy
 import os
 import platform
-import statistics
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import nn
 
 from ...core.measure import count_flops, count_parameters, measure_latency
@@ -49,13 +46,22 @@ from ...core.store import load_or_compute
 from ...core.train import default_device, evaluate, train, trained
 from ...experiments.protocol import training
 from ...experiments.records import Results
-from ...experiments.tables import markdown_table, mean_sd_cell, sample_sd
 from ...methods import structured as st
 from ...methods.architectures import matched_interior
 from ...methods.channels import add_gates, compress, prunable_channels, set_channel_masks
 from .. import calibration
-from ..claims import TIMING, Claim, exceeds, rank_correlation_exceeds, within
-from . import load_data, network_args, rank_correlation
+from ..claims import TIMING, Claim, claims_from, exceeds, rank_correlation_exceeds, within
+from . import load_data, network_args, structured_page
+from .structured_page import (
+    at_compare,
+    at_fraction,
+    errors,
+    latency_counts,
+    latency_rounds,
+    latency_settings,
+    saliency_arrays,
+    snapshots,
+)
 
 VERSION = 1
 GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
@@ -74,7 +80,10 @@ Crowley et al. do, one channel at a time between fine-tuning steps
 (:func:`minipruner.methods.structured.prune_and_finetune`), which no one-shot interface can
 express."""
 METHODS = tuple(METHOD_IDS)
-LABELS = {"fisher": "Fisher", "l1": "L1"}
+figures = structured_page.figures
+"""The chapter's three plots (:func:`.structured_page.figures`)."""
+table = structured_page.table
+"""The chapter's tables of errors and latencies (:func:`.structured_page.table`)."""
 
 # The 1-D WRN-10-1 for MNIST-1D (interior widths 16 / 32 / 64) and its training recipe: the
 # quick-scale experiment, and the network the saliency check runs on at every scale.
@@ -178,11 +187,6 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
             for b in lat["batch_sizes"]
         ]
     )
-
-
-def latency_settings(settings: dict[str, Any]) -> list[str]:
-    """The names of the input settings the latency configurations time, in order."""
-    return [i["name"] for i in settings["latency"]["inputs"]]
 
 
 # ----------------------------------------------------------------------------- networks
@@ -554,331 +558,6 @@ def run_latency(
     }
 
 
-# ------------------------------------------------------------- reading the results
-
-
-def snapshots(results: Results, method: str, seed: int) -> list[dict[str, Any]]:
-    """The snapshot records of the pruning run of ``method`` and ``seed``, in order."""
-    return results.select(experiment="prune", method=method, seed=seed)[0]["snapshots"]
-
-
-def at_compare(results: Results, method: str, seed: int) -> dict[str, Any]:
-    """The snapshot record compared with the other families (the one with a ``tuned_error``)."""
-    return next(r for r in snapshots(results, method, seed) if "tuned_error" in r)
-
-
-def at_fraction(results: Results, method: str, seed: int, fraction: float) -> dict[str, Any]:
-    """The snapshot record of the pruning run at ``fraction`` of interior channels removed."""
-    return next(r for r in snapshots(results, method, seed) if abs(r["fraction"] - fraction) < 0.01)
-
-
-def families(results: Results) -> dict[str, list[dict[str, Any]]]:
-    """Per compared network family (dense, right after the last removal, pruned-and-tuned,
-    Fisher architecture from scratch, reduced): its records, one per seed, each with
-    ``error`` (%), ``parameters`` and ``widths``."""
-    seeds = results.settings["seeds"]
-
-    def one(experiment: str) -> list[dict[str, Any]]:
-        return [results.select(experiment=experiment, seed=s)[0] for s in seeds]
-
-    def tuned(method: str) -> list[dict[str, Any]]:
-        return [
-            dict(
-                at_compare(results, method, s), error=at_compare(results, method, s)["tuned_error"]
-            )
-            for s in seeds
-        ]
-
-    return {
-        "dense": one("dense"),
-        "Fisher: right after the last removal": [at_compare(results, "fisher", s) for s in seeds],
-        "Fisher: pruned-and-tuned": tuned("fisher"),
-        "Fisher architecture, from scratch": one("scratch"),
-        "reduced, from scratch": one("reduced"),
-        "L1: right after the last removal": [at_compare(results, "l1", s) for s in seeds],
-        "L1: pruned-and-tuned": tuned("l1"),
-    }
-
-
-def errors(results: Results) -> dict[str, np.ndarray]:
-    """Test error (%) per family of :func:`families`, one entry per seed."""
-    return {name: np.array([r["error"] for r in recs]) for name, recs in families(results).items()}
-
-
-def saliency_arrays(results: Results) -> dict[str, np.ndarray]:
-    """The ``saliency`` measurement as arrays over the closed gates: ``actual``, ``taylor2``,
-    ``fisher``, ``first`` and ``half_curvature``."""
-    (rec,) = results.select(experiment="saliency")
-    keys = ("actual", "taylor2", "fisher", "first", "half_curvature")
-    return {k: np.array([g[k] for g in rec["gates"]]) for k in keys}
-
-
-def saliency_summary(results: Results) -> dict[str, float]:
-    """How well the estimates track the actual loss increase when a gate closes: rank
-    correlation of the Fisher saliency (``rho_fisher``) and of the second-order estimate
-    (``rho_taylor``) with it, and the medians of Fisher / actual (``fisher_ratio``) and of
-    |first-order term| / actual (``first_ratio``)."""
-    a = saliency_arrays(results)
-    return dict(
-        rho_fisher=rank_correlation(a["fisher"], a["actual"]),
-        rho_taylor=rank_correlation(a["taylor2"], a["actual"]),
-        fisher_ratio=float(np.median(a["fisher"] / a["actual"])),
-        first_ratio=float(np.median(np.abs(a["first"] / a["actual"]))),
-    )
-
-
-def latency_rounds(results: Results) -> dict[tuple[str, int], dict[str, list[float]]]:
-    """``{(setting, batch size): {network: [round medians in seconds]}}``."""
-    return {
-        (r["setting"], r["batch_size"]): {n: r["rounds"][n] for n in r["names"]}
-        for r in results.select(experiment="latency")
-    }
-
-
-def latency_counts(results: Results) -> dict[tuple[str, str], tuple[int, int]]:
-    """``{(setting, network): (parameters, FLOPs per example)}`` of the timed networks."""
-    return {
-        (r["setting"], n): tuple(r["counts"][n])
-        for r in results.select(experiment="latency")
-        for n in r["names"]
-    }
-
-
-def paired_ratio(
-    results: Results, setting: str, batch_size: int, name: str, reference: str
-) -> float:
-    """Median over rounds of latency(``name``) / latency(``reference``), timed in the same
-    round (pairing cancels what slows a whole round down)."""
-    times = latency_rounds(results)[setting, batch_size]
-    return statistics.median(a / b for a, b in zip(times[name], times[reference], strict=True))
-
-
-# --------------------------------------------------------------------------------- plots
-
-
-def saliency_figure(results: Results) -> Figure:
-    """Second-order Taylor estimate and Fisher saliency against the actual loss increase
-    when one gate of the trained WRN closes (log-log, with the diagonal)."""
-    a = saliency_arrays(results)
-    actual, taylor2, fisher = a["actual"], a["taylor2"], a["fisher"]
-    sal = results.settings["saliency"]
-    fig = Figure(figsize=(5.5, 4), layout="tight")
-    ax = fig.subplots()
-    ax.scatter(
-        actual,
-        taylor2,
-        marker="s",
-        facecolors="none",
-        edgecolors="tab:blue",
-        label=r"second-order Taylor $-\phi' + \phi''/2$",
-    )
-    ax.scatter(
-        actual, fisher, marker="o", color="tab:red", s=14, label=r"Fisher saliency $\Delta_k$"
-    )
-    lim = [min(actual.min(), fisher.min()) * 0.7, max(actual.max(), taylor2.max()) * 1.4]
-    ax.plot(lim, lim, "k:", lw=1, label="estimate = actual")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("actual increase of the mean loss when the gate closes")
-    ax.set_ylabel("estimate")
-    arch = sal["arch"]
-    ax.set_title(
-        f"{len(actual)} gates of the trained WRN-{arch['depth']}-{arch['widen']} "
-        f"({sal['examples']} training signals)",
-        fontsize=10,
-    )
-    ax.legend(fontsize=8)
-    return fig
-
-
-def error_figure(results: Results) -> Figure:
-    """Test error against parameters: each pruning run right after each removal (mean ± sample sd
-    over seeds), the pruned-and-tuned snapshots, the pruned architectures and the reduced
-    networks trained from scratch, and the dense network."""
-    cfg = results.settings
-    seeds, fam = cfg["seeds"], families(results)
-    err = errors(results)
-    fig = Figure(figsize=(6.5, 4.2), layout="tight")
-    ax = fig.subplots()
-    for method, color in (("fisher", "tab:red"), ("l1", "tab:green")):
-        label = LABELS[method]
-        runs = [snapshots(results, method, s) for s in seeds]
-        params = np.array([[r["parameters"] for r in run] for run in runs]).mean(0)
-        errs = np.array([[r["error"] for r in run] for run in runs])
-        ax.errorbar(
-            params,
-            errs.mean(0),
-            yerr=errs.std(0, ddof=1) if len(errs) > 1 else None,
-            color=color,
-            alpha=0.5,
-            lw=1,
-            capsize=2,
-            label=f"{label}: pruning run, right after each removal",
-        )
-        name = f"{label}: pruned-and-tuned"
-        ax.errorbar(
-            np.mean([r["parameters"] for r in fam[name]]),
-            err[name].mean(),
-            yerr=sample_sd(err[name]),
-            color=color,
-            marker="o",
-            ms=8,
-            capsize=3,
-            ls="none",
-            label=name,
-        )
-    for name, color, marker in (
-        ("Fisher architecture, from scratch", "tab:blue", "s"),
-        ("reduced, from scratch", "k", "^"),
-        ("dense", "0.5", "*"),
-    ):
-        ax.errorbar(
-            np.mean([r["parameters"] for r in fam[name]]),
-            err[name].mean(),
-            yerr=sample_sd(err[name]),
-            color=color,
-            marker=marker,
-            ms=9,
-            capsize=3,
-            ls="none",
-            label=name,
-        )
-    ax.set_yscale("log")
-    ax.set_yticks([1, 2, 5, 10, 20, 50], ["1", "2", "5", "10", "20", "50"])
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test error (%)")
-    arch = cfg["arch"]
-    ax.set_title(
-        f"{cfg['dataset']}, WRN-{arch['depth']}-{arch['widen']}, "
-        f"mean ± sample sd over {len(seeds)} seeds",
-        fontsize=10,
-    )
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return fig
-
-
-def latency_figure(results: Results, setting: str | None = None) -> Figure:
-    """Latency at the largest batch size against parameters (left) and FLOPs per example
-    (right) of the compressed pruned and reduced networks, the dense network and the
-    masks-only pruned one: median and range over rounds. ``setting`` defaults to the first
-    input setting (2-D 28x28 at the quick scale)."""
-    lat = results.settings["latency"]
-    setting = setting or latency_settings(results.settings)[0]
-    b = max(lat["batch_sizes"])
-    times = latency_rounds(results)[setting, b]
-    counts = latency_counts(results)
-    compare = results.settings["compare"]
-    fig = Figure(figsize=(10, 3.8), layout="tight")
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, which, label in ((axes[0], 0, "parameters"), (axes[1], 1, "FLOPs per example")):
-        for family, color, marker in (("pruned", "tab:red", "o"), ("reduced", "k", "^")):
-            names = [f"{family} {f:.0%}" for f in lat["fractions"]]
-            xs = [counts[setting, n][which] for n in names]
-            ys = [1e3 * statistics.median(times[n]) for n in names]
-            lo = [1e3 * min(times[n]) for n in names]
-            hi = [1e3 * max(times[n]) for n in names]
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[np.subtract(ys, lo), np.subtract(hi, ys)],
-                color=color,
-                marker=marker,
-                capsize=3,
-                label=f"{family} (compressed)",
-            )
-        for name, color, marker in (
-            ("dense", "0.4", "*"),
-            (f"pruned {compare:.0%}, masks only", "tab:purple", "x"),
-        ):
-            ax.plot(
-                counts[setting, name][which],
-                1e3 * statistics.median(times[name]),
-                marker=marker,
-                ms=10,
-                ls="none",
-                color=color,
-                label=name,
-            )
-        ax.set_xlabel(label)
-        ax.set_xscale("log")
-    axes[0].set_ylabel(f"CPU latency, batch {b} (ms)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{setting}: median and range over {lat['rounds']} rounds", fontsize=10)
-    return fig
-
-
-def figures(results: Results) -> dict[str, Figure]:
-    """The chapter's three plots."""
-    return {
-        "saliency": saliency_figure(results),
-        "errors": error_figure(results),
-        "latency": latency_figure(results),
-    }
-
-
-# -------------------------------------------------------------------------------- tables
-
-
-def accuracy_table(results: Results) -> str:
-    """Per family at ``compare``: mean parameters, test error (%, mean ± sample sd over seeds) and
-    the interior widths of the first seed."""
-    err = errors(results)
-    rows = [
-        [
-            name,
-            f"{np.mean([r['parameters'] for r in recs]):,.0f}",
-            mean_sd_cell(err[name], percent=False),
-            recs[0]["widths"],
-        ]
-        for name, recs in families(results).items()
-    ]
-    header = ["network", "parameters", "test error (%)", "interior widths (first seed)"]
-    return markdown_table(header, rows)
-
-
-def latency_table(results: Results, setting: str) -> str:
-    """Per timed network of ``setting``: parameters, MFLOPs per example, and per batch size
-    the median latency over rounds (ms), the paired ratio to the dense network and the
-    round-to-round spread ((slowest - fastest round) / median)."""
-    lat = results.settings["latency"]
-    times, counts = latency_rounds(results), latency_counts(results)
-    header = ["network", "params", "MFLOPs"]
-    for b in lat["batch_sizes"]:
-        header += [f"b={b} ms", "/dense", "spread"]
-    rows = []
-    for name in times[setting, lat["batch_sizes"][0]]:
-        p, fl = counts[setting, name]
-        row = [name, f"{p:,d}", f"{fl / 1e6:.2f}"]
-        for b in lat["batch_sizes"]:
-            t = times[setting, b][name]
-            med = statistics.median(t)
-            row += [
-                f"{1e3 * med:.3f}",
-                f"{paired_ratio(results, setting, b, name, 'dense'):.2f}",
-                f"{(max(t) - min(t)) / med:.0%}",
-            ]
-        rows.append(row)
-    return markdown_table(header, rows)
-
-
-def table(results: Results) -> str:
-    """Test error at ``compare`` per family (:func:`accuracy_table`), then the latency of
-    every input setting (:func:`latency_table`) with the machine it was measured on."""
-    lat = results.settings["latency"]
-    parts = [
-        f"**Test error at {results.settings['compare']:.0%} of interior channels removed**",
-        accuracy_table(results),
-    ]
-    for setting in latency_settings(results.settings):
-        rec = results.select(experiment="latency", setting=setting)[0]
-        parts += [
-            f"**Latency, {setting}** ({rec['device']}, {rec['threads']} thread(s); median over "
-            f"{lat['rounds']} rounds of {lat['repeats']} runs each)",
-            latency_table(results, setting),
-        ]
-    return "\n\n".join(parts)
-
-
 # ------------------------------------------------------------------------------- claims
 
 
@@ -904,9 +583,10 @@ def claims(results: Results) -> list[Claim]:
     and paired (the families of a seed share its dense network and pruning run); where the
     channels go and the FLOPs of the compared networks, per seed; the saliency check on the
     gates of one trained network (the gates are the sample); latency ratios per timing round
-    of one machine (the rounds are the sample). Which claims are asserted is computed from
-    the chapter's calibration (:func:`minipruner.book.calibration.apply`); timings depend on the
-    machine, so no latency claim is (:data:`minipruner.book.claims.TIMING`)."""
+    of one machine (the rounds are the sample). Each row of the tables below is one claim
+    (:func:`minipruner.book.claims.claims_from`). Which claims are asserted is computed from
+    the chapter's calibration (:func:`minipruner.book.calibration.apply`); timings depend on
+    the machine, so no latency claim is (:data:`minipruner.book.claims.TIMING`)."""
     cfg = results.settings
     seeds = cfg["seeds"]
     err = errors(results)
@@ -943,122 +623,53 @@ def claims(results: Results) -> list[Claim]:
     gates = saliency_arrays(results)
     actual = gates["actual"]
     rises = actual > 0  # closing a few gates can lower the loss: no ratio to take there
-    n_gates = len(actual)
-    compare = f"{cfg['compare']:.0%}"
-    claims_list = [
-        exceeds(
-            f"{compare}: the Fisher-pruned architecture trained from scratch is not worse than "
-            "its pruned-and-tuned weights by more than 2 points of test error",
-            tuned,
-            scratch,
-            -2,
-            paper="Crowley et al.: from scratch at least as good as pruned-and-tuned",
-        ),
-        exceeds(
-            f"{compare}: the Fisher-pruned architecture trained from scratch beats its "
-            "pruned-and-tuned weights",
-            tuned,
-            scratch,
-            paper="Crowley et al.: from scratch at least as good as pruned-and-tuned",
-        ),
-        exceeds(
-            f"{compare}: reduced networks are not worse than the Fisher pruned-and-tuned ones "
-            "by more than 1 point of test error",
-            tuned,
-            reduced,
-            -1,
-            paper="a weaker form of Crowley et al.'s claim (next row)",
-        ),
-        exceeds(
-            f"{compare}: reduced networks beat the Fisher pruned-and-tuned ones",
-            tuned,
-            reduced,
-            paper="Crowley et al.: reduced networks consistently outperform pruned networks",
-        ),
-        exceeds(
-            f"{compare}: the Fisher-pruned architecture from scratch beats the reduced network "
-            "of the same size",
-            reduced,
-            scratch,
-            paper="Crowley et al.: pruning as architecture search",
-        ),
-        exceeds(
-            f"{compare}: Fisher pruning beats L1 pruning after fine-tuning by more than 1 point "
-            "of test error",
-            l1_tuned,
-            tuned,
-            1,
-        ),
-        exceeds(
-            f"{compare}: L1-pruned networks keep more parameters than Fisher-pruned ones",
-            param("l1"),
-            param("fisher"),
-            unit="parameters",
-        ),
-        exceeds(
-            "Fisher pruning keeps the smallest share of the last block at every snapshot (per "
-            "seed, the smallest lead of the other blocks)",
-            [last_block_margin(s) for s in seeds],
-            unit="points of share",
-        ),
-        exceeds(
-            "50 %: L1 pruning keeps less than a tenth of the middle block's channels (10 % "
-            "minus the share kept)",
-            10 - mid_l1,
-            unit="points of share",
-        ),
-        exceeds(
-            "20-40 % removed: L1's test error right after a removal is more than twice "
+    compare, share, gate_rows = f"{cfg['compare']:.0%}", "points of share", {"over": "gates"}
+    crowley = "Crowley et al.: from scratch at least as good as pruned-and-tuned"
+    rows = [  # (judge, statement, a, b, margin, options): see claims_from
+        (exceeds, f"{compare}: the Fisher-pruned architecture trained from scratch is not worse "
+            "than its pruned-and-tuned weights by more than 2 points of test error",
+            tuned, scratch, -2, {"paper": crowley}),
+        (exceeds, f"{compare}: the Fisher-pruned architecture trained from scratch beats its "
+            "pruned-and-tuned weights", tuned, scratch, {"paper": crowley}),
+        (exceeds, f"{compare}: reduced networks are not worse than the Fisher pruned-and-tuned "
+            "ones by more than 1 point of test error", tuned, reduced, -1,
+            {"paper": "a weaker form of Crowley et al.'s claim (next row)"}),
+        (exceeds, f"{compare}: reduced networks beat the Fisher pruned-and-tuned ones",
+            tuned, reduced,
+            {"paper": "Crowley et al.: reduced networks consistently outperform pruned networks"}),
+        (exceeds, f"{compare}: the Fisher-pruned architecture from scratch beats the reduced "
+            "network of the same size",
+            reduced, scratch, {"paper": "Crowley et al.: pruning as architecture search"}),
+        (exceeds, f"{compare}: Fisher pruning beats L1 pruning after fine-tuning by more than 1 "
+            "point of test error", l1_tuned, tuned, 1),
+        (exceeds, f"{compare}: L1-pruned networks keep more parameters than Fisher-pruned ones",
+            param("l1"), param("fisher"), {"unit": "parameters"}),
+        (exceeds, "Fisher pruning keeps the smallest share of the last block at every snapshot "
+            "(per seed, the smallest lead of the other blocks)",
+            [last_block_margin(s) for s in seeds], {"unit": share}),
+        (exceeds, "50 %: L1 pruning keeps less than a tenth of the middle block's channels (10 % "
+            "minus the share kept)", 10 - mid_l1, {"unit": share}),
+        (exceeds, "20-40 % removed: L1's test error right after a removal is more than twice "
             "Fisher's (ratio of the mean errors)",
-            [l1_peak_ratio(s) for s in seeds],
-            margin=2,
-            unit="× (ratio)",
-        ),
-        exceeds(
-            f"{compare}: the extra fine-tuning lowers the Fisher-pruned networks' test error",
-            after,
-            tuned,
-        ),
-        rank_correlation_exceeds(
-            f"closing one gate: the Fisher saliency ranks the {n_gates} gates like the actual "
-            "loss increase (rank correlation above 0.7)",
-            gates["fisher"],
-            actual,
-            0.7,
-            over="gates",
-        ),
-        exceeds(
-            "closing one gate: the Fisher saliency underestimates the loss increase more than "
-            "tenfold (log10 of actual / Fisher, mean over the gates whose closing raises the "
-            "loss)",
-            np.log10(actual[rises] / gates["fisher"][rises]),
-            margin=1,
-            unit="decades",
-            over="gates",
-        ),
-        exceeds(
-            "closing one gate: the first-order term is less than half the loss increase "
+            [l1_peak_ratio(s) for s in seeds], None, 2, {"unit": "× (ratio)"}),
+        (exceeds, f"{compare}: the extra fine-tuning lowers the Fisher-pruned networks' test "
+            "error", after, tuned),
+        (rank_correlation_exceeds, f"closing one gate: the Fisher saliency ranks the "
+            f"{len(actual)} gates like the actual loss increase (rank correlation above 0.7)",
+            gates["fisher"], actual, 0.7, gate_rows),
+        (exceeds, "closing one gate: the Fisher saliency underestimates the loss increase more "
+            "than tenfold (log10 of actual / Fisher, mean over the gates whose closing raises "
+            "the loss)", np.log10(actual[rises] / gates["fisher"][rises]), None, 1,
+            {"unit": "decades", **gate_rows}),
+        (exceeds, "closing one gate: the first-order term is less than half the loss increase "
             "(log10 of actual / |first-order term|, mean over the gates whose closing raises "
-            "the loss)",
-            np.log10(actual[rises] / np.abs(gates["first"][rises])),
-            margin=0.3,  # log10(2)
-            unit="decades",
-            over="gates",
-        ),
-    ]
+            "the loss)", np.log10(actual[rises] / np.abs(gates["first"][rises])), None,
+            0.3, {"unit": "decades", **gate_rows}),  # 0.3: log10(2)
+    ]  # fmt: skip
     two_d = [i for i in cfg["latency"]["inputs"] if i["arch"]["dim"] == 2]
     if two_d:
         name, arch = two_d[0]["name"], two_d[0]["arch"]
         flops = np.array([flops_at_compare(results, s, arch) for s in seeds], float)
-        claims_list.append(
-            exceeds(
-                f"{compare}, {name}: the Fisher-pruned architecture needs more than 1.5 times "
-                "the FLOPs of the reduced network of the same size",
-                flops[:, 0] / flops[:, 1],
-                margin=1.5,
-                unit="× (ratio)",
-            )
-        )
         b = max(cfg["latency"]["batch_sizes"])
         f_lo, f_hi = (f"{f:.0%}" for f in cfg["latency"]["fractions"])
         speed = {
@@ -1070,60 +681,32 @@ def claims(results: Results) -> list[Claim]:
                 (f"reduced {f_hi}", f"pruned {f_hi}"),
             ]
         }
-        rounds = "speed-up"
-        claims_list += [
-            exceeds(
-                f"{name}, batch {b}: the compressed {f_hi} network runs more than 1.1 times as "
-                "fast as the dense one",
-                speed[f"pruned {f_hi}", "dense"],
-                margin=1.1,
-                unit=rounds,
-                over=TIMING,
-                paper="Crowley et al.: compressed networks are faster",
-            ),
-            within(
-                f"{name}, batch {b}: the {f_hi} network with its masks only runs at the dense "
-                "network's speed (within 25 %)",
-                speed[f"pruned {f_hi}, masks only", "dense"],
-                np.ones(len(speed[f"pruned {f_hi}", "dense"])),
-                margin=0.25,
-                unit=rounds,
-                over=TIMING,
-            ),
-            exceeds(
-                f"{name}, batch {b}: the reduced {f_lo} network runs faster than the pruned one "
-                "of the same size",
-                speed[f"reduced {f_lo}", f"pruned {f_lo}"],
-                margin=1,
-                unit=rounds,
-                over=TIMING,
-                paper="Crowley et al.: reduced networks faster than pruned ones",
-            ),
-            exceeds(
-                f"{name}, batch {b}: the reduced {f_hi} network runs faster than the pruned one "
-                "of the same size",
-                speed[f"reduced {f_hi}", f"pruned {f_hi}"],
-                margin=1,
-                unit=rounds,
-                over=TIMING,
-                paper="Crowley et al.: reduced networks faster than pruned ones",
-            ),
-        ]
+        timed = {"unit": "speed-up", "over": TIMING}
+        faster = {**timed, "paper": "Crowley et al.: reduced networks faster than pruned ones"}
+        rows += [
+            (exceeds, f"{compare}, {name}: the Fisher-pruned architecture needs more than 1.5 "
+                "times the FLOPs of the reduced network of the same size",
+                flops[:, 0] / flops[:, 1], None, 1.5, {"unit": "× (ratio)"}),
+            (exceeds, f"{name}, batch {b}: the compressed {f_hi} network runs more than 1.1 times "
+                "as fast as the dense one", speed[f"pruned {f_hi}", "dense"], None, 1.1,
+                {**timed, "paper": "Crowley et al.: compressed networks are faster"}),
+            (within, f"{name}, batch {b}: the {f_hi} network with its masks only runs at the "
+                "dense network's speed (within 25 %)", speed[f"pruned {f_hi}, masks only", "dense"],
+                np.ones(len(speed[f"pruned {f_hi}", "dense"])), 0.25, timed),
+            *[(exceeds, f"{name}, batch {b}: the reduced {f} network runs faster than the pruned "
+                "one of the same size", speed[f"reduced {f}", f"pruned {f}"], None, 1, faster)
+              for f in (f_lo, f_hi)],
+        ]  # fmt: skip
     one_d = [i["name"] for i in cfg["latency"]["inputs"] if i["arch"]["dim"] == 1]
     if one_d:
         name, f_hi = one_d[0], f"{cfg['latency']['fractions'][-1]:.0%}"
         counts = latency_counts(results)
         flop_ratio = counts[name, f"pruned {f_hi}"][1] / counts[name, "dense"][1]
         b = min(cfg["latency"]["batch_sizes"])
-        claims_list.append(
-            exceeds(
-                f"{name}, batch {b}: time falls less than FLOPs (the compressed {f_hi} "
+        rows.append(
+            (exceeds, f"{name}, batch {b}: time falls less than FLOPs (the compressed {f_hi} "
                 f"network's time ratio to dense minus its FLOP ratio, {flop_ratio:.2f}, above "
-                "0.2)",
-                _round_ratios(results, name, b, f"pruned {f_hi}", "dense") - flop_ratio,
-                margin=0.2,
-                unit="ratio",
-                over=TIMING,
-            )
-        )
-    return calibration.apply(results, claims_list, VERSION)
+                "0.2)", _round_ratios(results, name, b, f"pruned {f_hi}", "dense") - flop_ratio,
+                None, 0.2, {"unit": "ratio", "over": TIMING})
+        )  # fmt: skip
+    return calibration.apply(results, claims_from(rows), VERSION)
