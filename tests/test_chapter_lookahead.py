@@ -34,7 +34,7 @@ def test_configurations_per_experiment_and_level(scale):
 def test_quick_retrains_mp_and_lap_at_the_four_sparsest_levels_only():
     configs = chapter.configurations(chapter.settings("quick"))
     retrained = {(c["method"], c["level"]) for c in configs if c.get("retrain")}
-    assert retrained == {(m, t) for m in ("MP", "LAP") for t in (7, 8, 9, 10)}
+    assert retrained == {(m, t) for m in (chapter.MP, chapter.LAP) for t in (7, 8, 9, 10)}
     full = chapter.configurations(chapter.settings("full"))
     assert all(c["retrain"] for c in full if "units_level" not in c)
 
@@ -72,7 +72,7 @@ def _synthetic_results(tmp_path: Path) -> Results:
         if "units_level" in config:  # section 2.8's records: see the claims test
             continue
         t = config["level"]
-        acc = max(0.1, 0.95 - 0.1 * (t - 4) + (0.05 if config["method"] != "MP" else 0))
+        acc = max(0.1, 0.95 - 0.1 * (t - 4) + (0.05 if config["method"] != chapter.MP else 0))
         record = {
             **config,
             "achieved_sparsity": 1 - 0.5**t,
@@ -80,12 +80,12 @@ def _synthetic_results(tmp_path: Path) -> Results:
             "acc_dense": 0.93 + 0.01 * config["seed"],
             "acc_pruned": acc + 0.01 * rng.standard_normal(),
             "loss_pruned": 1.0,
-            "disconnected": 0.01 * t + (0.02 if config["method"] == "MP" else 0),
+            "disconnected": 0.01 * t + (0.02 if config["method"] == chapter.MP else 0),
             "seconds": 0.1,
         }
         if config["retrain"]:
             record |= {"acc_retrained": min(1.0, acc + 0.2), "loss_retrained": 0.5}
-        if config["method"] == "LAP":
+        if config["method"] == chapter.LAP:
             record["lap_only"] = {n: 0.03 * t for n in LAYERS}
         records.append(record)
     return Results("02_lookahead", "quick", settings, records, tmp_path)
@@ -96,10 +96,11 @@ def test_figures_and_tables_from_synthetic_results(tmp_path):
     exp = chapter.experiments(results)[0]
     survive = chapter.remaining(results, exp)
     assert survive[4] == pytest.approx(100 * 0.5**4)
-    assert len(chapter.accuracies(results, exp, "MP", 4, "acc_retrained")) == 0
-    assert len(chapter.accuracies(results, exp, "LAP", 10, "acc_retrained")) == 3
+    assert len(chapter.accuracies(results, exp, chapter.MP, 4, "acc_retrained")) == 0
+    assert len(chapter.accuracies(results, exp, chapter.LAP, 10, "acc_retrained")) == 3
     assert (
-        chapter.disconnected(results, exp, "MP")[6] > chapter.disconnected(results, exp, "LAP")[6]
+        chapter.disconnected(results, exp, chapter.MP)[6]
+        > chapter.disconnected(results, exp, chapter.LAP)[6]
     )
     figs = chapter.figures(results)
     assert set(figs) == {"error", "disagreement"}
@@ -107,7 +108,7 @@ def test_figures_and_tables_from_synthetic_results(tmp_path):
     for fig in figs.values():
         fig.savefig(tmp_path / "fig.png", dpi=30)
     table = chapter.table(results)
-    assert "LAP, retrained" in table and "LFP" in table and "6.25 %" in table
+    assert "LAP, retrained" in table and "| LFP |" in table and "6.25 %" in table
     assert table.count("\n|") == 2 + 5 + 2  # header, separator, five methods, two retrained
     dead = chapter.disconnected_table(results)
     assert dead.startswith("| method |") and dead.count("\n") == 3
@@ -138,17 +139,17 @@ def test_lap_act_units_on_a_small_network(monkeypatch):
     masks, survival = found["masks"], found["survival"]
     hidden = ["fc1.weight", "fc2.weight", "fc3.weight"]
     rates = activation_rates(net, x)
-    assert list(survival) == ["dense", "LAP", "LAP-act"]
+    assert list(survival) == ["dense", chapter.LAP, chapter.LAP_ACT]
     for name in hidden:
         assert survival["dense"][name] == (16, 16, pytest.approx(rates[name].mean().item()))
-        for method in ("LAP", "LAP-act"):
+        for method in (chapter.LAP, chapter.LAP_ACT):
             alive = masks[method][name].any(dim=1)
             expected = (int(alive.sum()), 16, pytest.approx(rates[name][alive].mean().item()))
             assert survival[method][name] == expected
         restricted = masks["LAP within LAP-act's units"][name]
-        assert restricted.sum() == masks["LAP"][name].sum()
-        assert not restricted[~masks["LAP-act"][name].any(dim=1)].any()
-    dead = sum(16 - survival["LAP-act"][name][0] for name in hidden)
+        assert restricted.sum() == masks[chapter.LAP][name].sum()
+        assert not restricted[~masks[chapter.LAP_ACT][name].any(dim=1)].any()
+    dead = sum(16 - survival[chapter.LAP_ACT][name][0] for name in hidden)
     assert dead > 0  # so the restriction above is not vacuous
     assert all(p.grad is None for p in net.parameters())
     assert not hasattr(net.fc1, "weight_orig")  # the trained network itself is not masked
@@ -170,12 +171,12 @@ def test_claims_on_synthetic_results(tmp_path):
     units = {
         seed: {
             "survival": {
-                "LAP": {n: (100 + seed, 500, 0.4) for n in hidden},
-                "LAP-act": {n: (60, 500, 0.5 + 0.01 * seed) for n in hidden},
+                chapter.LAP: {n: (100 + seed, 500, 0.4) for n in hidden},
+                chapter.LAP_ACT: {n: (60, 500, 0.5 + 0.01 * seed) for n in hidden},
             },
             "accuracy": {
-                "LAP": 0.8 + 0.01 * seed,
-                "LAP-act": 0.6,
+                chapter.LAP: 0.8 + 0.01 * seed,
+                chapter.LAP_ACT: 0.6,
                 "LAP within LAP-act's units": 0.81,
             },
         }
@@ -232,3 +233,27 @@ def test_calibrated_spreads_read_one_ratio_per_seed_set():
     committed = chapter.calibrated_spreads()  # the committed calibration: one per offset
     offsets = chapter.calibration.load("02_lookahead")["offsets"]
     assert len(committed) == len(offsets) and (committed > 0).all()
+
+
+def test_a_throwaway_method_adds_only_its_own_configurations(monkeypatch):
+    """Adding a method is one Method entry and its id in the chapter's list: on a copy of the
+    table with one extra method, the chapter's configurations are the old ones (same result
+    keys, so nothing stored is recomputed) plus the new method's, each of which names it."""
+    import dataclasses
+
+    from minipruner.experiments.records import keyed
+    from minipruner.methods import METHODS, table
+
+    extra = dataclasses.replace(METHODS["lap"], id="lap-copy", label="LAP (copy)", colour="k")
+    copy_of_table = {m.id: m for m in table._entries([*table._ENTRIES, extra])}
+    monkeypatch.setattr(table, "METHODS", copy_of_table)
+    assert chapter.get_method("lap-copy").label == "LAP (copy)"  # the table the chapter reads
+    settings = chapter.settings("quick")
+    more = {**settings, "methods": [*settings["methods"], "lap-copy"]}
+    key = lambda s, c: repr(keyed(chapter, s, c))  # noqa: E731
+    before = {key(settings, c) for c in chapter.configurations(settings)}
+    after = {key(more, c): c for c in chapter.configurations(more)}
+    assert before < set(after)
+    new = [c for k, c in after.items() if k not in before]
+    assert new and all(c["method"] == "lap-copy" for c in new)
+    assert len(new) == len(settings["experiments"]) * 3 * len(settings["levels"])

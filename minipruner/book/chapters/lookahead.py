@@ -35,7 +35,7 @@ from ...core.train import evaluate
 from ...experiments.protocol import training
 from ...experiments.records import Results
 from ...experiments.tables import markdown_table, mean_sd_cell, sample_sd
-from ...methods import make_pruner
+from ...methods import get_method, make_pruner
 from ...methods.lookahead import activation_rates, lookahead_scores, paper_ratios
 from ...methods.magnitude import magnitude_scores
 from .. import calibration
@@ -43,7 +43,7 @@ from ..claims import Claim, exceeds, within
 from . import load_data, network_args, trained_network
 
 VERSION = 1
-GRID = ("seeds", "levels")  # enumerate configurations only
+GRID = ("seeds", "levels", "methods")  # enumerate configurations only
 TITLE = "Lookahead pruning"
 EXPLORER = "lookahead_explorer"  # its explorer in minipruner.book.explorers
 HEADLINES = (
@@ -61,22 +61,22 @@ paper's tables report is not checked, so the claims measured right after pruning
 paper statement."""
 PAPER_HIGH_SPARSITY = 'the abstract: "particularly in the high-sparsity regime"'
 """The abstract's words on where LAP's lead is largest (see :data:`PAPER_OUTPERFORMS`)."""
-METHOD_IDS = {
-    "MP": "magnitude-layer",
-    "LAP": "lap",
-    "LFP": "lap-forward",
-    "LBP": "lap-backward",
-    "LAP-act": "lap-act",
-}
-"""The page's labels and the ids of :data:`minipruner.methods.METHODS`."""
-METHODS = tuple(METHOD_IDS)
-METHOD_STYLE = {
-    "MP": ("k", "o"),
-    "LAP": ("tab:red", "s"),
-    "LFP": ("tab:blue", "^"),
-    "LBP": ("tab:green", "v"),
-    "LAP-act": ("tab:purple", "D"),
-}
+MP, LAP, LFP, LBP, LAP_ACT = "magnitude-layer", "lap", "lap-forward", "lap-backward", "lap-act"
+METHODS = (MP, LAP, LFP, LBP, LAP_ACT)
+"""The page's methods, as ids of :data:`minipruner.methods.METHODS` (results are keyed by id;
+pages print :attr:`minipruner.methods.Method.label` and draw its colour). The settings'
+``"methods"`` is in :data:`GRID`: adding a method there computes only its configurations."""
+MARKERS = {MP: "o", LAP: "s", LFP: "^", LBP: "v", LAP_ACT: "D"}
+"""Each method's marker in the error figure (its colour is the method table's)."""
+
+
+def label(method: str) -> str:
+    """What the page prints for ``method``: its label in the method table, or ``method`` itself
+    for what is not a method (``"dense"``, ``"LAP within LAP-act's units"``)."""
+    try:
+        return get_method(method).label
+    except ValueError:  # not an id of the method table
+        return method
 
 
 def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
                     dataset="mnist-5k",
                     train=dict(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=10),
                     retrain=dict(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=3),
-                    retrain_methods=["MP", "LAP"],
+                    retrain_methods=[MP, LAP],
                     retrain_levels=[7, 8, 9, 10],
                     ratios=[0.5, 0.5, 0.25],
                 )
@@ -200,7 +200,7 @@ def level_ratios(
 def make_pruners(
     ratios: list[float], rate_batch: Tensor | None
 ) -> dict[str, Callable[[nn.Module, int], dict[str, Tensor]]]:
-    """The five methods (:data:`METHOD_IDS`, entries of :mod:`minipruner.methods`) as
+    """The five methods (:data:`METHODS`, entries of :mod:`minipruner.methods`) by id, as
     ``(model, t) -> masks`` at the paper's level ``t``: each method's pruner called with the
     per-layer ratios :func:`level_ratios` of ``t``; ``rate_batch`` is the batch of inputs on
     which LAP-act measures activation rates."""
@@ -209,7 +209,7 @@ def make_pruners(
     def at_level(pruner: Pruner) -> Callable[[nn.Module, int], dict[str, Tensor]]:
         return lambda m, t: pruner(m, level_ratios(m, t, *ratios), batch)
 
-    return {label: at_level(make_pruner(i)) for label, i in METHOD_IDS.items()}
+    return {i: at_level(make_pruner(i)) for i in METHODS}
 
 
 def disconnected_fraction(masks: Mapping[str, Tensor]) -> float:
@@ -249,7 +249,7 @@ def lap_act_units(
 ) -> dict[str, dict[str, Any]]:
     """What LAP-act removes at level ``t``, against LAP, on the trained network of ``seed``.
 
-    ``"survival"``: per method (``"dense"``, ``"LAP"``, ``"LAP-act"``) and hidden layer,
+    ``"survival"``: per method (``"dense"``, ``LAP``, ``LAP_ACT``) and hidden layer,
     ``(alive, units, rate)``: ``alive`` counts the layer's output units that keep at least
     one incoming weight, ``units`` is the layer width and ``rate`` the mean activation rate
     ``p_u = P[ReLU output of unit u > 0]`` of the alive units, measured on the dense network
@@ -266,8 +266,8 @@ def lap_act_units(
     net = model(settings, experiment, seed)
     rates = activation_rates(net, rate_batch)
     pruners = make_pruners(exp["ratios"], rate_batch)
-    masks = {m: pruners[m](copy.deepcopy(net), level) for m in ("LAP", "LAP-act")}  # they mask
-    hidden = list(masks["LAP"])[:-1]  # their model, so each gets a copy
+    masks = {m: pruners[m](copy.deepcopy(net), level) for m in (LAP, LAP_ACT)}  # they mask
+    hidden = list(masks[LAP])[:-1]  # their model, so each gets a copy
     survival = {"dense": {n: (len(p), len(p), p.mean().item()) for n, p in rates.items()}}
     for method, keep in masks.items():
         survival[method] = {}
@@ -277,7 +277,7 @@ def lap_act_units(
             survival[method][name] = (int(units.sum()), len(units), rate)
     restricted = lookahead_scores(net)
     for name in hidden:
-        restricted[name] = restricted[name] * fed_units(masks["LAP-act"][name]).view(-1, 1)
+        restricted[name] = restricted[name] * fed_units(masks[LAP_ACT][name]).view(-1, 1)
     masks["LAP within LAP-act's units"] = masks_from_scores(
         restricted, level_ratios(net, level, *exp["ratios"]), scope="layer"
     )
@@ -294,7 +294,7 @@ def unit_survival_table(survival: Mapping[str, Mapping[str, tuple[int, int, floa
     layer, alive units / width and their mean activation rate, one column pair per method."""
     methods = list(survival)
     layers = list(survival[methods[0]])
-    header = ["layer"] + [f"{m} {col}" for m in methods for col in ("alive units", "mean p")]
+    header = ["layer"] + [f"{label(m)} {col}" for m in methods for col in ("alive units", "mean p")]
     rows = [
         [layer]
         + [
@@ -318,7 +318,7 @@ def lap_act_accuracy_table(units: Mapping[int, Mapping[str, Any]]) -> str:
     rows = []
     for method in methods:
         values = [units[seed]["accuracy"][method] for seed in seeds]
-        rows.append([method, *(f"{100 * v:.1f}" for v in values), mean_sd_cell(values)])
+        rows.append([label(method), *(f"{100 * v:.1f}" for v in values), mean_sd_cell(values)])
     return markdown_table(["method", *(f"seed {s}" for s in seeds), "mean ± sample sd"], rows)
 
 
@@ -334,7 +334,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     net = model(settings, config["experiment"], config["seed"])
     pruned = prune_and_measure(
         net,
-        make_pruner(METHOD_IDS[method]),
+        make_pruner(method),
         level_ratios(net, config["level"], *exp["ratios"]),
         test_data,
         train_data if config["retrain"] else None,
@@ -344,7 +344,7 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     )
     result = pruned.record
     result["disconnected"] = disconnected_fraction(pruned.masks)
-    if method == "LAP":
+    if method == LAP:
         result["lap_only"] = lap_only_fraction(net, config["level"], exp["ratios"])
     return result
 
@@ -374,7 +374,7 @@ def accuracies(
 def dense_accuracy(results: Results, experiment: str) -> np.ndarray:
     """The trained (unpruned) network's test accuracy, one entry per seed."""
     level = results.settings["levels"][0]
-    return results.values("acc_dense", experiment=experiment, method="MP", level=level)
+    return results.values("acc_dense", experiment=experiment, method=MP, level=level)
 
 
 def disconnected(results: Results, experiment: str, method: str) -> dict[int, float]:
@@ -411,13 +411,13 @@ def claims(results: Results) -> list[Claim]:
     first = levels[0]
     acc = functools.partial(accuracies, results, exp)
     found = []
-    for method in ("LAP", "LFP", "LBP", "LAP-act"):
+    for method in (LAP, LFP, LBP, LAP_ACT):
         found.append(
             exceeds(
                 f"Right after pruning to {survive[first + 1]:.2f} % of the weights, "
-                f"{method} is more accurate than MP",
+                f"{label(method)} is more accurate than MP",
                 acc(method, first + 1),
-                acc("MP", first + 1),
+                acc(MP, first + 1),
                 scale=100,
             )
         )
@@ -433,15 +433,15 @@ def claims(results: Results) -> list[Claim]:
             scale=100,
         )
     )
-    retrained = [t for t in sparse if len(acc("LAP", t, "acc_retrained"))]
-    lead = {t: acc("LAP", t, "acc_retrained") - acc("MP", t, "acc_retrained") for t in retrained}
+    retrained = [t for t in sparse if len(acc(LAP, t, "acc_retrained"))]
+    lead = {t: acc(LAP, t, "acc_retrained") - acc(MP, t, "acc_retrained") for t in retrained}
     for t in retrained:
         found.append(
             exceeds(
                 f"After retraining at {survive[t]:.2f} % of the weights, LAP is more accurate "
                 "than MP",
-                acc("LAP", t, "acc_retrained"),
-                acc("MP", t, "acc_retrained"),
+                acc(LAP, t, "acc_retrained"),
+                acc(MP, t, "acc_retrained"),
                 scale=100,
                 paper=PAPER_OUTPERFORMS,
             )
@@ -474,13 +474,13 @@ def claims(results: Results) -> list[Claim]:
             f"After retraining at {survive[last]:.2f} % of the weights, MP is below 11 % "
             "(at chance) (effect: 11 % minus MP's accuracy)",
             np.full(len(lead[last]), 0.11),
-            acc("MP", last, "acc_retrained"),
+            acc(MP, last, "acc_retrained"),
             scale=100,
         )
     )
     dead = {
         m: {t: results.values("disconnected", experiment=exp, method=m, level=t) for t in levels}
-        for m in ("MP", "LAP")
+        for m in (MP, LAP)
     }
     for group in ([sparse[0] - 1], sparse):
         where = (
@@ -492,17 +492,18 @@ def claims(results: Results) -> list[Claim]:
             exceeds(
                 f"MP leaves a larger share of its kept hidden-layer weights disconnected than "
                 f"LAP {where} (effect: the smallest difference, in points of the kept weights)",
-                np.min([dead["MP"][t] - dead["LAP"][t] for t in group], axis=0),
+                np.min([dead[MP][t] - dead[LAP][t] for t in group], axis=0),
                 scale=100,
             )
         )
-    for method in ("LAP", "LFP", "LBP"):
+    for method in (LAP, LFP, LBP):
         found.append(
             within(
-                f"Right after pruning to {survive[first]:.2f} % of the weights, {method} and MP "
+                f"Right after pruning to {survive[first]:.2f} % of the weights, "
+                f"{label(method)} and MP "
                 "are within 2 points of each other",
                 acc(method, first),
-                acc("MP", first),
+                acc(MP, first),
                 margin=2,
                 scale=100,
             )
@@ -511,18 +512,18 @@ def claims(results: Results) -> list[Claim]:
         exceeds(
             f"Right after pruning to {survive[first]:.2f} % of the weights, LAP-act is less "
             "accurate than MP",
-            acc("MP", first),
-            acc("LAP-act", first),
+            acc(MP, first),
+            acc(LAP_ACT, first),
             scale=100,
         )
     )
-    others = max(sample_sd(acc(m, first)) for m in results.settings["methods"] if m != "LAP-act")
+    others = max(sample_sd(acc(m, first)) for m in results.settings["methods"] if m != LAP_ACT)
     found.append(
         exceeds(
             f"Right after pruning to {survive[first]:.2f} % of the weights, LAP-act's spread "
             "over seeds is more than twice any other method's (effect: the ratio of sample "
             "sds; one number)",
-            [sample_sd(acc("LAP-act", first)) / others],
+            [sample_sd(acc(LAP_ACT, first)) / others],
             margin=2,
             unit="×",
         )
@@ -556,7 +557,7 @@ def unit_claims(units: Mapping[int, Mapping[str, Any]]) -> list[Claim]:
     LAP and LAP-act (paired: one trained network per seed). Part of :func:`claims`, which
     computes which of them are asserted."""
     found = units[next(iter(units))]
-    layers = list(found["survival"]["LAP"])
+    layers = list(found["survival"][LAP])
     survival = [u["survival"] for u in units.values()]
     accuracy = {m: [u["accuracy"][m] for u in units.values()] for m in found["accuracy"]}
     restricted = "LAP within LAP-act's units"
@@ -564,27 +565,27 @@ def unit_claims(units: Mapping[int, Mapping[str, Any]]) -> list[Claim]:
         exceeds(
             "In every hidden layer LAP-act leaves fewer units alive than LAP (effect: the "
             "smallest difference over the layers)",
-            [min(s["LAP"][n][0] - s["LAP-act"][n][0] for n in layers) for s in survival],
+            [min(s[LAP][n][0] - s[LAP_ACT][n][0] for n in layers) for s in survival],
             unit="units",
         ),
         exceeds(
             "In every hidden layer the units LAP-act keeps alive are more often active than "
             "LAP's (effect: the smallest difference of the mean rates over the layers)",
-            [min(s["LAP-act"][n][2] - s["LAP"][n][2] for n in layers) for s in survival],
+            [min(s[LAP_ACT][n][2] - s[LAP][n][2] for n in layers) for s in survival],
             scale=100,
             unit="points of rate",
         ),
         exceeds(
             "LAP restricted to LAP-act's alive units is less than 2 points below LAP",
             accuracy[restricted],
-            accuracy["LAP"],
+            accuracy[LAP],
             margin=-2,
             scale=100,
         ),
         exceeds(
             "LAP restricted to LAP-act's alive units is more than 5 points above LAP-act",
             accuracy[restricted],
-            accuracy["LAP-act"],
+            accuracy[LAP_ACT],
             margin=5,
             scale=100,
         ),
@@ -615,7 +616,7 @@ def error_figure(results: Results) -> Figure:
             strict=True,
         ):
             for method in results.settings["methods"]:
-                color, marker = METHOD_STYLE[method]
+                color, marker = get_method(method).colour, MARKERS[method]
                 pts = [(survive[t], accuracies(results, name, method, t, key)) for t in survive]
                 pts = [(s, a) for s, a in pts if len(a)]
                 if pts:
@@ -626,7 +627,7 @@ def error_figure(results: Results) -> Figure:
                         color=color,
                         marker=marker,
                         capsize=3,
-                        label=method,
+                        label=label(method),
                     )
             _remaining_axis(ax, survive)
             ax.set_title(f"{name}: {title}")
@@ -644,7 +645,7 @@ def disagreement_figure(
     experiment = experiment or experiments(results)[0]
     survive = remaining(results, experiment)
     rows = [
-        results.select(experiment=experiment, method="LAP", seed=seed, level=t)[0]["lap_only"]
+        results.select(experiment=experiment, method=LAP, seed=seed, level=t)[0]["lap_only"]
         for t in survive
     ]
     fig = Figure(figsize=(6, 3.2), layout="tight")
@@ -664,14 +665,17 @@ def figures(results: Results) -> dict[str, Figure]:
 
 
 def disconnected_table(
-    results: Results, experiment: str | None = None, methods: tuple[str, ...] = ("MP", "LAP")
+    results: Results, experiment: str | None = None, methods: tuple[str, ...] = (MP, LAP)
 ) -> str:
     """Percentage of kept hidden-layer weights that are disconnected (mean over seeds), per
     method and level (the first experiment unless ``experiment`` is given)."""
     experiment = experiment or experiments(results)[0]
     header = [f"{s:.2f} %" for s in remaining(results, experiment).values()]
     rows = [
-        [method, *(f"{100 * v:.1f}" for v in disconnected(results, experiment, method).values())]
+        [
+            label(method),
+            *(f"{100 * v:.1f}" for v in disconnected(results, experiment, method).values()),
+        ]
         for method in methods
     ]
     return markdown_table(["method", *header], rows)
@@ -685,12 +689,15 @@ def table(results: Results) -> str:
         survive = remaining(results, name)
         dense = dense_accuracy(results, name)
         rows = []
-        for key, label in (("acc_pruned", ""), ("acc_retrained", ", retrained")):
+        for key, suffix in (("acc_pruned", ""), ("acc_retrained", ", retrained")):
             for method in results.settings["methods"]:
                 cells = [accuracies(results, name, method, t, key) for t in survive]
                 if any(len(c) for c in cells):
                     rows.append(
-                        [method + label, *(mean_sd_cell(c) if len(c) else "" for c in cells)]
+                        [
+                            label(method) + suffix,
+                            *(mean_sd_cell(c) if len(c) else "" for c in cells),
+                        ]
                     )
         parts.append(
             f"**{name}**: dense test accuracy {mean_sd_cell(dense)} %; test accuracy (%) at "
