@@ -15,9 +15,10 @@ from minipruner.book.chapters import rank_correlation
 from minipruner.book.chapters import structured as chapter
 from minipruner.book.chapters import structured_page as page
 from minipruner.core.models import WideResNet
-from minipruner.experiments.records import Results
+from minipruner.experiments.records import Results, result_path
 from minipruner.methods import structured as st
 
+FOLDER = Path("results")
 SCALES = ("quick", "full")
 
 
@@ -35,6 +36,22 @@ def test_configurations_per_kind(scale):
     )
 
 
+def test_a_new_method_adds_only_its_own_configurations():
+    # "methods" is in GRID: every configuration names its method, so a method added to the
+    # settings keys only its own pruning runs anew (a throwaway id stands in for a new entry)
+    settings = chapter.settings("quick")
+    assert "methods" in chapter.GRID
+    assert settings["methods"] == ["channels-fisher", "channels-l1"]
+    more = dict(settings, methods=[*settings["methods"], "channels-new"])
+    before = {result_path(FOLDER, chapter, settings, c) for c in chapter.configurations(settings)}
+    configs = chapter.configurations(more)
+    assert before < {result_path(FOLDER, chapter, more, c) for c in configs}
+    new = [c for c in configs if result_path(FOLDER, chapter, more, c) not in before]
+    assert new == [
+        {"experiment": "prune", "seed": s, "method": "channels-new"} for s in settings["seeds"]
+    ]
+
+
 def test_full_scale_keeps_the_papers_setup():
     full = chapter.settings("full")
     assert full["arch"]["depth"] == 40 and full["arch"]["widen"] == 2
@@ -46,7 +63,7 @@ def test_full_scale_keeps_the_papers_setup():
 
 
 def _snapshots(settings, seed, method):
-    rng = np.random.default_rng(seed + 10 * (method == "l1"))
+    rng = np.random.default_rng(seed + 10 * (method == "channels-l1"))
     out = []
     for i, f in enumerate(settings["grid"]):
         widths = [max(1, 16 - 2 * i), 32 - 3 * i, 64 - 6 * i]  # a block keeps a channel
@@ -131,9 +148,9 @@ def test_tables_and_summaries(results):
     assert len(acc) == 2 + len(page.families(results))
     err = page.errors(results)
     assert np.allclose(err["dense"], [2.0, 3.0, 4.0])
-    tuned = [page.at_compare(results, "fisher", s)["tuned_error"] for s in (0, 1, 2)]
+    tuned = [page.at_compare(results, "channels-fisher", s)["tuned_error"] for s in (0, 1, 2)]
     assert np.allclose(err["Fisher: pruned-and-tuned"], tuned)
-    assert page.at_fraction(results, "l1", 0, 0.5)["fraction"] == 0.5
+    assert page.at_fraction(results, "channels-l1", 0, 0.5)["fraction"] == 0.5
     ratio = page.paired_ratio(results, "2-D 28x28", 64, "pruned 75%", "dense")
     assert ratio == pytest.approx(0.7)
     counts = page.latency_counts(results)

@@ -92,7 +92,6 @@ from .channels import (  # noqa: F401
 )
 
 __all__ = [
-    "METHODS",
     "Chain",
     "ChannelGate",
     "CompressionStats",
@@ -120,7 +119,9 @@ __all__ = [
     "wrn_parameters",
 ]
 
-METHODS = ("fisher", "l1")
+SALIENCIES = ("fisher", "l1")
+"""The saliencies :func:`prune_and_finetune` ranks channels by (its ``method``); the method
+table (:data:`minipruner.methods.METHODS`) names the pruners built on them."""
 
 # --------------------------------------------------------------------------------------
 # Saliency
@@ -417,8 +418,8 @@ def prune_and_finetune(
     (``"device"``: the training set on the GPU, augmented there). Returns the snapshots, in
     order; the model is left pruned, in eval mode.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if method not in SALIENCIES:
+        raise ValueError(f"unknown method {method!r}; valid saliencies: {', '.join(SALIENCIES)}")
     if isinstance(prune_every, bool) or not isinstance(prune_every, int) or prune_every < 1:
         raise ValueError(f"prune_every must be a positive int, got {prune_every!r}")
     if batch_size < 1:

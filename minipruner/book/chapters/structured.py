@@ -53,6 +53,8 @@ from .. import calibration
 from ..claims import TIMING, Claim, claims_from, exceeds, rank_correlation_exceeds, within
 from . import load_data, network_args, structured_page
 from .structured_page import (
+    FISHER,
+    L1,
     at_compare,
     at_fraction,
     errors,
@@ -64,7 +66,7 @@ from .structured_page import (
 )
 
 VERSION = 1
-GRID = ("seeds",)  # enumerate configurations only (latency names its seed)
+GRID = ("seeds", "methods")  # enumerate configurations only (latency names its seed)
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
 EXPLORER = "structured_explorer"  # its explorer in minipruner.book.explorers
 HEADLINES = (
@@ -73,13 +75,13 @@ HEADLINES = (
     ("Fisher saliency ranks the",),
 )
 """The claims (words of their statements) the README's summary table shows for this chapter."""
-METHOD_IDS = {"fisher": "channels-fisher", "l1": "channels-l1"}
-"""The page's two saliencies and their entries in :data:`minipruner.methods.METHODS`. The
-table's pruners remove channels in one shot; this page runs the same saliencies the way
-Crowley et al. do, one channel at a time between fine-tuning steps
+SALIENCY = {FISHER: "fisher", L1: "l1"}
+"""The page's two methods (ids of :data:`minipruner.methods.METHODS`) and the saliency each
+ranks channels by. The table's pruners remove channels in one shot; this page runs the same
+saliencies the way Crowley et al. do, one channel at a time between fine-tuning steps
 (:func:`minipruner.methods.structured.prune_and_finetune`), which no one-shot interface can
 express."""
-METHODS = tuple(METHOD_IDS)
+METHODS = tuple(SALIENCY)
 figures = structured_page.figures
 """The chapter's three plots (:func:`.structured_page.figures`)."""
 table = structured_page.table
@@ -310,7 +312,7 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
             model(settings, seed),
             train_data,
             snapshots_at=settings["grid"],
-            method=method,
+            method=SALIENCY[method],
             seed=seed,
             device=device,
             quiet=True,
@@ -348,7 +350,10 @@ def pruning_run(settings: dict[str, Any], seed: int, method: str) -> dict[str, A
 
     keys = ("dataset", "arch", "train", "prune", "tune_steps", "tune_weight_decay", "grid")
     config = {k: settings[k] for k in keys}
-    config.update(seed=seed, method=method, compare=settings["compare"], scale=settings["scale"])
+    # keyed by the saliency's name, as before results were keyed by method id
+    config.update(
+        seed=seed, method=SALIENCY[method], compare=settings["compare"], scale=settings["scale"]
+    )
     return load_or_compute("ch05-pruning-run", config, compute)
 
 
@@ -472,7 +477,7 @@ def run_from_scratch(settings: dict[str, Any], seed: int, family: str) -> dict[s
     Fisher pruning found at ``compare`` (``family="scratch"``: its interior widths, a fresh
     initialisation) or the reduced WRN whose common interior factor gives the parameter
     count closest to it (``family="reduced"``); its test error, parameters and widths."""
-    snap = _compared_snapshot(settings, seed, "fisher")
+    snap = _compared_snapshot(settings, seed, FISHER)
     if family == "scratch":
         return _network_record(settings, model(settings, seed, interior_widths=snap["widths"]))
     arch = settings["arch"]
@@ -494,7 +499,7 @@ def latency_models(
     dense_net = WideResNet(**arch)
     models: dict[str, nn.Module] = {"dense": dense_net}
     seed = settings["seeds"][0] if seed is None else seed  # the first seed by default
-    snaps = pruning_run(settings, seed, "fisher")["snapshots"]
+    snaps = pruning_run(settings, seed, FISHER)["snapshots"]
     shape = {k: v for k, v in arch.items() if k not in ("depth", "widen")}
     for f in lat["fractions"]:
         snap = next(s for s in snaps if abs(s["removed"] / s["total"] - f) < 0.01)
@@ -565,7 +570,7 @@ def flops_at_compare(results: Results, seed: int, arch: dict[str, Any]) -> tuple
     """FLOPs per example of the Fisher-pruned architecture of ``seed`` at ``compare`` and of
     its reduced network, both built with the input setting ``arch`` (e.g. the 2-D 28x28
     shapes); no weights or training needed."""
-    widths = at_compare(results, "fisher", seed)["widths"]
+    widths = at_compare(results, FISHER, seed)["widths"]
     factor = results.select(experiment="reduced", seed=seed)[0]["factor"]
     pruned = WideResNet(**arch, interior_widths=widths)
     reduced = WideResNet(**arch, interior=factor)
@@ -601,7 +606,7 @@ def claims(results: Results) -> list[Claim]:
         """Smallest, over Fisher's snapshots, of (lowest kept share of the other blocks
         minus the kept share of the last block), in points of share."""
         gaps = []
-        for r in snapshots(results, "fisher", seed)[1:]:
+        for r in snapshots(results, FISHER, seed)[1:]:
             share = 100 * np.array(r["widths"]) / dense_widths[seed]
             gaps.append(share[:-1].min() - share[-1])
         return min(gaps)
@@ -612,13 +617,13 @@ def claims(results: Results) -> list[Claim]:
         mean = {
             m: np.mean([at_fraction(results, m, seed, f)["error"] for f in grid]) for m in METHODS
         }
-        return float(mean["l1"] / mean["fisher"])
+        return float(mean[L1] / mean[FISHER])
 
     def param(method: str) -> np.ndarray:
         return np.array([at_compare(results, method, s)["parameters"] for s in seeds], float)
 
     mid_l1 = np.array(
-        [100 * at_fraction(results, "l1", s, 0.5)["widths"][1] / dense_widths[s][1] for s in seeds]
+        [100 * at_fraction(results, L1, s, 0.5)["widths"][1] / dense_widths[s][1] for s in seeds]
     )
     gates = saliency_arrays(results)
     actual = gates["actual"]
@@ -643,7 +648,7 @@ def claims(results: Results) -> list[Claim]:
         (exceeds, f"{compare}: Fisher pruning beats L1 pruning after fine-tuning by more than 1 "
             "point of test error", l1_tuned, tuned, 1),
         (exceeds, f"{compare}: L1-pruned networks keep more parameters than Fisher-pruned ones",
-            param("l1"), param("fisher"), {"unit": "parameters"}),
+            param(L1), param(FISHER), {"unit": "parameters"}),
         (exceeds, "Fisher pruning keeps the smallest share of the last block at every snapshot "
             "(per seed, the smallest lead of the other blocks)",
             [last_block_margin(s) for s in seeds], {"unit": share}),

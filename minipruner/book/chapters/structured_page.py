@@ -17,9 +17,14 @@ from matplotlib.figure import Figure
 
 from ...experiments.records import Results
 from ...experiments.tables import markdown_table, mean_sd_cell, sample_sd
+from ...methods import get_method
 from . import rank_correlation
 
-LABELS = {"fisher": "Fisher", "l1": "L1"}
+FISHER, L1 = "channels-fisher", "channels-l1"
+"""The ids (:data:`minipruner.methods.METHODS`) of the two methods whose pruning runs the results
+hold; figures draw each in its table entry's label and colour."""
+FAMILY = {FISHER: "Fisher", L1: "L1"}
+"""The saliency that names each method's families of networks (``"Fisher: pruned-and-tuned"``)."""
 
 
 def latency_settings(settings: dict[str, Any]) -> list[str]:
@@ -64,12 +69,12 @@ def families(results: Results) -> dict[str, list[dict[str, Any]]]:
 
     return {
         "dense": one("dense"),
-        "Fisher: right after the last removal": [at_compare(results, "fisher", s) for s in seeds],
-        "Fisher: pruned-and-tuned": tuned("fisher"),
+        "Fisher: right after the last removal": [at_compare(results, FISHER, s) for s in seeds],
+        "Fisher: pruned-and-tuned": tuned(FISHER),
         "Fisher architecture, from scratch": one("scratch"),
         "reduced, from scratch": one("reduced"),
-        "L1: right after the last removal": [at_compare(results, "l1", s) for s in seeds],
-        "L1: pruned-and-tuned": tuned("l1"),
+        "L1: right after the last removal": [at_compare(results, L1, s) for s in seeds],
+        "L1: pruned-and-tuned": tuned(L1),
     }
 
 
@@ -173,8 +178,8 @@ def error_figure(results: Results) -> Figure:
     err = errors(results)
     fig = Figure(figsize=(6.5, 4.2), layout="tight")
     ax = fig.subplots()
-    for method, color in (("fisher", "tab:red"), ("l1", "tab:green")):
-        label = LABELS[method]
+    for method in (FISHER, L1):
+        label, color = get_method(method).label, get_method(method).colour
         runs = [snapshots(results, method, s) for s in seeds]
         params = np.array([[r["parameters"] for r in run] for run in runs]).mean(0)
         errs = np.array([[r["error"] for r in run] for run in runs])
@@ -188,7 +193,7 @@ def error_figure(results: Results) -> Figure:
             capsize=2,
             label=f"{label}: pruning run, right after each removal",
         )
-        name = f"{label}: pruned-and-tuned"
+        name = f"{FAMILY[method]}: pruned-and-tuned"
         ax.errorbar(
             np.mean([r["parameters"] for r in fam[name]]),
             err[name].mean(),

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ...methods import get_method
 from ..widgets import Explorer, LiveExplorer, dropdown, explorer, slider, subplots
 
 
@@ -39,7 +40,7 @@ def _draw_structured(
     blocks: Sequence[str],
     dense_widths: Mapping[int, Sequence[int]],
 ) -> Figure:
-    colors = {"fisher": "tab:red", "l1": "tab:green"}
+    colors = {m: get_method(m).colour for m in state}
     methods = list(state)
     fig, (left, right) = subplots(1, 2, figsize=(9, 3.3), gridspec_kw={"width_ratios": [1.2, 1]})
     xs = np.arange(len(blocks))
@@ -51,7 +52,7 @@ def _draw_structured(
             snap["widths"],
             width=0.38,
             color=colors.get(m, f"C{j}"),
-            label=f"{m}: {snap['parameters']:,} params",
+            label=f"{get_method(m).label}: {snap['parameters']:,} params",
         )
     left.set_xticks(xs, blocks)
     left.set_ylabel("interior channels kept")
@@ -59,7 +60,7 @@ def _draw_structured(
     for j, m in enumerate(methods):
         fr = [100 * f for f in state[m]["fractions"]]
         color = colors.get(m, f"C{j}")
-        right.plot(fr, state[m]["errors"], color=color, marker=".", label=m)
+        right.plot(fr, state[m]["errors"], color=color, marker=".", label=get_method(m).label)
         snap = state[m]["snapshot"]
         right.plot(100 * snap["fraction"], snap["error"], "o", color=color, ms=9)
     right.axvline(100 * removed, color="0.7", lw=1)
