@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib.colors
 import pytest
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from minipruner.book.chapters import comparison as chapter
 from minipruner.book.claims import VERDICTS, Claim
 from minipruner.core.experiment import measure_cost
 from minipruner.experiments.records import Results
+from minipruner.methods import get_method
 
 
 def _mlp() -> nn.Module:
@@ -75,7 +77,7 @@ def test_every_pruner_prunes_a_trained_looking_mlpnet_to_the_sparsity():
         m.load_state_dict(net.state_dict())
         chapter.pruner(st, method, 0, train_data)(m, 0.9, (x, y))
         sparsity = mp.sparsity_report(m).sparsity
-        if method == "neurons (L1)":
+        if method == chapter.NEURONS:
             assert sparsity >= 0.9
         else:
             assert sparsity == pytest.approx(0.9, abs=1e-4), method
@@ -95,7 +97,7 @@ def _synthetic() -> Results:
                         "acc_dense": 0.95,
                         "acc_pruned": 0.9 - s / 2 + i / 100,
                         "acc_retrained": 0.93 - s / 4,
-                        "achieved_sparsity": s + 0.01 * (method == "neurons (L1)"),
+                        "achieved_sparsity": s + 0.01 * (method == chapter.NEURONS),
                         "prune_seconds": 0.01 * (i + 1),
                         "prune_peak_mb": None if method == "random" else 2.0 * i,
                     }
@@ -115,6 +117,30 @@ def test_summaries_table_and_figures_from_synthetic_results():
     assert set(figs) == {"accuracy", "cost"}
     assert len(figs["accuracy"].axes[0].lines) > len(methods)
     json.dumps(chapter.settings("full"))
+
+
+def test_results_are_keyed_by_id_and_pages_show_the_tables_labels_and_colours():
+    st = chapter.settings("quick")
+    assert st["methods"] == list(chapter.IDS) and "methods" in chapter.GRID
+    assert {c["method"] for c in chapter.configurations(st)} == set(chapter.IDS)
+    results = _synthetic()
+    labels = [get_method(m).label for m in chapter.IDS]
+    assert [r.split(" (ch.")[0] for r in _table_rows(chapter.table(results))] == labels
+    figs = chapter.figures(results)
+    handles, names = figs["accuracy"].axes[0].get_legend_handles_labels()
+    drawn = {n: h[0].get_color() for h, n in zip(handles, names, strict=True) if n != "dense"}
+    assert drawn == {get_method(m).label: get_method(m).colour for m in chapter.IDS}
+    bars = figs["cost"].axes[0]
+    assert [t.get_text() for t in bars.get_yticklabels()] == labels
+    colours = [matplotlib.colors.to_hex(p.get_facecolor()) for p in bars.patches]
+    assert colours == [matplotlib.colors.to_hex(get_method(m).colour) for m in chapter.IDS]
+    named = chapter.named_claims(results)  # short names and statements print labels
+    assert "time_WoodFisher" in named and named["time_CBS"].statement.startswith("CBS takes")
+
+
+def _table_rows(text: str) -> list[str]:
+    """The first cell of each body row of a markdown table."""
+    return [line.split("|")[1].strip() for line in text.splitlines()[2:]]
 
 
 def test_claims_have_verdicts():

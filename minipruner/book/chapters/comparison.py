@@ -57,7 +57,7 @@ def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
         "seeds": shifted_seeds(by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale), offset),
         "seed_offset": offset,
         "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98],
-        "methods": list(LABELS),
+        "methods": list(IDS),
         "dataset": by_scale("mnist-5k", "mnist", scale),
         "model": "mlpnet",
         "scale": scale,
@@ -84,35 +84,35 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
 # The page's methods are entries of minipruner.methods, by id: one pruner
 # (model, sparsity, batch) -> masks each, built with this page's options.
 
-IDS = (
-    "random",
-    "magnitude-layer",
-    "magnitude-global",
-    "magnitude-global-normalised",
-    "lap-global",
-    "snip",
-    "grasp",
-    "wf",
-    "cbs",
-    "neurons-l1",
-)
-"""The methods compared, as ids of :data:`minipruner.methods.METHODS` (pages print labels)."""
-LABELS = {get_method(i).label: i for i in IDS}
-LAP = get_method("lap-global").label
+MAG, LAYER_MAG = "magnitude-global", "magnitude-layer"
+NORMALISED_MP = "magnitude-global-normalised"
+"""Global magnitude pruning as the LAP paper's code normalises it (``mp_global_normalize``):
+``|w| / ||W||_F`` per layer."""
+LAP = "lap-global"
 """Global LAP as the LAP paper's code runs it (``lap_global_normalize``): each layer's squared
 lookahead scores divided by their L2 norm, which ranks the weights by ``L / ||L||_4``
 (:func:`minipruner.methods.lookahead.normalized_lookahead_scores`)."""
-NORMALISED_MP = get_method("magnitude-global-normalised").label
-"""Global magnitude pruning as the LAP paper's code normalises it (``mp_global_normalize``):
-``|w| / ||W||_F`` per layer."""
+SNIP, GRASP, WF, CBS, NEURONS = "snip", "grasp", "wf", "cbs", "neurons-l1"
+IDS = ("random", LAYER_MAG, MAG, NORMALISED_MP, LAP, SNIP, GRASP, WF, CBS, NEURONS)
+"""The methods compared, as ids of :data:`minipruner.methods.METHODS`: results are keyed by
+id (the settings' ``"methods"``, in :data:`GRID`: adding one computes only its
+configurations); pages print :attr:`~minipruner.methods.Method.label` and draw
+:attr:`~minipruner.methods.Method.colour`."""
+LINESTYLES = {LAYER_MAG: "--", NORMALISED_MP: ":", "random": ":", NEURONS: "-."}
+"""Line styles of the accuracy figure other than solid (colours are the method table's)."""
+
+
+def label(method: str) -> str:
+    """What the page prints for ``method`` (an id of :data:`IDS`): its table label."""
+    return get_method(method).label
 
 
 def pruner(settings: dict[str, Any], method: str, seed: int, train_data: Dataset) -> Pruner:
-    """The pruner of ``method`` (a label of :data:`LABELS`) with this page's options: the
+    """The pruner of ``method`` (an id of :data:`IDS`) with this page's options: the
     seed (random scores, CBS's starts), GraSP's temperature, the Fisher's damping, CBS's
     search parameters and the training set whose loss picks CBS's iterate. Each method
     takes the options it declares (:attr:`minipruner.methods.Method.options`)."""
-    entry = get_method(LABELS[method])
+    entry = get_method(method)
     available = {
         "seed": seed,
         "temperature": settings["grasp_temperature"],
@@ -265,20 +265,6 @@ def lap_against_normalised(results: Results, named: dict[str, Claim]) -> dict[st
     return {"below": text(below), "above": text(above)}
 
 
-STYLE = {
-    "random": ("gray", ":"),
-    "magnitude (layer)": ("tab:blue", "--"),
-    "magnitude (global)": ("tab:blue", "-"),
-    "magnitude (global, normalised)": ("tab:blue", ":"),
-    "LAP (global, normalised)": ("tab:cyan", "-"),
-    "SNIP": ("tab:olive", "-"),
-    "GraSP": ("tab:green", "-"),
-    "WoodFisher": ("tab:orange", "-"),
-    "CBS": ("tab:red", "-"),
-    "neurons (L1)": ("tab:purple", "-."),
-}
-
-
 def accuracy_figure(results: Results) -> Figure:
     """Test accuracy against weights kept for every method, right after one-shot pruning
     and after retraining; mean ± sample sd over seeds."""
@@ -296,7 +282,6 @@ def accuracy_figure(results: Results) -> Figure:
         for method in results.settings["methods"]:
             stats = [results.stat(key, method=method, sparsity=s) for s in sparsities]
             mean, sd = np.array(stats).T
-            color, ls = STYLE.get(method, (None, "-"))
             ax.errorbar(
                 kept,
                 100 * mean,
@@ -304,9 +289,9 @@ def accuracy_figure(results: Results) -> Figure:
                 marker="o",
                 ms=4,
                 capsize=2,
-                color=color,
-                ls=ls,
-                label=method,
+                color=get_method(method).colour,
+                ls=LINESTYLES.get(method, "-"),
+                label=label(method),
             )
         ax.axhline(100 * dense, color="k", lw=0.8, ls="--", label="dense")
         ax.set_xscale("log")
@@ -327,20 +312,21 @@ def cost_figure(results: Results) -> Figure:
     costs = [cost(results, m) for m in methods]
     fig = Figure(figsize=(11, 3.4), layout="tight")
     axes = fig.subplots(1, 2, sharey=True)
-    colors = [STYLE.get(m, ("gray", "-"))[0] for m in methods]
+    colors = [get_method(m).colour for m in methods]
+    names = [label(m) for m in methods]
     seconds = [c["seconds"] for c in costs]
-    axes[0].barh(methods, seconds, color=colors)
+    axes[0].barh(names, seconds, color=colors)
     axes[0].set_xscale("log")
     axes[0].set_xlim(min(seconds) / 2, max(seconds) * 20)
     axes[0].set_xlabel("time to prune (s, log scale)")
     memory = [0.0 if np.isnan(c["peak_mb"]) else c["peak_mb"] for c in costs]
-    axes[1].barh(methods, memory, color=colors)
+    axes[1].barh(names, memory, color=colors)
     axes[1].set_xlim(0, max(max(memory), 1) * 1.3)
     axes[1].set_xlabel("peak memory added (MB)")
     for i, (t, m, c) in enumerate(zip(seconds, memory, costs, strict=True)):
         axes[0].text(t * 1.15, i, f"{t:.2g} s", va="center", fontsize=8)
-        label = "not measured" if np.isnan(c["peak_mb"]) else ("< 1 MB" if m < 1 else f"{m:.0f} MB")
-        axes[1].text(m + max(memory) * 0.02, i, label, va="center", fontsize=8)
+        text = "not measured" if np.isnan(c["peak_mb"]) else ("< 1 MB" if m < 1 else f"{m:.0f} MB")
+        axes[1].text(m + max(memory) * 0.02, i, text, va="center", fontsize=8)
     axes[0].invert_yaxis()
     return fig
 
@@ -366,7 +352,7 @@ def table(results: Results) -> str:
         if c["peak_mb"] != c["peak_mb"]:
             memory = "not measured"
         rows.append(
-            [f"{m} (ch. {get_method(LABELS[m]).chapter})", *cells, f"{c['seconds']:.2g}", memory]
+            [f"{label(m)} (ch. {get_method(m).chapter})", *cells, f"{c['seconds']:.2g}", memory]
         )
     header = ["method", *[f"{s:.0%}" for s in sparsities], "time (s)", "memory (MB)"]
     return markdown_table(header, rows)
@@ -394,7 +380,7 @@ def _fair_sparsity(results: Results, sparsity: float) -> float:
     """The smallest listed sparsity at or above what neuron pruning achieved when asked for
     ``sparsity`` (largest over seeds), where global magnitude pruning removes at least as many
     weights."""
-    achieved = _per_seed(results, "neurons (L1)", sparsity, "achieved_sparsity").max()
+    achieved = _per_seed(results, NEURONS, sparsity, "achieved_sparsity").max()
     listed = [t for t in results.settings["sparsities"] if t >= achieved - 1e-9]
     return min(listed) if listed else max(results.settings["sparsities"])
 
@@ -410,8 +396,8 @@ def named_claims(results: Results) -> dict[str, Claim]:
 def _measured_claims(results: Results) -> dict[str, Claim]:
     sparsities = results.settings["sparsities"]
     methods = results.settings["methods"]
-    mag = "magnitude (global)"
-    second = ("WoodFisher", "CBS")
+    mag = MAG
+    second = (WF, CBS)
     out: dict[str, Claim] = {}
 
     def acc(method: str, s: float, key: str = "acc_pruned") -> np.ndarray:
@@ -450,7 +436,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
         "wf_first_order",
         f"at {pct(from90)} without retraining, WoodFisher beats every method but CBS "
         "(smallest lead over these sparsities)",
-        np.min([acc("WoodFisher", s) - best_other(s, second) for s in from90], 0),
+        np.min([acc(WF, s) - best_other(s, second) for s in from90], 0),
     )
     # 2. global beats layer-wise magnitude pruning
     if 0.8 in sparsities:
@@ -459,13 +445,13 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             "at 80% without retraining, global magnitude pruning beats layer-wise magnitude "
             "pruning",
             acc(mag, 0.8),
-            acc("magnitude (layer)", 0.8),
+            acc(LAYER_MAG, 0.8),
         )
     beats(
         f"global_layer_from_{min(from90):g}",
         f"at {pct(from90)} without retraining, global magnitude pruning beats layer-wise "
         "magnitude pruning by more than 10 points (smallest lead)",
-        smallest(mag, "magnitude (layer)", from90),
+        smallest(mag, LAYER_MAG, from90),
         margin=10,
     )
     # 3. retraining erases most differences
@@ -486,8 +472,8 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
     cheap_t = np.array([r["prune_seconds"] for r in cheap])
     for m in second:
         t = np.array([r["prune_seconds"] for r in results.select(method=m)])
-        out[f"time_{m}"] = exceeds(
-            f"{m} takes more than 100 times as long as global magnitude pruning "
+        out[f"time_{label(m)}"] = exceeds(  # short names as before: time_WoodFisher, time_CBS
+            f"{label(m)} takes more than 100 times as long as global magnitude pruning "
             "(per seed and sparsity)",
             np.log10(t / cheap_t),
             margin=2,
@@ -496,8 +482,8 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
         )
     if all(r["prune_peak_mb"] is not None for r in results.records):
         for m in second:
-            out[f"memory_{m}"] = exceeds(
-                f"{m} adds more than 100 MB of memory (per seed and sparsity)",
+            out[f"memory_{label(m)}"] = exceeds(
+                f"{label(m)} adds more than 100 MB of memory (per seed and sparsity)",
                 [r["prune_peak_mb"] for r in results.select(method=m)],
                 margin=100,
                 unit="MB",
@@ -513,26 +499,26 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
         "SNIP_below_from_0.8",
         f"at {pct(from80)} without retraining, SNIP (scoring the trained network) is below "
         "global magnitude pruning (smallest gap)",
-        smallest(mag, "SNIP", from80),
+        smallest(mag, SNIP, from80),
     )
     from95 = [s for s in sparsities if s >= 0.95]
     beats(
         f"SNIP_below_from_{min(from95):g}",
         f"at {pct(from95)} without retraining, SNIP (scoring the trained network) is below "
         "global magnitude pruning (smallest gap)",
-        smallest(mag, "SNIP", from95),
+        smallest(mag, SNIP, from95),
     )
     beats(
         "GraSP_below",
         f"at {pct(to95)} without retraining, GraSP (scoring the trained network) is below "
         "global magnitude pruning (mean gap over these sparsities)",
-        np.mean([acc(mag, s) - acc("GraSP", s) for s in to95], 0),
+        np.mean([acc(mag, s) - acc(GRASP, s) for s in to95], 0),
     )
     beats(
         "GraSP_far_below",
         f"at {pct(to95)} without retraining, GraSP is more than 20 points below global "
         "magnitude pruning (smallest gap)",
-        smallest(mag, "GraSP", to95),
+        smallest(mag, GRASP, to95),
         margin=20,
     )
     for s in sparsities:
@@ -542,7 +528,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
                 f"at {s:.0%} without retraining, GraSP is more than 20 points below global "
                 "magnitude pruning",
                 acc(mag, s),
-                acc("GraSP", s),
+                acc(GRASP, s),
                 margin=20,
             )
     # 6. whole neurons cost more than single weights
@@ -556,10 +542,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             "magnitude pruning at the next listed sparsity at or above the one it achieved "
             "(smallest gap)",
             np.min(
-                [
-                    acc(mag, _fair_sparsity(results, s), key) - acc("neurons (L1)", s, key)
-                    for s in from80
-                ],
+                [acc(mag, _fair_sparsity(results, s), key) - acc(NEURONS, s, key) for s in from80],
                 0,
             ),
             margin=margin,
@@ -570,7 +553,7 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             f"wf_mag_{s:g}",
             f"WoodFisher is more than 2 points ahead of global magnitude pruning at {s:.0%} "
             "without retraining",
-            acc("WoodFisher", s),
+            acc(WF, s),
             acc(mag, s),
             margin=2,
             paper=_cbs_paper(s, "WF", "MP"),
@@ -580,8 +563,8 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             level(
                 f"cbs_wf_level_{s:g}",
                 f"CBS is within 1 point of WoodFisher at {s:.0%} without retraining",
-                acc("CBS", s),
-                acc("WoodFisher", s),
+                acc(CBS, s),
+                acc(WF, s),
                 1,
                 paper=_cbs_paper(s),
             )
@@ -589,8 +572,8 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             beats(
                 f"cbs_wf_{s:g}",
                 f"CBS beats WoodFisher at {s:.0%} without retraining",
-                acc("CBS", s),
-                acc("WoodFisher", s),
+                acc(CBS, s),
+                acc(WF, s),
                 paper=_cbs_paper(s),
             )
     # LAP against magnitude pruning on the same footing: both normalised per layer before the
