@@ -26,7 +26,7 @@ def tiny_settings() -> dict:
         train={"steps": 4, "batch_size": 4, "lr": 3e-3, "weight_decay": 0.01, "warmup": 1},
         calibration={"windows": 8, "blocks": 2},
         eval_windows=4,
-        cost={"widths": [8, 16], "obc_widths": [8, 16], "tokens": 64},
+        cost={"widths": [8, 16], "obc_widths": [8, 16], "tokens": 64, "repeats": 1},
     )
     return s
 
@@ -58,8 +58,8 @@ def test_settings_and_configurations():
     ]
     configs = chapter.configurations(s)
     kinds = [c["experiment"] for c in configs]
-    # per seed: dense, 3 methods x 6 levels, 2 methods x 4 group sparsities, cost
-    assert len(configs) == 5 * (1 + 18 + 8 + 1) and kinds.count("cost") == 5
+    # per seed: dense, 3 methods x 6 levels, 2 methods x 2 group sparsities, cost
+    assert len(configs) == 5 * (1 + 18 + 4 + 1) and kinds.count("cost") == 5
     groups = [c for c in configs if c["experiment"] == "groups"]
     assert {(c["method"], c["groups"]) for c in groups} == {
         ("magnitude-pattern", "row"),
@@ -98,7 +98,7 @@ def test_every_configuration_prunes_to_its_level(results):
     dense = results.select(experiment="dense")
     assert len(dense) == 2 and all(1 < r["ppl"] < 256 and r["unigram_ppl"] > 1 for r in dense)
     assert len(results.select(experiment="groups")) == 2 * 2 * len(s["group_sparsities"])
-    cost = results.select(experiment="cost")[0]["seconds"]
+    cost = results.select(experiment="cost")[0]["layer_seconds"]
     assert set(cost) == {"magnitude-pattern", "wanda", "sparsegpt", "obc"}
     assert set(cost["obc"]) == {"8", "16"} and set(cost["sparsegpt"]) == {"8", "16"}
 
@@ -120,8 +120,9 @@ def test_claims_figures_and_tables(results):
     claims = chapter.claims(results)
     statements = [c.statement for c in claims]
     assert len(set(statements)) == len(statements)
-    # 3 comparisons x 3 levels, 2 rise claims, 2 group claims x 1 sparsity, 2 timing claims
-    assert len(claims) == 9 + 2 + 2 + 2
+    # 3 comparisons x 3 levels and magnitude over Wanda x 2 unstructured ones, 2 rise claims,
+    # 3 group claims x 1 sparsity, 2 timing claims
+    assert len(claims) == 9 + 2 + 2 + 3 + 2
     assert sum(c.over == TIMING for c in claims) == 2
     for c in claims:
         assert c.n == 2 and not c.asserted  # tiny settings: no calibration applies
@@ -177,3 +178,18 @@ def test_explorer_static_page_and_slot(results):
     )
     assert isinstance(found, Explorer) and len(found.frames) == 3  # one per method
     assert chapter_explorer(chapter) is language_models_explorer
+
+
+def test_explorer_live_any_method_pattern_and_sparsity(results):
+    s = results.settings
+    ex = language_models_explorer(chapter.model(s, 0), s, results, mode="live")
+    first = ex.image.value
+    ex.widgets["method"].value = "obc"  # live only: not on the static page
+    ex.widgets["pattern"].value = "1:4"
+    assert ex.image.value != first and ex.error is None
+    assert ex.data["measured"] and ex.data["sparsity"] == 0.75
+    groups = ex.data["mask"].reshape(ex.data["mask"].shape[0], -1, 4).sum(-1)
+    assert torch.equal(groups, torch.ones_like(groups))  # 1 of every 4
+    ex.widgets["pattern"].value = "unstructured"
+    ex.widgets["sparsity"].value = 0.35  # between the static page's positions
+    assert ex.error is None and ex.data["kept"] == pytest.approx(0.65, abs=0.02)  # rows round

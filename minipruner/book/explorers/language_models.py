@@ -117,7 +117,6 @@ def _draw(
         color=chapter.COLORS.get(method, "k"),
         label=f"this state ({where}): {state['ppl']:.2f}",
     )
-    left.set_yscale("log")
     left.set_xlabel("weights removed (%)")
     left.set_ylabel("test perplexity")
     left.legend(fontsize=7)
