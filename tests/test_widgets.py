@@ -224,6 +224,9 @@ def test_chapter2_live_lap_and_mp_masks_at_any_layer_sparsity():
 
 
 def test_chapter5_live_scrubs_any_seed():
+    # runs are keyed by method id, as chapter 5 stores them; the figure prints their labels
+    FISHER, L1 = "channels-fisher", "channels-l1"
+
     def record(i, f, seed):
         return {
             "fraction": f,
@@ -235,16 +238,17 @@ def test_chapter5_live_scrubs_any_seed():
 
     runs = {
         (m, seed): [record(i, f, seed) for i, f in enumerate([0.0, 0.25, 0.5])]
-        for m in ("fisher", "l1")
+        for m in (FISHER, L1)
         for seed in (0, 1)
     }
-    args = (runs, ["fisher", "l1"], [0, 1], ["b1", "b2", "b3"], {0: [4, 5, 6], 1: [4, 5, 7]})
+    args = (runs, [FISHER, L1], [0, 1], ["b1", "b2", "b3"], {0: [4, 5, 6], 1: [4, 5, 7]})
     ex = explorers.structured_explorer(*args, mode="live")
     first = ex.image.value
     ex.widgets["seed"].value = 1  # the static page shows the first seed only
     ex.widgets["removed"].value = 0.25
-    assert ex.image.value != first and ex.data["fisher"]["snapshot"] == runs["fisher", 1][1]
+    assert ex.image.value != first and ex.data[FISHER]["snapshot"] == runs[FISHER, 1][1]
     static = explorers.structured_explorer(*args, mode="static")
+    assert ex.error is None
     assert list(static.controls) == ["removed"] and len(static.frames) == 3
 
 
