@@ -11,7 +11,7 @@ from conftest import seeded_sequential
 from torch import nn
 
 import minipruner as mp
-from minipruner.methods import cbs, obs
+from minipruner.methods import cbs, get_method, obs
 
 DT = torch.float64
 
@@ -312,7 +312,7 @@ def test_oneshot_prune_uses_the_released_search(method):
     grads = obs.per_sample_grads(model, x[:30], y[:30]).to(DT)
     w = obs.flatten_weights(mp.prunable(model)).to(DT)
     k = round(0.7 * w.numel())
-    masks = obs.oneshot_prune(model, method, 0.7, grads, n_starts=3, seed=1)
+    masks = obs.oneshot_prune(model, get_method(method).steps, 0.7, grads, n_starts=3, seed=1)
     released = obs.cbs_select(w, grads, k, n_starts=3, seed=1)
     assert torch.equal(obs.flatten_weights(masks).bool(), released)
     assert obs.cbs_select is cbs.cbs_select and obs.cbs_select_window is cbs.cbs_select_window

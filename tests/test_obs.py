@@ -8,7 +8,7 @@ from conftest import seeded_mlp
 from torch import nn
 
 import minipruner as mp
-from minipruner.methods import obs
+from minipruner.methods import METHODS, get_method, obs
 
 DT = torch.float64
 
@@ -365,19 +365,24 @@ def data():
     return x, torch.arange(40) % 3
 
 
-@pytest.mark.parametrize("method", obs.METHODS)
+SECOND_ORDER = [m.id for m in METHODS.values() if m.steps is not None]
+"""Chapter 4's methods: the table's entries that carry (selection, update) steps."""
+
+
+@pytest.mark.parametrize("method", SECOND_ORDER)
 def test_oneshot_prune_exact_count_and_zeros(method, data):
     x, y = data
     model = tiny_mlp(2)
     grads = obs.per_sample_grads(model, x, y)
     w0 = obs.flatten_weights(mp.prunable(model)).double()
-    masks = obs.oneshot_prune(model, method, 0.6, grads, damp=1e-2, relative=True)
+    steps = get_method(method).steps
+    masks = obs.oneshot_prune(model, steps, 0.6, grads, damp=1e-2, relative=True)
     keep = obs.flatten_weights(masks)
     assert keep.dtype == torch.bool
     assert int((~keep).sum()) == round(0.6 * 117)
     w1 = obs.flatten_weights(mp.prunable(model)).double()
     assert bool((w1[~keep] == 0).all())
-    if method in ("mp", "wf-s", "cbs-s"):
+    if steps[1] is None:  # no update: magnitude-global, wf-s, cbs-s
         torch.testing.assert_close(w1[keep], w0[keep], check_dtype=False)
     else:
         assert not torch.allclose(w1[keep], w0[keep])
@@ -389,7 +394,7 @@ def test_oneshot_prune_exact_count_and_zeros(method, data):
 
 def test_oneshot_mp_equals_magnitude_pruning():
     a, b = tiny_mlp(3), tiny_mlp(3)
-    masks = obs.oneshot_prune(a, "mp", 0.7)
+    masks = obs.oneshot_prune(a, get_method("magnitude-global").steps, 0.7)
     expected = mp.magnitude_prune(b, 0.7)
     for n in masks:
         assert torch.equal(masks[n], expected[n])
@@ -401,7 +406,7 @@ def test_oneshot_cbs_uses_block_operator_and_beats_mp_objective(data):
     grads = obs.per_sample_grads(model, x, y).double()
     w = obs.flatten_weights(mp.prunable(model)).double()
     masks = obs.oneshot_prune(
-        model, "cbs", 0.5, grads, 1e-3, blocks=obs.layer_blocks(model), rho=5, tau=5
+        model, ("cbs", "set"), 0.5, grads, 1e-3, blocks=obs.layer_blocks(model), rho=5, tau=5
     )
     keep = obs.flatten_weights(masks)
     assert obs.cbs_objective(w, grads, keep) <= magnitude_objective(w, grads, 58) * (1 + 1e-9)
@@ -458,18 +463,23 @@ def test_oneshot_bad_inputs(data):
     x, y = data
     model = tiny_mlp()
     grads = obs.per_sample_grads(model, x, y)
-    with pytest.raises(ValueError, match="method"):
-        obs.oneshot_prune(model, "obd", 0.5, grads)
-    with pytest.raises(ValueError, match="needs grads"):
-        obs.oneshot_prune(model, "wf", 0.5)
+    wf, cbs = ("woodfisher", "single"), ("cbs", "set")
+    with pytest.raises(ValueError, match="pair"):
+        obs.oneshot_prune(model, "wf", 0.5, grads)  # a name is not a pair of steps
+    with pytest.raises(ValueError, match="unknown selection"):
+        obs.oneshot_prune(model, ("obd", None), 0.5, grads)
+    with pytest.raises(ValueError, match="unknown update"):
+        obs.oneshot_prune(model, ("woodfisher", "double"), 0.5, grads)
+    with pytest.raises(ValueError, match="need grads"):
+        obs.oneshot_prune(model, wf, 0.5)
     with pytest.raises(ValueError, match="columns"):
-        obs.oneshot_prune(model, "wf", 0.5, grads[:, :-1])
+        obs.oneshot_prune(model, wf, 0.5, grads[:, :-1])
     with pytest.raises(ValueError, match="sparsity"):
-        obs.oneshot_prune(model, "cbs", 1.0, grads)
+        obs.oneshot_prune(model, cbs, 1.0, grads)
     with pytest.raises(ValueError, match="damp"):
-        obs.oneshot_prune(model, "cbs", 0.5, grads, damp=0)
+        obs.oneshot_prune(model, cbs, 0.5, grads, damp=0)
     with pytest.raises(ValueError, match="only apply"):
-        obs.oneshot_prune(model, "wf", 0.5, grads, rho=3)
+        obs.oneshot_prune(model, wf, 0.5, grads, rho=3)
     with pytest.raises(ValueError, match="examples"):
         obs.per_sample_grads(model, x, y[:-1])
     with pytest.raises(ValueError, match="mini-batches"):
@@ -495,7 +505,8 @@ def test_oneshot_block_fisher_on_a_residual_network():
         net = ResNetCIFAR(depth=8).eval()
         net.load_state_dict(base.state_dict())
         kwargs = {"max_iter": 5, "n_starts": 2} if method.startswith("cbs") else {}
-        masks = obs.oneshot_prune(net, method, 0.5, grads, 1e-5, blocks=blocks, **kwargs)
+        steps = get_method(method).steps
+        masks = obs.oneshot_prune(net, steps, 0.5, grads, 1e-5, blocks=blocks, **kwargs)
         assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * d)
         assert torch.isfinite(net(x)).all()
 

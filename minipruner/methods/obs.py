@@ -72,24 +72,15 @@ from .fisher import block_fisher_inverse, fisher_inverse, woodbury_inverse
 from .fisher_spectrum import FisherSpectrum
 from .gradients import layer_blocks, per_sample_grads
 
-STEPS = {
-    "mp": ("magnitude", None),
-    "mp+u": ("magnitude", "set"),
-    "wf-s": ("woodfisher", None),
-    "wf": ("woodfisher", "single"),
-    "cbs-s": ("cbs", None),
-    "cbs": ("cbs", "set"),
-}
-"""Each second-order method of chapter 4 as (selection, update): which weights go
-(:func:`select`) and how the kept ones move (:func:`update`; ``None`` = not at all)."""
-METHODS = tuple(STEPS)
 SELECTIONS = ("magnitude", "woodfisher", "cbs")
+"""The selections :func:`select` knows: which weights go."""
 UPDATES = (None, "single", "set")
+"""The updates :func:`update` knows: how the kept weights move (``None`` = not at all).
+Chapter 4's methods are pairs ``(selection, update)`` of these; the method table
+(:attr:`minipruner.methods.Method.steps`) is the one place that names them by id."""
 
 __all__ = [
-    "METHODS",
     "SELECTIONS",
-    "STEPS",
     "UPDATES",
     "BlockDampedFisher",
     "CBSSearchResult",
@@ -309,7 +300,7 @@ def update(kind: str | None, w: Tensor, hinv: HInverse | None, keep: Tensor) -> 
 
 def oneshot_prune(
     model: nn.Module,
-    method: str,
+    steps: tuple[str, str | None],
     sparsity: float,
     grads: Tensor | None = None,
     damp: float = 1e-3,
@@ -322,22 +313,24 @@ def oneshot_prune(
     """One-shot global pruning of all prunable weights of ``model``; returns the masks.
 
     Exactly ``k = round(sparsity * d)`` of the ``d`` prunable weights are removed, chosen
-    by the method's selection and moved by its update (:data:`STEPS`, :func:`select`,
-    :func:`update`):
+    by the selection and moved by the update of ``steps = (selection, update)``
+    (:func:`select`, :func:`update`; a chapter-4 entry of the method table carries its pair
+    as :attr:`minipruner.methods.Method.steps`):
 
-    * ``"mp"``: magnitude pruning, the ``k`` smallest ``|w|`` (as
+    * ``("magnitude", None)`` (MP): the ``k`` smallest ``|w|`` (as
       :func:`minipruner.methods.magnitude.magnitude_prune`); no update, ``grads`` not needed.
-    * ``"mp+u"``: the same selection plus the exact set update.
-    * ``"wf-s"``: WoodFisher selection, the ``k`` smallest ``w_q^2 / (2 [H^-1]_qq)``; no
+    * ``("magnitude", "set")`` (MP+U): the same selection plus the exact set update.
+    * ``("woodfisher", None)`` (WF-S): the ``k`` smallest ``w_q^2 / (2 [H^-1]_qq)``; no
       update.
-    * ``"wf"``: the same selection plus the sum of single-weight updates
-      ``-sum_q w_q H^-1 e_q / [H^-1]_qq`` (:func:`woodfisher_update`), then the pruned
-      weights are set exactly to zero.
-    * ``"cbs-s"``: :func:`cbs_select`, the search as the CBS authors released it
-      (``cbs_kwargs`` go to it: pass ``loss_fn`` and ``select_loss_fn``, the losses of the
-      masked network that pick its start and its iterate, to follow the release; without
-      them ``f`` picks both); no update.
-    * ``"cbs"``: the same selection plus the exact set update :func:`multi_weight_update`.
+    * ``("woodfisher", "single")`` (WF): the same selection plus the sum of single-weight
+      updates ``-sum_q w_q H^-1 e_q / [H^-1]_qq`` (:func:`woodfisher_update`), then the
+      pruned weights are set exactly to zero.
+    * ``("cbs", None)`` (CBS-S): :func:`cbs_select`, the search as the CBS authors released
+      it (``cbs_kwargs`` go to it: pass ``loss_fn`` and ``select_loss_fn``, the losses of
+      the masked network that pick its start and its iterate, to follow the release;
+      without them ``f`` picks both); no update.
+    * ``("cbs", "set")`` (CBS): the same selection plus the exact set update
+      :func:`multi_weight_update`.
 
     ``H = damp I + G^T G / N`` with ``grads`` (``N x d``, from :func:`per_sample_grads`);
     ``damp`` absolute, or relative to the mean diagonal of ``F`` with ``relative=True``
@@ -350,26 +343,32 @@ def oneshot_prune(
     This is a single step; the CBS paper prunes in several steps of increasing sparsity
     in some settings (call this repeatedly with new gradients to do that).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if not (isinstance(steps, tuple) and len(steps) == 2):
+        raise ValueError(
+            f"steps must be a pair (selection, update), e.g. get_method('wf').steps; got {steps!r}"
+        )
+    selection, kind = steps
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; valid: {', '.join(SELECTIONS)}")
+    if kind not in UPDATES:
+        raise ValueError(f"unknown update {kind!r}; valid: None, 'single', 'set'")
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
         raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
     if not 0.0 <= float(sparsity) < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    if cbs_kwargs and method not in ("cbs-s", "cbs"):
+    if cbs_kwargs and selection != "cbs":
         raise ValueError(f"extra arguments {sorted(cbs_kwargs)} only apply to CBS methods")
-    selection, kind = STEPS[method]
     weights = prunable(model)
     w = flatten_weights(weights)
     d = w.numel()
-    if method == "mp":
+    if steps == ("magnitude", None):
         keep = select("magnitude", w.detach(), sparsity)
         masks = {n: m.clone() for n, m in unflatten_weights(keep, weights).items()}
         apply_masks(model, masks)
         return masks
 
     if grads is None:
-        raise ValueError(f"method {method!r} needs grads (N x {d}), e.g. from per_sample_grads")
+        raise ValueError(f"steps {steps!r} need grads (N x {d}), e.g. from per_sample_grads")
     grads = _check_grads(grads)
     if grads.shape[1] != d:
         raise ValueError(f"grads has {grads.shape[1]} columns but the model has {d} weights")

@@ -172,10 +172,11 @@ def _grasp(model: nn.Module, batch: Batch | None, temperature: float = 200.0) ->
 
 
 def _second_order(method: str, steps: tuple[str, str | None]) -> Callable[..., Pruner]:
-    """Chapter 4's methods (:func:`minipruner.methods.obs.oneshot_prune`) on per-example gradients
-    of the batch. Options: ``damp``, ``relative``; for CBS also ``select_data`` (the data whose
-    loss picks the search's iterate, e.g. the training set), ``seed`` and the search's
-    parameters (``n_starts``, ``rho``, ...). CBS's start is picked by the loss on the batch."""
+    """Chapter 4's method ``method``: the (selection, update) ``steps`` of its entry
+    (:func:`minipruner.methods.obs.oneshot_prune`) on per-example gradients of the batch.
+    Options: ``damp``, ``relative``; for CBS also ``select_data`` (the data whose loss picks
+    the search's iterate, e.g. the training set), ``seed`` and the search's parameters
+    (``n_starts``, ``rho``, ...). CBS's start is picked by the loss on the batch."""
 
     def build(
         damp: float = 1e-3,
@@ -195,7 +196,7 @@ def _second_order(method: str, steps: tuple[str, str | None]) -> Callable[..., P
                 if select_data is not None:
                     extra["select_loss_fn"] = obs.masked_loss(model, w, select_data)
             return obs.oneshot_prune(
-                model, method, sparsity, grads, damp, relative=relative, **extra
+                model, steps, sparsity, grads, damp, relative=relative, **extra
             )
 
         pruner.__name__ = pruner.__qualname__ = method
