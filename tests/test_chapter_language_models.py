@@ -138,6 +138,10 @@ def test_claims_figures_and_tables(results):
     assert set(figures) == {"perplexity", "groups", "cost"}
     table = chapter.table(results)
     assert "2:4" in table and "SparseGPT" in table and table.count("\n") == 2 + 3
+    ratios = chapter.paper_ratios(results)
+    readme, ours = ratios["2:4", "sparsegpt"]
+    assert readme[0] == pytest.approx(10.17 / 5.12) and ours is not None
+    assert ratios["4:8", "wanda"][1] is None  # the tiny settings ran no 4:8
     paper = chapter.paper_table(results)
     assert paper.count("\n") == 1 + 9 and "llama2-7b" in paper
     assert "exponent" in chapter.cost_table(results)

@@ -622,18 +622,29 @@ def table(results: Results) -> str:
     return markdown_table(["level", *[label(m) for m in s["methods"]]], rows)
 
 
+def paper_ratios(results: Results) -> dict[tuple[str, str], tuple[list[float], float | None]]:
+    """Per row of :data:`PAPER_TABLE` (``(case, method)``): the README's perplexity over its dense
+    model's, one per model, and ours (mean over seeds of the ratio to the seed's dense model;
+    ``None`` where the sweep did not run that case)."""
+    dense = dense_ppl(results)
+    out = {}
+    for (case, m), values in PAPER_TABLE["rows"].items():
+        pattern = "unstructured" if case.startswith("unstructured") else case
+        run = results.select(experiment="sweep", method=m, pattern=pattern, sparsity=0.5)
+        ours = float((ppl(results, m, pattern, 0.5) / dense).mean()) if run else None
+        readme = [v / d for v, d in zip(values, PAPER_TABLE["dense"], strict=True)]
+        out[case, m] = (readme, ours)
+    return out
+
+
 def paper_table(results: Results) -> str:
     """The Wanda README's LLaMA-2 perplexities (:data:`PAPER_TABLE`) beside ours, each as the
-    ratio to its dense model (the absolute numbers are in other units: word pieces there, bytes
-    here)."""
-    dense = dense_ppl(results)
+    ratio to its dense model (:func:`paper_ratios`; the absolute numbers are in other units:
+    word pieces there, bytes here)."""
     rows = []
-    for (case, m), values in PAPER_TABLE["rows"].items():
-        pattern, sp = ("unstructured", 0.5) if case.startswith("unstructured") else (case, 0.5)
-        run = results.select(experiment="sweep", method=m, pattern=pattern, sparsity=sp)
-        ours = f"{(ppl(results, m, pattern, sp) / dense).mean():.3f}" if run else "not run"
-        ratios = [f"{v / d:.2f}" for v, d in zip(values, PAPER_TABLE["dense"], strict=True)]
-        rows.append([case, label(m), *ratios, ours])
+    for (case, m), (readme, ours) in paper_ratios(results).items():
+        cell = "not run" if ours is None else f"{ours:.3f}"
+        rows.append([case, label(m), *[f"{r:.2f}" for r in readme], cell])
     header = ["pattern", "method", *[f"{n} (README)" for n in PAPER_TABLE["models"]], "TinyGPT"]
     return markdown_table(header, rows)
 
