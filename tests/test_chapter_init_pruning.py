@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from minipruner.book.chapters import init_pruning as chapter
 from minipruner.book.chapters import init_pruning_page as page
-from minipruner.experiments.records import Results
+from minipruner.experiments.records import Results, result_path
 
 LAYERS = ["features.0.weight", "features.3.weight", "classifier.weight"]
 SIZES = [144, 2304, 640]
@@ -24,7 +24,7 @@ def fake_run(config: dict, settings: dict) -> dict:
     density = 1 - config["sparsity"]
     if config["experiment"] == "masks":
         kept = [int(round(density * n * f)) for n, f in zip(SIZES, [2.0, 0.8, 1.5], strict=True)]
-        if config["method"] == "magnitude":
+        if config["method"] == "magnitude-global":
             kept[1] = 0
         return {
             "layers": LAYERS,
@@ -35,10 +35,10 @@ def fake_run(config: dict, settings: dict) -> dict:
             "collapsed": [n for n, k in zip(LAYERS, kept, strict=True) if k == 0],
             "active": [min(w, k) for w, k in zip(WIDTHS, kept, strict=True)],
             "active_shuffled": WIDTHS,
-            "flow": 0.0 if config["method"] == "magnitude" else float(rng.uniform(1e-4, 1)),
+            "flow": 0.0 if config["method"] == "magnitude-global" else float(rng.uniform(1e-4, 1)),
             "seconds": 0.1,
         }
-    collapsed = config["method"] == "magnitude"
+    collapsed = config["method"] == "magnitude-global"
     return {
         "accuracy": 0.1 if collapsed else float(rng.uniform(0.2, 0.98)),
         "trained": not collapsed,
@@ -117,15 +117,52 @@ def test_figures_and_tables_work_on_made_up_results(scale):
     assert "3 of 3" in page.collapse_table(results)  # magnitude empties a layer
 
 
+def test_every_method_is_a_table_entry_and_the_page_shows_its_label_and_colour():
+    from minipruner.methods import METHODS, get_method
+
+    settings = chapter.settings("quick")
+    ids = page.all_methods(settings)
+    assert ids == ["grasp", "snip", "random", "magnitude-global", "grasp-opposite", "grasp-abs"]
+    assert set(ids) <= set(METHODS) and set(settings["shuffle_methods"]) <= set(ids)
+    assert {c["method"] for c in chapter.configurations(settings)} == {"dense", *ids}
+    results = fake_results("quick")
+    header = chapter.table(results).splitlines()[0]
+    assert header == "| network | sparsity | GraSP | SNIP | random | magnitude (global) |"
+    assert "GraSP, opposite sign" in page.sign_table(results)
+    flow_axes = page.flow_figure(results).axes[0]
+    lines = [line for line in flow_axes.get_lines() if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in lines] == [get_method(m).label for m in ids]
+    assert [line.get_color() for line in lines] == [get_method(m).colour for m in ids]
+
+
+def test_a_new_method_adds_only_its_own_configurations():
+    # "methods" and "sign_variants" are in GRID: every configuration names its method, so a
+    # method added to the settings keys only its own configurations anew (a throwaway id
+    # stands in for a new entry of the method table); the others keep their files
+    settings = chapter.settings("quick")
+    assert {"methods", "sign_variants"} <= set(chapter.GRID)
+    folder = Path("results")
+    before = {result_path(folder, chapter, settings, c) for c in chapter.configurations(settings)}
+    for key in ("methods", "sign_variants"):
+        more = dict(settings, **{key: [*settings[key], "synflow"]})
+        configs = chapter.configurations(more)
+        assert before < {result_path(folder, chapter, more, c) for c in configs}
+        new = [c for c in configs if result_path(folder, chapter, more, c) not in before]
+        assert new and all(c["method"] == "synflow" for c in new)
+        trained = more["trained_sparsities"] if key == "methods" else [more["sign_sparsity"]]
+        n_new = len(more["seeds"]) * (len(more["sparsities"]) + len(trained))
+        assert len(new) == n_new
+
+
 def test_helpers_read_the_records():
     results = fake_results("quick")
     assert page.layer_labels(results) == ["conv1", "conv2", "fc"]
     np.testing.assert_array_equal(page.layer_sizes(results), SIZES)
     d = page.densities(results, "grasp", 0.9, seed=1)
     np.testing.assert_allclose(d, page.kept_weights(results, "grasp", 0.9, 1) / SIZES)
-    assert page.collapse_counts(results)["magnitude", 0.99] == 3
+    assert page.collapse_counts(results)["magnitude-global", 0.99] == 3
     assert page.collapse_counts(results)["grasp", 0.99] == 0
-    acc = page.accuracies(results, "magnitude", 0.98)
+    acc = page.accuracies(results, "magnitude-global", 0.98)
     np.testing.assert_array_equal(acc, [10.0, 10.0, 10.0])
     assert page.flows(results, "snip", 0.95).shape == (3,)
     assert page.is_trained(results, "snip", 0.98)
@@ -143,8 +180,8 @@ def test_run_end_to_end_on_a_tiny_setting(tmp_path):
     settings.update(
         seeds=[0],
         sparsities=[0.99],
-        methods=["grasp", "magnitude"],
-        sign_variants=["|theta Hg|"],
+        methods=["grasp", "magnitude-global"],
+        sign_variants=["grasp-abs"],
         trained_sparsities=[0.99],
         shuffle_methods=["grasp"],
         shuffle_sparsities=[0.99],
@@ -154,11 +191,11 @@ def test_run_end_to_end_on_a_tiny_setting(tmp_path):
     settings["networks"][0]["kwargs"]["cfg"] = [4, "M", 8]
     results = mp.reproduce("03_init_pruning", "quick", root=tmp_path, settings=settings, quiet=True)
     assert len(results) == 8 and results.computed == 8
-    (masks,) = results.select(experiment="masks", method="magnitude")
+    (masks,) = results.select(experiment="masks", method="magnitude-global")
     assert masks["layers"] == ["features.0.weight", "features.4.weight", "classifier.weight"]
     assert masks["kinds"] == ["conv", "conv", "fc"] and masks["sizes"] == [36, 288, 80]
     assert "features.4.weight" in masks["collapsed"] and masks["flow"] == 0.0
-    (collapsed,) = results.select(experiment="train", method="magnitude")
+    (collapsed,) = results.select(experiment="train", method="magnitude-global")
     assert collapsed["accuracy"] == 0.1 and not collapsed["trained"]
     (dense,) = results.select(experiment="train", method="dense")
     assert dense["trained"] and dense["test_examples"] == 1000 and dense["chance"] == 0.1

@@ -13,7 +13,11 @@ from torch.utils.data import TensorDataset
 
 import minipruner as mp
 from minipruner.core.models import MLP, VGG
+from minipruner.methods import get_method
 from minipruner.methods import init_pruning as ip
+
+INIT_METHODS = ("grasp", "snip", "random", "magnitude-global")
+"""Chapter 3's four methods, as ids of the method table (whose scorers prune_at_init takes)."""
 
 
 def tiny_mlp() -> nn.Module:
@@ -191,11 +195,11 @@ def test_scoring_leaves_the_model_untouched(train_mode):
         assert not model.features[0].weight.requires_grad
 
 
-@pytest.mark.parametrize("method", ip.METHODS)
+@pytest.mark.parametrize("method", INIT_METHODS)
 def test_prune_at_init_removes_exactly_the_global_count(method):
     model, data = tiny_vgg(), vgg_batch()
     n = sum(w.numel() for w in mp.prunable(model).values())
-    masks = ip.prune_at_init(model, method, 0.7, data)
+    masks = ip.prune_at_init(model, get_method(method).scorer, 0.7, data)
     assert sum(int(m.sum()) for m in masks.values()) == n - round(0.7 * n)
     for name, module in mp.prunable_modules(model).items():
         assert torch.equal(module.weight_mask.bool(), masks[name])
@@ -207,13 +211,29 @@ def test_prune_at_init_removes_exactly_the_global_count(method):
 def test_prune_at_init_uses_the_scorer_it_names():
     model, (x, y) = tiny_vgg(), vgg_batch()
     scores = ip.grasp_scores(model, x, y, temperature=50.0)
-    masks = ip.prune_at_init(model, "grasp", 0.5, (x, y), temperature=50.0)
+    masks = ip.prune_at_init(model, get_method("grasp").scorer, 0.5, (x, y), temperature=50.0)
     expected = mp.masks_from_scores(scores, 0.5)
     assert all(torch.equal(masks[k], expected[k]) for k in masks)
 
 
-def test_prune_at_init_rejects_an_unknown_method_and_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="grasp, snip, random, magnitude"):
+def test_prune_at_init_passes_its_seed_to_random_scores():
+    model = tiny_vgg()
+    expected = mp.masks_from_scores(ip.random_scores(model, 3), 0.5)
+    masks = ip.prune_at_init(model, get_method("random").scorer, 0.5, seed=3)
+    assert all(torch.equal(masks[k], expected[k]) for k in masks)
+
+
+def test_grasp_sign_variants_are_grasp_scores_transformed():
+    model, (x, y) = tanh_net(), mlp_batch()
+    grasp = ip.grasp_scores(model, x, y, 20.0)
+    opposite = ip.grasp_opposite_scores(model, x, y, 20.0)
+    absolute = get_method("grasp-abs").scorer(model, (x, y), temperature=20.0)
+    assert all(torch.equal(opposite[k], -grasp[k]) for k in grasp)
+    assert all(torch.equal(absolute[k], grasp[k].abs()) for k in grasp)
+
+
+def test_prune_at_init_rejects_a_method_name_and_says_what_to_pass():
+    with pytest.raises(ValueError, match="get_method"):
         ip.prune_at_init(tiny_vgg(), "obd", 0.5, vgg_batch())
     with pytest.raises(ValueError, match="chunk_size"):
         ip.snip_scores(tiny_mlp(), *mlp_batch(), chunk_size=0)
@@ -240,7 +260,7 @@ def test_prune_at_init_warns_when_magnitude_at_init_empties_a_tiny_layer():
     with torch.no_grad():
         model.classifier.weight.mul_(1e-3)  # smallest init scale: removed first
     with pytest.warns(UserWarning, match=r"layer collapse.*classifier\.weight"):
-        masks = ip.prune_at_init(model, "magnitude", 0.5, None)
+        masks = ip.prune_at_init(model, get_method("magnitude-global").scorer, 0.5, None)
     assert ip.layer_collapse(masks) == ["classifier.weight"]
     assert ip.layer_collapse(model) == ["classifier.weight"]
 
@@ -254,7 +274,9 @@ def test_prune_at_init_scores_a_class_balanced_batch(method):
     seen = []
     model = tiny_vgg()
     model.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0][:, 0, 0].clone()))
-    ip.prune_at_init(model, method, 0.5, TensorDataset(x, y), per_class=4, seed=1)
+    ip.prune_at_init(
+        model, get_method(method).scorer, 0.5, TensorDataset(x, y), per_class=4, seed=1
+    )
     labels = seen[0].round().long()  # first forward: the whole scoring batch
     assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert torch.equal(seen[0], mp.class_balanced_batch(TensorDataset(x, y), 4, 1)[0][:, 0, 0])

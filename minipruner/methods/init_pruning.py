@@ -1,6 +1,6 @@
 """Chapter 3: pruning at initialisation (GraSP, SNIP, random, magnitude at init).
 
-All four methods score every prunable weight of a freshly initialised network once, then
+Every method scores every prunable weight of a freshly initialised network once, then
 remove the lowest-scored weights with one global threshold (higher score = keep, as for
 every scorer in :mod:`minipruner`).
 
@@ -43,8 +43,9 @@ Conventions shared by the data-driven scorers (:func:`grasp_scores`, :func:`snip
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -61,14 +62,13 @@ from ..core.masks import (
     prunable_modules,
     weight_parameter,
 )
-from .magnitude import magnitude_scores
 
 __all__ = [
-    "METHODS",
     "grasp_scores",
+    "grasp_opposite_scores",
+    "grasp_abs_scores",
     "snip_scores",
     "random_scores",
-    "init_scores",
     "prune_at_init",
     "layer_collapse",
     "layer_densities",
@@ -76,10 +76,6 @@ __all__ = [
     "grasp_paper_init",
     "xavier_linear_copy",
 ]
-
-METHODS = ("grasp", "snip", "random", "magnitude")
-"""The pruning-at-init methods :func:`prune_at_init` knows."""
-
 
 # --------------------------------------------------------------------------------------
 # Helpers: the variables we differentiate, leaving the model as we found it, chunks
@@ -249,6 +245,45 @@ def grasp_scores(
     return {name: theta[name].detach() * h for name, h in hg.items()}
 
 
+def grasp_opposite_scores(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    temperature: float = 200.0,
+    *,
+    chunk_size: int | None = None,
+) -> dict[str, Tensor]:
+    """GraSP's scores with the opposite sign, higher = keep: ``score = -theta * Hg``.
+
+    Keeping the highest ``-theta * Hg`` removes the weights with the largest ``theta * Hg``:
+    the weights whose removal *reduces* gradient flow most (to first order), the opposite of
+    GraSP's choice. ``Hg`` as in :func:`grasp_scores`.
+    """
+    return {
+        k: torch.neg(s)
+        for k, s in grasp_scores(model, x, y, temperature, chunk_size=chunk_size).items()
+    }
+
+
+def grasp_abs_scores(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    temperature: float = 200.0,
+    *,
+    chunk_size: int | None = None,
+) -> dict[str, Tensor]:
+    """GraSP's scores without their sign, higher = keep: ``score = |theta * Hg|``.
+
+    Keeps the weights whose removal changes gradient flow most in either direction
+    (preserving ``G`` rather than maximising it). ``Hg`` as in :func:`grasp_scores`.
+    """
+    return {
+        k: torch.abs(s)
+        for k, s in grasp_scores(model, x, y, temperature, chunk_size=chunk_size).items()
+    }
+
+
 def snip_scores(
     model: nn.Module, x: Tensor, y: Tensor, *, chunk_size: int | None = None
 ) -> dict[str, Tensor]:
@@ -344,69 +379,48 @@ def xavier_linear_copy(model: nn.Module) -> nn.Module:
     return twin
 
 
-def init_scores(
+def prune_at_init(
     model: nn.Module,
-    method: str,
+    scorer: Callable[..., dict[str, Tensor]],
+    sparsity: float,
     data: Dataset | tuple[Tensor, Tensor] | None = None,
     per_class: int = 10,
     seed: int = 0,
-    temperature: float = 200.0,
-    *,
-    chunk_size: int | None = None,
-) -> dict[str, Tensor]:
-    """Scores of one pruning-at-init method (higher = keep), computed once.
-
-    ``method`` is one of :data:`METHODS`: ``"grasp"`` (:func:`grasp_scores`, ``theta * Hg``
-    at ``temperature``), ``"snip"`` (:func:`snip_scores`, ``|theta * g|``), ``"random"``
-    (:func:`random_scores` with ``seed``) or ``"magnitude"``
-    (:func:`minipruner.methods.magnitude.magnitude_scores`, ``|theta|``). ``data`` (needed by GraSP
-    and SNIP) is an ``(x, y)`` tuple used as is, or a dataset from which
-    :func:`minipruner.core.data.class_balanced_batch` draws ``per_class`` examples of every class
-    with ``seed`` (the GraSP paper uses 10 per class).
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    if method == "random":
-        return random_scores(model, seed)
-    if method == "magnitude":
-        return magnitude_scores(model)
-    x, y = _scoring_batch(data, per_class, seed)
-    if method == "snip":
-        return snip_scores(model, x, y, chunk_size=chunk_size)
-    return grasp_scores(model, x, y, temperature, chunk_size=chunk_size)
-
-
-def prune_at_init(
-    model: nn.Module,
-    method: str,
-    sparsity: float,
-    data: Dataset | tuple[Tensor, Tensor] | None,
-    per_class: int = 10,
-    seed: int = 0,
-    temperature: float = 200.0,
-    *,
-    chunk_size: int | None = None,
+    **options: object,
 ) -> dict[str, Tensor]:
     """Prune ``model`` once, before training, with one global mask over every Conv and
     Linear weight; return the masks (``True`` = keep).
 
-    Scores once with :func:`init_scores` (``method`` in :data:`METHODS`; ``data`` a dataset,
-    from which a class-balanced batch of ``per_class`` examples per class is drawn with
-    ``seed``, or an ``(x, y)`` tuple; ``data`` may be ``None`` for ``"random"`` and
-    ``"magnitude"``), then removes exactly ``round(sparsity * n)`` of all ``n`` prunable
-    weights, the lowest-scored over all layers together
-    (``masks_from_scores(scores, sparsity, "global")``), and applies the masks.
+    ``scorer`` is a scorer of the method table, ``(model, batch, **options) -> scores``
+    (higher = keep), e.g. ``minipruner.methods.get_method("grasp").scorer``. ``data`` (needed
+    by the data-driven scorers, SNIP and GraSP) is an ``(x, y)`` tuple used as is, or a
+    dataset from which :func:`minipruner.core.data.class_balanced_batch` draws ``per_class``
+    examples of every class with ``seed`` (the GraSP paper uses 10 per class); ``None``: the
+    scorer gets no batch. ``seed`` is also passed to a scorer that takes a ``seed`` option
+    (random scores), unless ``options`` names one; ``options`` go to the scorer (GraSP's
+    ``temperature``). The scores are computed once, then exactly ``round(sparsity * n)`` of
+    all ``n`` prunable weights are removed, the lowest-scored over all layers together
+    (``masks_from_scores(scores, sparsity, "global")``), and the masks applied.
 
     Warns (``UserWarning``) naming every layer left with no weights (:func:`layer_collapse`):
     such a layer disconnects the network.
     """
-    scores = init_scores(model, method, data, per_class, seed, temperature, chunk_size=chunk_size)
+    if not callable(scorer):
+        raise ValueError(
+            f"scorer must be a function (model, batch, **options) -> scores, got {scorer!r}; "
+            "for a method id use minipruner.methods.get_method(id).scorer"
+        )
+    batch = None if data is None else _scoring_batch(data, per_class, seed)
+    if "seed" not in options and "seed" in inspect.signature(scorer).parameters:
+        options["seed"] = seed
+    scores = scorer(model, batch, **options)
     masks = masks_from_scores(scores, sparsity, "global", model=model)
     apply_masks(model, masks)
     collapsed = layer_collapse(masks)
     if collapsed:
+        name = getattr(scorer, "__name__", "the scorer").strip("_")
         warnings.warn(
-            f"layer collapse: {method} at sparsity {sparsity} left no weights in "
+            f"layer collapse: {name} at sparsity {sparsity} left no weights in "
             f"{', '.join(collapsed)}; the network is disconnected there",
             UserWarning,
             stacklevel=2,

@@ -34,7 +34,13 @@ from torch.utils.data import Dataset, TensorDataset
 from ..core.masks import Batch, Masks, Pruner, Scorer, Scores, Sparsity, apply_masks, prune
 from . import obs
 from .channels import add_gates
-from .init_pruning import grasp_scores, random_scores, snip_scores
+from .init_pruning import (
+    grasp_abs_scores,
+    grasp_opposite_scores,
+    grasp_scores,
+    random_scores,
+    snip_scores,
+)
 from .layerwise import layerwise_prune, parse_pattern
 from .lookahead import (
     activation_rates,
@@ -169,6 +175,16 @@ def _snip(model: nn.Module, batch: Batch | None) -> Scores:
 def _grasp(model: nn.Module, batch: Batch | None, temperature: float = 200.0) -> Scores:
     x, y = _needs_batch("GraSP", batch)
     return grasp_scores(model, x, y, temperature)
+
+
+def _grasp_opposite(model: nn.Module, batch: Batch | None, temperature: float = 200.0) -> Scores:
+    x, y = _needs_batch("GraSP, opposite sign", batch)
+    return grasp_opposite_scores(model, x, y, temperature)
+
+
+def _grasp_abs(model: nn.Module, batch: Batch | None, temperature: float = 200.0) -> Scores:
+    x, y = _needs_batch("|theta Hg|", batch)
+    return grasp_abs_scores(model, x, y, temperature)
 
 
 def _second_order(method: str, steps: tuple[str, str | None]) -> Callable[..., Pruner]:
@@ -351,6 +367,29 @@ _ENTRIES = [
         _grasp,
         ("temperature",),
         colour="tab:green",
+    ),
+    # GraSP's sign variants, which chapter 3 measures beside GraSP: keep -theta*Hg, |theta*Hg|
+    Method(
+        "grasp-opposite",
+        "GraSP, opposite sign",
+        3,
+        "labelled batch",
+        "global",
+        _scored("grasp-opposite", _grasp_opposite, "global"),
+        _grasp_opposite,
+        ("temperature",),
+        colour="tab:brown",
+    ),
+    Method(
+        "grasp-abs",
+        "|theta Hg|",
+        3,
+        "labelled batch",
+        "global",
+        _scored("grasp-abs", _grasp_abs, "global"),
+        _grasp_abs,
+        ("temperature",),
+        colour="tab:purple",
     ),
     # chapter 4: second order, each a (selection, update) of minipruner.methods.obs
     Method(

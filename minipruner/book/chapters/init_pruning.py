@@ -3,8 +3,10 @@
 Every method scores the weights of a freshly initialised network once (the network of one
 seed, in train mode, data-driven methods on a class-balanced batch of ``per_class`` training
 examples per class, GraSP at ``temperature``), and one global threshold keeps the highest
-scores. Besides the four methods of :data:`minipruner.methods.init_pruning.METHODS`, two variants of
-GraSP's sign are measured: the opposite sign (``-theta * Hg``) and ``|theta * Hg|``.
+scores. Besides the four methods of :data:`METHODS`, two variants of GraSP's sign are measured
+(:data:`SIGN_VARIANTS`): the opposite sign (``-theta * Hg``) and ``|theta * Hg|``. Every method
+is named by its id in the method table (:data:`minipruner.methods.METHODS`), which holds its
+scorer, label and colour; results are keyed by those ids.
 
 Two experiments:
 
@@ -53,7 +55,6 @@ from ...experiments.protocol import training
 from ...experiments.records import Results
 from ...methods import get_method
 from ...methods.init_pruning import (
-    METHODS,
     grasp_paper_init,
     layer_collapse,
     shuffle_masks,
@@ -80,7 +81,7 @@ from .init_pruning_page import (
 )
 
 VERSION = 2  # 2: random scores from NumPy, no longer aligned with the initial weights
-GRID = ("seeds", "sparsities")  # enumerate configurations only
+GRID = ("seeds", "sparsities", "methods", "sign_variants")  # enumerate configurations only
 TITLE = "Pruning at initialisation: keep the gradient flowing"
 EXPLORER = "init_pruning_explorer"  # its explorer in minipruner.book.explorers
 HEADLINES = (
@@ -93,12 +94,15 @@ HEADLINES = (
 QUICK_CFG = [16, "M", 16, "M", 32, 32, "M", 64, 64]
 """VGG-6 of the quick scale: six 3x3 convolutions, BatchNorm, max-pools, global pooling."""
 
-METHOD_IDS = {"grasp": "grasp", "snip": "snip", "random": "random", "magnitude": "magnitude-global"}
-"""The four methods (:data:`minipruner.methods.init_pruning.METHODS`) as ids of
-:data:`minipruner.methods.METHODS`, whose scorers this page calls (magnitude pruning at
-initialisation is global magnitude pruning)."""
-SIGN_VARIANTS = {"grasp, opposite sign": torch.neg, "|theta Hg|": torch.abs}
-"""GraSP's scores ``theta * Hg`` transformed: the opposite sign, and the absolute value."""
+METHODS = ("grasp", "snip", "random", "magnitude-global")
+"""The four methods, as ids of :data:`minipruner.methods.METHODS`, whose scorers this page
+calls (magnitude pruning at initialisation is global magnitude pruning)."""
+SIGN_VARIANTS = ("grasp-opposite", "grasp-abs")
+"""GraSP's scores ``theta * Hg`` with the opposite sign and without their sign (``|theta * Hg|``),
+as ids of :data:`minipruner.methods.METHODS`; trained at the sign sparsity only."""
+
+MAGNITUDE, OPPOSITE, ABSOLUTE = "magnitude-global", *SIGN_VARIANTS
+"""The ids the claims name besides ``"grasp"``, ``"snip"`` and ``"random"``."""
 
 CORRELATION_SPARSITIES = (0.9, 0.98)
 """Where the claims measure the rank correlation of gradient flow and accuracy, one sparsity
@@ -264,13 +268,14 @@ def init_net(settings: dict[str, Any], arch: str, seed: int) -> nn.Module:
 
 
 @functools.lru_cache(maxsize=8)
-def _base_scores(settings_json: str, arch: str, seed: int, method: str) -> dict[str, Tensor]:
+def _scores(settings_json: str, arch: str, seed: int, method: str) -> dict[str, Tensor]:
     settings = json.loads(settings_json)
     train_data, _ = data(settings)
     net = init_net(settings, arch, seed)
-    if method == "grasp" and settings.get("grasp_reinit_linear", False):
+    grasp_family = method in ("grasp", *settings["sign_variants"])
+    if grasp_family and settings.get("grasp_reinit_linear", False):
         net = xavier_linear_copy(net)  # the copy GraSP's code scores; masks go to the original
-    entry = get_method(METHOD_IDS[method])
+    entry = get_method(method)
     batch = None
     if entry.needs == "labelled batch":  # the GraSP paper's 10 examples per class
         batch = class_balanced_batch(train_data, settings["per_class"], seed)
@@ -286,12 +291,14 @@ def _base_scores(settings_json: str, arch: str, seed: int, method: str) -> dict[
 def scores_at_init(
     settings: dict[str, Any], arch: str, seed: int, method: str
 ) -> dict[str, Tensor]:
-    """Scores (higher = keep) of one method or GraSP sign variant on the initial network of
-    ``seed``; each method's scores are computed once per process and reused."""
-    base = "grasp" if method in SIGN_VARIANTS else method
-    scores = _base_scores(json.dumps(settings, sort_keys=True), arch, seed, base)
-    transform = SIGN_VARIANTS.get(method)
-    return {name: transform(s) for name, s in scores.items()} if transform else scores
+    """Scores (higher = keep) of one method (an id of :data:`minipruner.methods.METHODS`: its
+    ``scorer``, with ``seed`` and the settings' ``temperature`` where it takes them) on the
+    initial network of ``seed``; data-driven methods on a class-balanced batch of
+    ``per_class`` examples per class drawn with ``seed``. GraSP and its sign variants score
+    the Xavier copy of the network (:func:`~minipruner.methods.init_pruning.xavier_linear_copy`)
+    where the settings' ``grasp_reinit_linear`` says so. Each method's scores are computed once
+    per process and reused."""
+    return _scores(json.dumps(settings, sort_keys=True), arch, seed, method)
 
 
 def masks_at_init(
@@ -429,7 +436,7 @@ def claims(results: Results) -> list[Claim]:
     (:func:`minipruner.book.claims.claims_from`). Which claims are asserted is computed from
     the chapter's calibration (:func:`minipruner.book.calibration.apply`)."""
     cfg = results.settings
-    sparsities, others = cfg["sparsities"], ["snip", "random", "magnitude"]
+    sparsities, others = cfg["sparsities"], ["snip", "random", MAGNITUDE]
     last = _last_conv(results)
     conv_label, size = layer_labels(results)[last], layer_sizes(results)
 
@@ -457,7 +464,7 @@ def claims(results: Results) -> list[Claim]:
     dense = acc("dense", 0.0)
     at_90 = np.array([acc(m, 0.9) for m in ("grasp", "snip", "random")])
     best_other_98 = np.max([acc(m, 0.98) for m in others], axis=0)
-    flow_rivals_98 = np.max([flow(m, 0.98) for m in [*others, "grasp, opposite sign"]], axis=0)
+    flow_rivals_98 = np.max([flow(m, 0.98) for m in [*others, OPPOSITE]], axis=0)
     first_share_gap = per_seed(
         lambda seed: min(
             100 * (d[0] - d[last])
@@ -466,20 +473,18 @@ def claims(results: Results) -> list[Claim]:
             for d in [densities(results, m, s, seed)]
         )
     )
-    widths = mask_record(results, "magnitude", sparsities[0])["widths"]
+    widths = mask_record(results, MAGNITUDE, sparsities[0])["widths"]
     widest = int(np.argmax(size // np.array(widths)))  # largest fan-in
     magnitude_empties = per_seed(
         lambda seed: all(
-            mask_record(results, "magnitude", s, seed)["kept"][widest] == 0 for s in sparsities
+            mask_record(results, MAGNITUDE, s, seed)["kept"][widest] == 0 for s in sparsities
         )
     )
     rho = {
         s: per_seed(lambda seed, s=s: flow_accuracy_correlation(results, seed, s))
         for s in correlation_sparsities(cfg)
     }
-    collapsed_99 = per_seed(
-        lambda seed: all(collapsed(m, 0.99, seed) for m in ("snip", "magnitude"))
-    )
+    collapsed_99 = per_seed(lambda seed: all(collapsed(m, 0.99, seed) for m in ("snip", MAGNITUDE)))
     fed = {
         m: per_seed(lambda seed, m=m: mask_record(results, m, 0.98, seed)["active"][-1])
         for m in ("grasp", "random")
@@ -503,7 +508,7 @@ def claims(results: Results) -> list[Claim]:
     paper_dense_98 = (
         f"VGG-19, CIFAR-10: dense {PAPER_DENSE:.2f}, GraSP {c10['grasp'][0.98]:.2f} ({hand})"
     )
-    opposite, absolute = "grasp, opposite sign", "|theta Hg|"
+    opposite, absolute = OPPOSITE, ABSOLUTE
     rows = [  # (judge, statement, a, b, margin, options): see claims_from
         (exceeds, "98 %: GraSP beats the best of SNIP, random and magnitude (per seed) by more "
             "than 20 points", acc("grasp", 0.98), best_other_98, 20, {"paper": paper_c100}),

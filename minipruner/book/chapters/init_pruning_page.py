@@ -4,7 +4,9 @@
 claims; this module reads what they stored (a :class:`~minipruner.experiments.records.Results`):
 the accessors the claims and the page share (accuracies, gradient flow, the layers each mask
 keeps), the three figures, the tables, the GraSP paper's numbers beside this page's, and each
-claim's record under the two initialisations. Nothing here builds or trains a network.
+claim's record under the two initialisations. Nothing here builds or trains a network. The results
+name each method by its id in :data:`minipruner.methods.METHODS`; figures and tables show its
+``label`` and draw its ``colour``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ...experiments.records import Results
 from ...experiments.tables import markdown_table, mean_sd_cell, sample_sd
+from ...methods import get_method
 from .. import calibration
 from ..claims import spearman
 
@@ -53,8 +56,13 @@ def arch_names(settings: dict[str, Any]) -> list[str]:
 
 
 def all_methods(settings: dict[str, Any]) -> list[str]:
-    """The four methods followed by GraSP's two sign variants."""
+    """The four methods followed by GraSP's two sign variants (method ids)."""
     return settings["methods"] + settings["sign_variants"]
+
+
+def label(method: str) -> str:
+    """What the page prints for a method id: its table entry's label (``"dense"`` as is)."""
+    return method if method == "dense" else get_method(method).label
 
 
 # ------------------------------------------------------------------- reading the results
@@ -127,7 +135,7 @@ def layer_labels(results: Results) -> list[str]:
 
 
 def collapse_counts(results: Results) -> dict[tuple[str, float], int]:
-    """Per (method, sparsity): how many seeds' masks empty at least one layer."""
+    """Per (method id, sparsity): how many seeds' masks empty at least one layer."""
     counts: dict[tuple[str, float], int] = {}
     for r in results.select(experiment="masks"):
         key = (r["method"], r["sparsity"])
@@ -160,7 +168,16 @@ def accuracy_figure(results: Results) -> Figure:
             marker = "osv^Dp"[i % 6]
             a = [accuracies(results, method, s, arch=arch) for s in sparsities]
             mean, sd = np.array([(x.mean(), sample_sd(x)) for x in a]).T
-            ax.errorbar(kept, mean, yerr=sd, marker=marker, capsize=3, label=method)
+            entry = get_method(method)
+            ax.errorbar(
+                kept,
+                mean,
+                yerr=sd,
+                marker=marker,
+                capsize=3,
+                color=entry.colour,
+                label=entry.label,
+            )
         ax.axhline(
             accuracies(results, "dense", 0.0, arch=arch).mean(),
             color="gray",
@@ -188,10 +205,10 @@ def flow_figure(results: Results) -> Figure:
     kept = 100 * (1 - np.array(sparsities))
     fig = Figure(figsize=(6, 3.8), layout="tight")
     ax = fig.subplots()
-    for i, method in enumerate(all_methods(results.settings)):
-        color = f"C{i}"
+    for method in all_methods(results.settings):
+        color = get_method(method).colour
         values = np.array([flows(results, method, s) for s in sparsities])
-        ax.plot(kept, values.mean(1), marker="o", color=color, label=method)
+        ax.plot(kept, values.mean(1), marker="o", color=color, label=label(method))
         for column in values.T:
             ax.plot(kept, column, ".", color=color, alpha=0.4, ms=4)
     ax.set_xscale("log")
@@ -220,7 +237,7 @@ def density_figure(results: Results) -> Figure:
             ax.plot(np.maximum(d, FLOOR), marker="o", ms=4, color=color, label=f"{s:.1%}")
             ax.plot(np.flatnonzero(d == 0), np.full((d == 0).sum(), FLOOR), "x", color="red", ms=9)
         ax.set_yscale("log")
-        ax.set_title(method)
+        ax.set_title(label(method))
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     axes[0].set_ylabel("weights kept in the layer (%)")
     axes[-1].legend(title="sparsity", fontsize=7)
@@ -256,7 +273,7 @@ def table(results: Results) -> str:
             rows.append(
                 [arch, f"{s:.1%}", *[_pct(accuracies(results, m, s, arch=arch)) for m in methods]]
             )
-    return markdown_table(["network", "sparsity", *methods], rows)
+    return markdown_table(["network", "sparsity", *map(label, methods)], rows)
 
 
 def flow_table(results: Results) -> str:
@@ -264,7 +281,7 @@ def flow_table(results: Results) -> str:
     sparsity."""
     sparsities = results.settings["sparsities"]
     rows = [
-        [method, *[f"{flows(results, method, s).mean():.4f}" for s in sparsities]]
+        [label(method), *[f"{flows(results, method, s).mean():.4f}" for s in sparsities]]
         for method in all_methods(results.settings)
     ]
     return markdown_table(["method", *[f"{s:.1%}" for s in sparsities]], rows)
@@ -276,7 +293,7 @@ def collapse_table(results: Results) -> str:
     n = len(results.settings["seeds"])
     counts = collapse_counts(results)
     rows = [
-        [method, *[f"{counts[method, s]} of {n}" for s in sparsities]]
+        [label(method), *[f"{counts[method, s]} of {n}" for s in sparsities]]
         for method in all_methods(results.settings)
     ]
     header = ["seeds with an empty layer", *[f"{s:.1%}" for s in sparsities]]
@@ -288,10 +305,10 @@ def last_conv_table(results: Results) -> str:
     and sparsity, one number per seed."""
     sparsities = results.settings["sparsities"]
     seeds = results.settings["seeds"]
-    label, size = layer_labels(results)[-2], layer_sizes(results)[-2]
+    layer, size = layer_labels(results)[-2], layer_sizes(results)[-2]
     rows = [
         [
-            method,
+            label(method),
             *[
                 " / ".join(str(kept_weights(results, method, s, seed)[-2]) for seed in seeds)
                 for s in sparsities
@@ -300,7 +317,7 @@ def last_conv_table(results: Results) -> str:
         for method in results.settings["methods"]
     ]
     seed_list = ", ".join(map(str, seeds))
-    header = [f"kept in {label} (of {size:,}), seeds {seed_list}"]
+    header = [f"kept in {layer} (of {size:,}), seeds {seed_list}"]
     header += [f"{s:.1%}" for s in sparsities]
     return markdown_table(header, rows)
 
@@ -314,7 +331,7 @@ def shuffle_table(results: Results) -> str:
             chosen = accuracies(results, method, s)
             shuffled = accuracies(results, method, s, shuffled=True)
             change = ", ".join(f"{c:+.1f}" for c in shuffled - chosen)
-            rows.append([method, f"{s:.0%}", _pct(chosen), _pct(shuffled), change])
+            rows.append([label(method), f"{s:.0%}", _pct(chosen), _pct(shuffled), change])
     header = ["method", "sparsity", "as chosen", "shuffled within layers", "change per seed"]
     return markdown_table(header, rows)
 
@@ -327,11 +344,11 @@ def channels_table(results: Results, seed: int | None = None) -> str:
     rows = []
     for method in results.settings["shuffle_methods"]:
         widths = mask_record(results, method, s, seed)["widths"]
-        for label, counts in zip(
+        for kind, counts in zip(
             ["as chosen", "shuffled"], active_channels(results, method, s, seed), strict=True
         ):
             cells = [f"{a}/{w}" for a, w in zip(counts, widths, strict=True)]
-            rows.append([f"{method} at {s:.0%}", label, *cells])
+            rows.append([f"{label(method)} at {s:.0%}", kind, *cells])
     return markdown_table(["mask", "weights", *layer_labels(results)], rows)
 
 
@@ -341,7 +358,7 @@ def sign_table(results: Results) -> str:
     s = results.settings["sign_sparsity"]
     rows = [
         [
-            method,
+            label(method),
             _pct(accuracies(results, method, s)),
             f"{flows(results, method, s).mean():.4f}",
         ]

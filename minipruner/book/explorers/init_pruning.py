@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ...experiments.records import Results
+from ...methods import get_method
 from ..chapters import init_pruning as chapter
 from ..chapters import init_pruning_page as page
 from ..widgets import Explorer, LiveExplorer, dropdown, explorer, slider, subplots
@@ -25,14 +26,16 @@ def init_pruning_state(
     results: Results | None = None,
     arch: str | None = None,
 ) -> dict[str, Any]:
-    """One method's mask at initialisation at ``sparsity``, on the initial network of
+    """One method's mask (``method`` an id of :data:`minipruner.methods.METHODS`) at
+    initialisation at ``sparsity``, on the initial network of
     ``seed`` (chapter 3's :func:`~minipruner.book.chapters.init_pruning.measure_masks`): kept
     weights per layer, empty layers and the gradient flow kept. GraSP and its sign variants
-    are scored at ``temperature``; the other methods ignore it. Read from ``results`` where
+    (the methods that take a ``temperature`` option) are scored at ``temperature``; the other
+    methods ignore it. Read from ``results`` where
     the chapter measured this state (and, where it trained it, with the test accuracies of
     its seeds), computed now otherwise."""
     arch = arch or page.arch_names(dict(settings))[0]
-    if "grasp" not in method and method not in chapter.SIGN_VARIANTS:
+    if "temperature" not in get_method(method).options:
         temperature = settings["temperature"]
     stored = (
         results is not None
@@ -60,15 +63,16 @@ def _draw_init_pruning(
     density = kept / sizes
     fig, ax = subplots(figsize=(8, 3.2))
     shown = np.maximum(100 * density, page.FLOOR)
-    ax.bar(range(len(density)), shown, color=np.where(kept == 0, "red", "tab:blue"))
+    colour = get_method(method).colour
+    ax.bar(range(len(density)), shown, color=np.where(kept == 0, "red", colour))
     for i, (k, n) in enumerate(zip(kept, sizes, strict=True)):
         ax.text(i, shown[i] * 1.15, f"{k}/{n}", ha="center", fontsize=7)
     ax.set_yscale("log")
     ax.set_ylim(page.FLOOR / 2, 300)
     ax.set_xticks(range(len(density)), page.kind_labels(record["kinds"]), rotation=90, fontsize=7)
     ax.set_ylabel("weights kept in the layer (%)")
-    title = f"{method} at {sparsity:.1%}, seed {seed}"
-    if "grasp" in method or "Hg" in method:
+    title = f"{get_method(method).label} at {sparsity:.1%}, seed {seed}"
+    if "temperature" in get_method(method).options:
         title += f", T = {temperature:g}"
     title += f": G kept {record['flow']:.3g}"
     if record["accuracy"] is not None:
@@ -100,7 +104,7 @@ def init_pruning_explorer(
     seeds = list(settings["seeds"])
     temperatures = sorted(set(TEMPERATURES) | {float(settings["temperature"])})
     controls = {
-        "method": dropdown(list(methods)),
+        "method": dropdown(list(methods), fmt=lambda m: get_method(m).label),
         "sparsity": slider(
             fine_sparsities(0.5, 0.99, 0.01) + [0.995, 0.998, 0.999],
             grid=list(sparsities),
