@@ -33,6 +33,7 @@ CHAPTERS: dict[str, str] = {
     "04_obs": "minipruner.book.chapters.obs",
     "05_structured": "minipruner.book.chapters.structured",
     "06_comparison": "minipruner.book.chapters.comparison",
+    "07_language_models": "minipruner.book.chapters.language_models",
 }
 
 
