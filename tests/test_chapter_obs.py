@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from minipruner.book.chapters import obs as chapter
 from minipruner.book.claims import VERDICTS, Claim
 from minipruner.experiments.records import Results
+from minipruner.methods import get_method
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
@@ -98,8 +99,11 @@ def test_figures_and_table_work_on_synthetic_results(scale):
     n_networks = len(results.settings["networks"])
     assert len(lines) == 2 + n_networks * len(results.settings["sparsities"])
     assert "[90.3]" in table  # the paper's MP number at 90 %
+    header = lines[0]  # the table's labels, not ids
+    assert all(get_method(m).label in header for m in chapter.METHODS)
+    assert "magnitude (global)" in header and "magnitude-global" not in header
     assert "ResNet-20" not in chapter.table(results, network="mlpnet")
-    acc = chapter.accuracies(results, "MP", 0.9)
+    acc = chapter.accuracies(results, "magnitude-global", 0.9)
     assert acc.shape == (len(results.settings["seeds"]),) and 50 < acc.mean() < 80
     assert np.allclose(chapter.dense_accuracies(results), 93.0)
     search = chapter.search_table(results).splitlines()
@@ -113,3 +117,21 @@ def test_figures_and_table_work_on_synthetic_results(scale):
 def test_claims_have_verdicts(scale):
     found = chapter.claims(_synthetic(scale))
     assert found and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in found)
+
+
+def test_methods_are_table_ids_and_claims_keep_the_papers_names():
+    settings = chapter.settings("quick")
+    assert settings["methods"] == list(chapter.METHODS) == list(chapter.SHORT)
+    # each is a (selection, update) pair of the method table, all different
+    steps = [get_method(m).obs_steps for m in settings["methods"]]
+    assert len(set(steps)) == len(steps) == 6
+    # one configuration per (seed, sparsity) computes every method (shared Fisher and search)
+    oneshot = [c for c in chapter.configurations(settings) if c["experiment"] == "oneshot"]
+    assert all("method" not in c for c in oneshot) and "methods" not in chapter.GRID
+    # the paper's table and the claims name methods by the paper's short names
+    assert set(chapter.PAPER) <= set(chapter.SHORT.values())
+    assert chapter.paper_accuracy("wf", 0.9) == chapter.PAPER["WF"][0.9]
+    assert chapter.paper_accuracy("mp+u", 0.9) is None
+    statements = [c.statement for c in chapter.claims(_synthetic())]
+    assert "WF beats MP at 90%" in statements and "CBS-S beats MP at 98%" in statements
+    assert not any("magnitude-global" in s or "wf-s" in s for s in statements)

@@ -13,6 +13,25 @@ Two experiments, each a kind of configuration:
   measure each pruned network's test accuracy, beside the record of CBS-S's search (the
   released search, :func:`minipruner.methods.cbs.cbs_select`).
 
+Results are keyed by method id (:data:`METHODS`, entries of :data:`minipruner.methods.METHODS`:
+``accuracy[id]``); pages print each method's table label and draw its table colour. The
+method ids are not in :data:`GRID`: one ``oneshot`` configuration computes all six methods,
+because they share everything costly. The per-example gradients, the damped Fisher's
+factorisation and WoodFisher's saliencies are computed once per (network, seed) and CBS-S's
+search once per sparsity, and the six methods are three selections paired with updates on
+them (CBS-S and CBS share one search; the record of the search compares its set with
+magnitude pruning's). A configuration per method would repeat the gradients, the
+factorisation and (for CBS-S and CBS) the search, the longest step, in every worker process
+that runs one of them (the Ray executor spreads configurations over processes; this module
+caches one Fisher per process), and would leave the dense accuracy and the search's record
+to no method. So
+adding a method to :data:`METHODS` changes the settings and recomputes the one-shot
+configurations, as the paper's comparison of all methods on one Fisher wants.
+
+The short names of :data:`SHORT` (``"MP"``, ``"WF"``, ``"CBS"``, ...) are not ids: they
+are the names by which the CBS paper's table (:data:`PAPER`, :func:`paper_pair`) and this
+chapter's claims name the methods, and stay as they are.
+
 Why one module of this length (about 600 lines): a reader maps chapter 4 to this module and
 to :mod:`minipruner.methods.obs` (the methods); it holds the chapter's two experiments and what its
 page shows from them, which read the same accessors.
@@ -49,20 +68,26 @@ TITLE = "Second-order pruning: OBS, WoodFisher and the Combinatorial Brain Surge
 EXPLORER = "obs_explorer"  # its explorer in minipruner.book.explorers
 HEADLINES = (("WF beats MP at 90%",), ("CBS beats WF at 95%",), ("CBS-S beats MP at 90%",))
 """The claims (words of their statements) the README's summary table shows for this chapter."""
-METHOD_IDS = {
-    "MP": "magnitude-global",
-    "MP+U": "mp+u",
-    "WF-S": "wf-s",
-    "WF": "wf",
-    "CBS-S": "cbs-s",
-    "CBS": "cbs",
+METHODS = ("magnitude-global", "mp+u", "wf-s", "wf", "cbs-s", "cbs")
+"""The chapter's methods, ids of :data:`minipruner.methods.METHODS` (the settings'
+``"methods"``; results are keyed by them). Each is one selection and one update
+(:attr:`minipruner.methods.Method.obs_steps`), which this page composes on flat vectors
+shared by all six; pages print :attr:`~minipruner.methods.Method.label` and draw
+:attr:`~minipruner.methods.Method.colour`."""
+SHORT = {
+    "magnitude-global": "MP",
+    "mp+u": "MP+U",
+    "wf-s": "WF-S",
+    "wf": "WF",
+    "cbs-s": "CBS-S",
+    "cbs": "CBS",
 }
-"""The page's labels and their ids in :data:`minipruner.methods.METHODS`; each is one
-selection and one update (:attr:`minipruner.methods.Method.obs_steps`), which this page
-composes on flat vectors shared by all six."""
-METHODS = tuple(METHOD_IDS)
+"""Each method's short name in the claims' statements and in the CBS paper's table
+(:data:`PAPER`): the paper's MP, WF, CBS and CBS-S, and this chapter's MP+U and WF-S for the
+other two (selection, update) pairs. Names, not ids: the claims keep their wording."""
 NAMES = {"mlpnet": "MLPNet", "resnet20": "ResNet-20"}
-# Yu et al. 2022, MLPNet on MNIST, one-shot, test accuracy (%); dense 93.97.
+# Yu et al. 2022, MLPNet on MNIST, one-shot, test accuracy (%); dense 93.97. Keyed by the
+# paper's names (SHORT maps the chapter's ids to them).
 PAPER = {
     "MP": {0.9: 90.30, 0.95: 83.64, 0.98: 32.25},
     "WF": {0.9: 91.69, 0.95: 85.54, 0.98: 38.26},
@@ -70,14 +95,16 @@ PAPER = {
     "CBS-S": {0.98: 66.64},
 }
 PAPER_DENSE = 93.97
-STYLES = {
-    "MP": "ko--",
-    "MP+U": "ko-",
-    "WF-S": "bs--",
-    "WF": "bs-",
-    "CBS-S": "r^--",
-    "CBS": "r^-",
+MARKERS = {
+    "magnitude-global": "o--",
+    "mp+u": "o-",
+    "wf-s": "s--",
+    "wf": "s-",
+    "cbs-s": "^--",
+    "cbs": "^-",
 }
+"""Marker and line of each method in the accuracy figure (dashed: no update); its colour is
+the method table's."""
 # MLPNet's training in the damping trap: briefly (the paper's kind of fit) and long.
 FITS = {
     "brief": dict(epochs=5, lr=0.01, momentum=0.9, batch_size=64),
@@ -365,14 +392,14 @@ def one_shot(
     w, fisher = p.w, p.fisher
     key, _ = _undamped(settings, config["network"], seed)
     search = _search(key, s, json.dumps(settings["cbs"], sort_keys=True))
-    keep = {  # each selection once; the methods pair them with updates (obs.STEPS)
+    keep = {  # each selection once; the methods pair them with updates (Method.steps)
         "magnitude": obs.select("magnitude", w, s),
         "woodfisher": keep_mask(p.saliency, s),  # = obs.select("woodfisher", ...), reused
         "cbs": search.keep,
     }
     weights, masks = {}, {}
-    for method in settings["methods"]:
-        selection, kind = get_method(METHOD_IDS[method]).obs_steps
+    for method in settings["methods"]:  # ids
+        selection, kind = get_method(method).obs_steps
         masks[method] = keep[selection]
         weights[method] = obs.update(kind, w, fisher, keep[selection])
     accuracy = {
@@ -383,7 +410,7 @@ def one_shot(
         "accuracy": accuracy,
         "acc_dense": evaluate(p.model, test_data).accuracy,
         "n_weights": w.numel(),
-        "n_pruned": int((~masks["MP"]).sum()),
+        "n_pruned": int((~keep["magnitude"]).sum()),
         "n_gradients": len(p.grads),
         "damp": fisher.damp,
         "cbs": {
@@ -395,9 +422,9 @@ def one_shot(
             "start_losses": list(search.start_losses),
             "start_objectives": list(search.start_objectives),
             "swaps_per_iteration": [len(batch) for batch in search.swaps],
-            "mp_loss": evaluate(obs.pruned_copy(p.model, w, masks["MP"]), p.train_data).loss,
-            "kept_not_mp": (masks["CBS-S"] & ~masks["MP"]).nonzero().squeeze(1).tolist(),
-            "pruned_not_mp": (~masks["CBS-S"] & masks["MP"]).nonzero().squeeze(1).tolist(),
+            "mp_loss": evaluate(obs.pruned_copy(p.model, w, keep["magnitude"]), p.train_data).loss,
+            "kept_not_mp": (keep["cbs"] & ~keep["magnitude"]).nonzero().squeeze(1).tolist(),
+            "pruned_not_mp": (~keep["cbs"] & keep["magnitude"]).nonzero().squeeze(1).tolist(),
         },
     }
 
@@ -411,7 +438,8 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
 def accuracies(
     results: Results, method: str, sparsity: float, network: str = "mlpnet"
 ) -> np.ndarray:
-    """Test accuracy (%) of ``method`` at ``sparsity``, one entry per seed (in seed order)."""
+    """Test accuracy (%) of ``method`` (an id of :data:`METHODS`) at ``sparsity``, one entry per
+    seed (in seed order)."""
     rows = results.select(experiment="oneshot", network=network, sparsity=sparsity)
     if not rows:
         raise KeyError(f"no one-shot result for {network} at sparsity {sparsity}")
@@ -430,6 +458,17 @@ def networks(results: Results) -> list[str]:
     return [n for n in results.settings["networks"] if results.select(network=n)]
 
 
+def label(method: str) -> str:
+    """What the page prints for ``method`` (an id of :data:`METHODS`): its table label."""
+    return get_method(method).label
+
+
+def paper_accuracy(method: str, sparsity: float) -> float | None:
+    """The CBS paper's MLPNet accuracy (%) for ``method`` (an id) at ``sparsity``, if it
+    reports one (:data:`PAPER`, by the paper's name :data:`SHORT`)."""
+    return PAPER.get(SHORT.get(method, ""), {}).get(sparsity)
+
+
 def accuracy_figure(results: Results, network: str = "mlpnet") -> Figure:
     """Test accuracy against sparsity for every method (mean ± sample sd over seeds), one-shot
     without retraining, with the CBS paper's numbers for MLPNet."""
@@ -443,19 +482,22 @@ def accuracy_figure(results: Results, network: str = "mlpnet") -> Figure:
             x,
             [a.mean() for a in acc],
             yerr=[sample_sd(a) for a in acc],
-            fmt=STYLES.get(m, "o-"),
+            fmt=MARKERS.get(m, "o-"),
+            color=get_method(m).colour,
             capsize=3,
-            label=m,
+            label=label(m),
         )
-    if network == "mlpnet":
-        for m, marker in (("MP", "kx"), ("WF", "bx"), ("CBS", "rx")):
+    if network == "mlpnet":  # the paper's MP, WF and CBS
+        for m in ("magnitude-global", "wf", "cbs"):
+            paper = PAPER[SHORT[m]]
             ax.plot(
-                [100 * s for s in PAPER[m]],
-                list(PAPER[m].values()),
-                marker,
+                [100 * s for s in paper],
+                list(paper.values()),
+                "x",
+                color=get_method(m).colour,
                 ms=9,
                 mew=2,
-                label=f"{m} (paper)",
+                label=f"{label(m)} (paper's {SHORT[m]})",
             )
     ax.set_xlabel("sparsity (%)")
     ax.set_ylabel("test accuracy (%)")
@@ -577,17 +619,18 @@ def table(results: Results, network: str | None = None) -> str:
             cells = []
             for m in methods:
                 a = accuracies(results, m, s, net)
-                paper = PAPER.get(m, {}).get(s) if net == "mlpnet" else None
+                paper = paper_accuracy(m, s) if net == "mlpnet" else None
                 cells.append(mean_sd_cell(a, percent=False) + (f" [{paper:.1f}]" if paper else ""))
             rows.append([NAMES.get(net, net), f"{s:.0%}", *cells])
-    return markdown_table(["network", "sparsity", *methods], rows)
+    return markdown_table(["network", "sparsity", *[label(m) for m in methods]], rows)
 
 
 # ------------------------------------------------------------------ claims
 
 
 def paper_pair(a: str, b: str, sparsity: float) -> str:
-    """What the CBS paper reports for ``a`` and ``b`` at ``sparsity`` (MLPNet), if both."""
+    """What the CBS paper reports for ``a`` and ``b`` (the paper's names, e.g. ``"WF"``, as
+    in :data:`PAPER`; not ids) at ``sparsity`` (MLPNet), if both."""
     pa, pb = PAPER.get(a, {}).get(sparsity), PAPER.get(b, {}).get(sparsity)
     if pa is None or pb is None:
         return ""
@@ -656,27 +699,29 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
         return accuracies(results, method, s) / 100  # claims scale to points themselves
 
     def beats(key: str, a: str, b: str, s: float, **kw: Any) -> None:
+        # a, b: ids; statements and the paper's numbers name them by SHORT
         out[key] = exceeds(
-            kw.pop("statement", f"{a} beats {b} at {s:.0%}"),
+            kw.pop("statement", f"{SHORT[a]} beats {SHORT[b]} at {s:.0%}"),
             acc(a, s),
             acc(b, s),
             scale=100,
-            paper=paper_pair(a, b, s),
+            paper=paper_pair(SHORT[a], SHORT[b], s),
             **kw,
         )
 
+    mag = "magnitude-global"
     high = [s for s in (0.9, 0.95, 0.98) if s in results.settings["sparsities"]]
     for s in high:
-        beats(f"wf_mp_{s:g}", "WF", "MP", s)
-        beats(f"mpu_mp_{s:g}", "MP+U", "MP", s)
-        beats(f"cbs_wf_{s:g}", "CBS", "WF", s)
-        beats(f"cbs_mpu_{s:g}", "CBS", "MP+U", s)
-        beats(f"cbss_mp_{s:g}", "CBS-S", "MP", s)
-        beats(f"cbs_cbss_{s:g}", "CBS", "CBS-S", s)
+        beats(f"wf_mp_{s:g}", "wf", mag, s)
+        beats(f"mpu_mp_{s:g}", "mp+u", mag, s)
+        beats(f"cbs_wf_{s:g}", "cbs", "wf", s)
+        beats(f"cbs_mpu_{s:g}", "cbs", "mp+u", s)
+        beats(f"cbss_mp_{s:g}", "cbs-s", mag, s)
+        beats(f"cbs_cbss_{s:g}", "cbs", "cbs-s", s)
         out[f"wfs_mp_{s:g}"] = within(
-            f"WF-S is within 1.5 points of MP at {s:.0%}",
-            acc("WF-S", s),
-            acc("MP", s),
+            f"{SHORT['wf-s']} is within 1.5 points of {SHORT[mag]} at {s:.0%}",
+            acc("wf-s", s),
+            acc(mag, s),
             1.5,
             scale=100,
         )

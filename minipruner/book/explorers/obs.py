@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ...experiments.records import Results
+from ...methods import get_method
 from ..chapters import obs as chapter
 from ..widgets import Explorer, LiveExplorer, explorer, slider, subplots
 from .common import Progress, fine_sparsities
@@ -26,7 +27,7 @@ def obs_state(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Chapter 4's one-shot comparison on MLPNet at ``sparsity`` with absolute ``damping``
-    of the empirical Fisher: each method's test accuracy and the weights CBS-S keeps that MP
+    of the empirical Fisher: each method's test accuracy (by id) and the weights CBS-S keeps that MP
     prunes and prunes that MP keeps (flat indices). Read from ``results`` where the chapter
     ran this state (accuracies: mean over its seeds; swaps: ``seed``'s), computed now for
     ``seed`` otherwise (:func:`~minipruner.book.chapters.obs.one_shot`): the gradients and the
@@ -41,7 +42,8 @@ def obs_state(
     )
     if rows and any(r["seed"] == seed for r in rows):
         (record,) = [r for r in rows if r["seed"] == seed]
-        accuracy = {m: float(np.mean([r["accuracy"][m] for r in rows])) for m in chapter.METHODS}
+        methods = settings["methods"]  # ids
+        accuracy = {m: float(np.mean([r["accuracy"][m] for r in rows])) for m in methods}
         dense = float(np.mean([r["acc_dense"] for r in rows]))
         return {"accuracy": accuracy, "acc_dense": dense, "cbs": record["cbs"], "seeds": len(rows)}
     net = dict(settings["networks"]["mlpnet"], damp=dict(base, damp=damping))
@@ -73,13 +75,16 @@ def _draw_obs(
     diff[kept[kept < n1]] = 1
     diff[pruned[pruned < n1]] = -1
     fig, axes = subplots(1, 2, figsize=(12, 3), gridspec_kw={"width_ratios": [1, 2.5]})
+    methods = list(state["accuracy"])  # ids, in the settings' order
     axes[0].bar(
-        list(chapter.METHODS),
-        [100 * state["accuracy"][m] for m in chapter.METHODS],
-        color=["0.5", "k", "tab:blue", "tab:blue", "tab:red", "tab:red"],
+        [get_method(m).label for m in methods],
+        [100 * state["accuracy"][m] for m in methods],
+        color=[get_method(m).colour for m in methods],
     )
     axes[0].axhline(100 * state["acc_dense"], color="0.6", lw=1, ls="--")
     axes[0].tick_params(axis="x", labelsize=7)
+    for tick in axes[0].get_xticklabels():  # the table's labels, some long
+        tick.set(rotation=25, ha="right")
     axes[0].set_ylim(0, 100)
     seeds = "mean of seeds" if state["seeds"] > 1 else "one seed, computed now"
     axes[0].set_title(
