@@ -121,19 +121,19 @@ def test_summaries_table_and_figures_from_synthetic_results():
 
 def test_results_are_keyed_by_id_and_pages_show_the_tables_labels_and_colours():
     st = chapter.settings("quick")
-    assert st["methods"] == list(chapter.IDS) and "methods" in chapter.GRID
-    assert {c["method"] for c in chapter.configurations(st)} == set(chapter.IDS)
+    assert st["methods"] == list(chapter.METHODS) and "methods" in chapter.GRID
+    assert {c["method"] for c in chapter.configurations(st)} == set(chapter.METHODS)
     results = _synthetic()
-    labels = [get_method(m).label for m in chapter.IDS]
+    labels = [get_method(m).label for m in chapter.METHODS]
     assert [r.split(" (ch.")[0] for r in _table_rows(chapter.table(results))] == labels
     figs = chapter.figures(results)
     handles, names = figs["accuracy"].axes[0].get_legend_handles_labels()
     drawn = {n: h[0].get_color() for h, n in zip(handles, names, strict=True) if n != "dense"}
-    assert drawn == {get_method(m).label: get_method(m).colour for m in chapter.IDS}
+    assert drawn == {get_method(m).label: get_method(m).colour for m in chapter.METHODS}
     bars = figs["cost"].axes[0]
     assert [t.get_text() for t in bars.get_yticklabels()] == labels
     colours = [matplotlib.colors.to_hex(p.get_facecolor()) for p in bars.patches]
-    assert colours == [matplotlib.colors.to_hex(get_method(m).colour) for m in chapter.IDS]
+    assert colours == [matplotlib.colors.to_hex(get_method(m).colour) for m in chapter.METHODS]
     named = chapter.named_claims(results)  # short names and statements print labels
     assert "time_WoodFisher" in named and named["time_CBS"].statement.startswith("CBS takes")
 

@@ -57,7 +57,7 @@ def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
         "seeds": shifted_seeds(by_scale([0, 1, 2], [0, 1, 2, 3, 4], scale), offset),
         "seed_offset": offset,
         "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98],
-        "methods": list(IDS),
+        "methods": list(METHODS),
         "dataset": by_scale("mnist-5k", "mnist", scale),
         "model": "mlpnet",
         "scale": scale,
@@ -93,7 +93,7 @@ LAP = "lap-global"
 lookahead scores divided by their L2 norm, which ranks the weights by ``L / ||L||_4``
 (:func:`minipruner.methods.lookahead.normalized_lookahead_scores`)."""
 SNIP, GRASP, WF, CBS, NEURONS = "snip", "grasp", "wf", "cbs", "neurons-l1"
-IDS = ("random", LAYER_MAG, MAG, NORMALISED_MP, LAP, SNIP, GRASP, WF, CBS, NEURONS)
+METHODS = ("random", LAYER_MAG, MAG, NORMALISED_MP, LAP, SNIP, GRASP, WF, CBS, NEURONS)
 """The methods compared, as ids of :data:`minipruner.methods.METHODS`: results are keyed by
 id (the settings' ``"methods"``, in :data:`GRID`: adding one computes only its
 configurations); pages print :attr:`~minipruner.methods.Method.label` and draw
@@ -103,12 +103,12 @@ LINESTYLES = {LAYER_MAG: "--", NORMALISED_MP: ":", "random": ":", NEURONS: "-."}
 
 
 def label(method: str) -> str:
-    """What the page prints for ``method`` (an id of :data:`IDS`): its table label."""
+    """What the page prints for ``method`` (an id of :data:`METHODS`): its table label."""
     return get_method(method).label
 
 
 def pruner(settings: dict[str, Any], method: str, seed: int, train_data: Dataset) -> Pruner:
-    """The pruner of ``method`` (an id of :data:`IDS`) with this page's options: the
+    """The pruner of ``method`` (an id of :data:`METHODS`) with this page's options: the
     seed (random scores, CBS's starts), GraSP's temperature, the Fisher's damping, CBS's
     search parameters and the training set whose loss picks CBS's iterate. Each method
     takes the options it declares (:attr:`minipruner.methods.Method.options`)."""
