@@ -368,6 +368,12 @@ def dense_ppl(results: Results) -> np.ndarray:
     return results.values("ppl", experiment="dense")
 
 
+def group_levels(settings: dict[str, Any]) -> list[float]:
+    """The sparsities of the comparison-group ablation that the sweep also ran (the method's
+    default group comes from the sweep)."""
+    return [float(x) for x in settings["group_sparsities"] if x in settings["sparsities"]]
+
+
 def group_ppl(results: Results, method: str, groups: str, sparsity: float) -> np.ndarray:
     """Perplexity of ``method`` with comparison group ``groups`` at an unstructured
     ``sparsity`` (the method's default group from the sweep, the other from ``groups``)."""
@@ -393,9 +399,10 @@ def cost_exponents(results: Results) -> dict[str, np.ndarray]:
 
 
 def seconds_per_layer(results: Results, method: str) -> np.ndarray:
-    """Per seed: the seconds ``method`` took per layer of the model at 50 % unstructured
-    (calibration passes included)."""
-    rows = results.select(experiment="sweep", method=method, pattern="unstructured", sparsity=0.5)
+    """Per seed: the seconds ``method`` took per layer of the model at the first unstructured
+    sparsity of the sweep (50 % on the page; calibration passes included)."""
+    first = results.settings["sparsities"][0]
+    rows = results.select(experiment="sweep", method=method, pattern="unstructured", sparsity=first)
     return np.array([r["prune_seconds"] / r["layers"] for r in rows])
 
 
@@ -436,18 +443,20 @@ def claims(results: Results) -> list[Claim]:
                     unit="%",
                 )
             )
-    rise_mag = ppl(results, MAGNITUDE, "unstructured", 0.5) - dense
+    first = s["sparsities"][0]  # 50 % on the page
+    rise_mag = ppl(results, MAGNITUDE, "unstructured", first) - dense
     for a in (SPARSEGPT, WANDA):
         found.append(
             exceeds(
-                f"At 50 %: {label(a)} adds less than half the perplexity that {label(MAGNITUDE)} "
-                "adds to the dense model's (effect: half of magnitude's rise minus its own)",
+                f"At {level_name('unstructured', first)}: {label(a)} adds less than half the "
+                f"perplexity that {label(MAGNITUDE)} adds to the dense model's (effect: half of "
+                "magnitude's rise minus its own)",
                 0.5 * rise_mag,
-                ppl(results, a, "unstructured", 0.5) - dense,
+                ppl(results, a, "unstructured", first) - dense,
                 unit="perplexity",
             )
         )
-    for sp in s["group_sparsities"]:
+    for sp in group_levels(s):
         name = level_name("unstructured", sp)
         found.append(
             exceeds(
@@ -493,7 +502,7 @@ def claims(results: Results) -> list[Claim]:
     found.append(
         exceeds(
             "SparseGPT takes longer per layer of the model than Wanda, calibration passes "
-            "included (at 50 %, per seed)",
+            f"included (at {level_name('unstructured', first)}, per seed)",
             np.log10(seconds_per_layer(results, SPARSEGPT) / seconds_per_layer(results, WANDA)),
             unit="log10(time ratio)",
             over=TIMING,
@@ -509,7 +518,8 @@ COLORS = {MAGNITUDE: "tab:gray", WANDA: "tab:orange", SPARSEGPT: "tab:blue", "ob
 
 def perplexity_figure(results: Results) -> Figure:
     """Left: perplexity against unstructured sparsity per method (mean ± sd over seeds), the
-    dense model dashed. Right: 50 % unstructured against 4:8 and 2:4, per method."""
+    dense model dashed. Right: the first unstructured sparsity (50 %) against the N:M patterns
+    (4:8, 2:4), per method."""
     s = results.settings
     fig = Figure(figsize=(10, 3.6), layout="tight")
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
@@ -530,7 +540,8 @@ def perplexity_figure(results: Results) -> Figure:
     left.set_xlabel("weights removed (%)")
     left.set_ylabel("test perplexity (bytes)")
     left.legend(fontsize=8)
-    cases = [("unstructured", 0.5)] + [lv for lv in levels(s) if lv[0] != "unstructured"]
+    cases = [("unstructured", s["sparsities"][0])]
+    cases += [lv for lv in levels(s) if lv[0] != "unstructured"]
     width = 0.8 / len(s["methods"])
     for j, m in enumerate(s["methods"]):
         v = np.array([ppl(results, m, p, sp) for p, sp in cases])
@@ -546,7 +557,7 @@ def perplexity_figure(results: Results) -> Figure:
     right.axhline(dense, color="k", ls="--", lw=1)
     right.set_xticks(range(len(cases)), [level_name(p, sp) for p, sp in cases])
     right.set_ylim(0.9 * dense, None)
-    right.set_title("50 % of the weights, three patterns", fontsize=9)
+    right.set_title("unstructured and N:M", fontsize=9)
     return fig
 
 
@@ -557,12 +568,13 @@ def groups_figure(results: Results) -> Figure:
     fig = Figure(figsize=(5.5, 3.6), layout="tight")
     ax = fig.subplots()
     dense = dense_ppl(results)
-    xs = 100 * np.array(s["group_sparsities"])
+    xs = 100 * np.array(group_levels(s))
+    if not len(xs):
+        ax.text(0.5, 0.5, "no ablation sparsity in the sweep", ha="center", transform=ax.transAxes)
+        return fig
     for m in (MAGNITUDE, WANDA):
         for groups, ls in (("layer", "-"), ("row", ":")):
-            v = np.array(
-                [group_ppl(results, m, groups, sp) / dense for sp in s["group_sparsities"]]
-            )
+            v = np.array([group_ppl(results, m, groups, sp) / dense for sp in group_levels(s)])
             name = "one group per layer" if groups == "layer" else "per-output groups"
             ax.plot(xs, v.mean(1), ls=ls, marker="o", color=COLORS[m], label=f"{label(m)}, {name}")
     ax.set_xlabel("weights removed (%)")
