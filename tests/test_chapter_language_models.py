@@ -132,6 +132,9 @@ def test_claims_figures_and_tables(results):
         - 1
     )
     assert c.effect == pytest.approx(expected.mean())
+    assert c.paper == "Wanda README, LLaMA-2 7b/13b/70b: lower on 1 of 3"  # 10.17 < 11.02 only
+    assert chapter.readme_says("sparsegpt", "wanda", "unstructured", 0.5).endswith("level on 1")
+    assert chapter.readme_says("sparsegpt", "wanda", "unstructured", 0.6) == ""
     for words in chapter.HEADLINES:
         find_claim(claims, *words)
     figures = chapter.figures(results)

@@ -414,6 +414,20 @@ def _rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b / a - 1
 
 
+def readme_says(a: str, b: str, pattern: str, sparsity: float) -> str:
+    """What the Wanda README's table (:data:`PAPER_TABLE`) says of "``a`` reaches a lower
+    perplexity than ``b``" at ``(pattern, sparsity)``: on how many of its LLaMA-2 models ``a``'s
+    perplexity is the lower (and how many are level); ``""`` where the table has no such row."""
+    case = "unstructured 50%" if (pattern, sparsity) == ("unstructured", 0.5) else pattern
+    rows = PAPER_TABLE["rows"]
+    if (case, a) not in rows or (case, b) not in rows:
+        return ""
+    pairs = list(zip(rows[case, a], rows[case, b], strict=True))
+    lower, level = sum(x < y for x, y in pairs), sum(x == y for x, y in pairs)
+    text = f"Wanda README, LLaMA-2 7b/13b/70b: lower on {lower} of {len(pairs)}"
+    return text + (f", level on {level}" if level else "")
+
+
 def claims(results: Results) -> list[Claim]:
     """The papers' claims, judged over the seeds (paired: every method prunes the seed's same
     trained model). Perplexity comparisons: "A reaches a lower perplexity than B" has the
@@ -441,6 +455,7 @@ def claims(results: Results) -> list[Claim]:
                     _rel(ppl(results, a, pattern, sp), ppl(results, b, pattern, sp)),
                     scale=100,
                     unit="%",
+                    paper=readme_says(a, b, pattern, sp),
                 )
             )
     first = s["sparsities"][0]  # 50 % on the page
