@@ -66,7 +66,7 @@ def test_settings_and_configurations():
         ("wanda", "layer"),
     }
     assert chapter.level_name("unstructured", 0.7) == "70 %" and chapter.level_name("2:4", 0.5)
-    assert set(chapter.METHOD_IDS) == set(s["methods"])  # keyed by method id
+    assert set(chapter.METHODS) == set(s["methods"])  # keyed by method id
     runs = chapter.shared_runs(s)
     assert [r["kwargs"]["seed"] for r in runs] == s["seeds"]
     assert chapter.shared_run_trainings(s, runs[0]) == [] and not chapter.config_trainings(s, {})

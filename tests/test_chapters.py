@@ -53,10 +53,9 @@ def test_every_chapter_takes_its_methods_from_the_method_table(name):
     from minipruner.methods import METHODS
 
     chapter = importlib.import_module(CHAPTERS[name])
-    mapping = getattr(chapter, "METHOD_IDS", None) or getattr(chapter, "LABELS", None)
-    ids = list(mapping.values()) if mapping else list(getattr(chapter, "METHODS", ()))
-    assert ids, f"{name} names no method of the method table"
+    ids = list(getattr(chapter, "METHODS", ()))
+    assert ids, f"{name} names no method of the method table (its METHODS: a tuple of ids)"
     assert set(ids) <= set(METHODS)
     settings = chapter.settings("quick")
-    assert set(settings.get("methods", ids)) <= set(ids) | set(mapping or ())
+    assert set(settings.get("methods", ids)) <= set(ids)  # results keyed by id, never a label
     assert all(METHODS[i].chapter <= int(name[:2]) for i in ids)

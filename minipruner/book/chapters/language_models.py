@@ -62,7 +62,7 @@ GRID = ("seeds", "methods", "sparsities", "patterns", "group_sparsities")
 TITLE = "Layer-wise one-shot pruning of language models"
 EXPLORER = "language_models_explorer"  # its explorer in minipruner.book.explorers
 MAGNITUDE, WANDA, SPARSEGPT = "magnitude-pattern", "wanda", "sparsegpt"
-METHOD_IDS = {i: i for i in (MAGNITUDE, WANDA, SPARSEGPT)}
+METHODS = (MAGNITUDE, WANDA, SPARSEGPT)
 """The page's methods, by their ids in :data:`minipruner.methods.METHODS` (results are keyed
 by id; the page prints each method's label)."""
 DEFAULT_GROUPS = {MAGNITUDE: "layer", WANDA: "row"}
@@ -107,7 +107,7 @@ def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
         "seeds": shifted_seeds([0, 1, 2, 3, 4], offset),
         "seed_offset": offset,
         "scale": scale,
-        "methods": list(METHOD_IDS),
+        "methods": list(METHODS),
         "sparsities": [0.5, 0.6, 0.7, 0.8],
         "patterns": ["2:4", "4:8"],
         "group_sparsities": [0.5, 0.7],
