@@ -13,8 +13,9 @@ from conftest import seeded_sequential
 from torch import nn
 
 import minipruner as mp
-from minipruner.methods import get_method, make_pruner
+from minipruner.methods import get_method, make_pruner, table
 from minipruner.methods.layerwise import (
+    LayerRule,
     calibration_blocks,
     calibration_hessians,
     calibration_norms,
@@ -22,11 +23,15 @@ from minipruner.methods.layerwise import (
     group_mask,
     layer_error,
     layerwise_prune,
+    magnitude_rule,
     nm_mask,
     obc_prune,
     optimal_reconstruction,
     parse_pattern,
+    pattern_mask,
     sparsegpt_prune,
+    sparsegpt_rule,
+    wanda_rule,
     wanda_scores,
 )
 
@@ -268,6 +273,9 @@ def test_magnitude_pattern_unstructured_is_magnitude_layer_and_wanda_groups():
     assert all(torch.equal(a[n], b[n]) for n in a)
     rows = make_pruner("wanda")(mlp(), 0.5, (x, None))
     per_layer = make_pruner("wanda", groups="layer")(mlp(), 0.5, (x, None))
+    direct = layerwise_prune(mlp(), wanda_rule(groups="layer"), 0.5, x)  # the table's pruner
+    assert direct.keys() == per_layer.keys()
+    assert all(torch.equal(direct[n], per_layer[n]) for n in direct)
     assert all((rows[n].sum(1) == rows[n].shape[1] // 2).all() for n in rows)
     assert any(not torch.equal(rows[n], per_layer[n]) for n in rows)
     for name, keep in per_layer.items():  # one threshold per layer on |W| ||X_j||
@@ -289,6 +297,59 @@ def test_blocks_group_layers_in_forward_order():
     for name, keep in masks.items():  # every layer calibrated on the dense model
         s = wanda_scores(mp.prunable(dense)[name], norms[name])
         assert torch.equal(keep, group_mask(s, 0.5, "row"))
+
+
+def random_rule(pattern: str = "unstructured", seed: int = 0, given=None) -> LayerRule:
+    """A layer-wise method written outside layerwise.py: random scores per layer (one
+    generator, drawn layer after layer), kept per output row or N:M; it appends the
+    statistics it is given to the list ``given``."""
+    parse_pattern(pattern)
+    g = torch.Generator().manual_seed(seed)
+
+    def prune(w, stats, sparsity):
+        if given is not None:
+            given.append(stats)
+        return None, pattern_mask(torch.rand(w.shape, generator=g), sparsity, pattern, "row")
+
+    return LayerRule("random", "norms", prune, pattern)
+
+
+def test_a_new_rule_plugs_into_layerwise_prune_and_the_table():
+    x = inputs()
+    given = []
+    net = mlp()
+    masks = layerwise_prune(net, random_rule("2:4", seed=3, given=given), 0.5, x)
+    g = torch.Generator().manual_seed(3)
+    for name, keep in masks.items():  # the masks the rule draws, in forward order
+        assert torch.equal(keep, nm_mask(torch.rand(keep.shape, generator=g), 2, 4)), name
+        assert (mp.prunable(net)[name][~keep] == 0).all()
+    # each layer is given its inputs' squared norms, on the model pruned so far
+    ref = mlp()
+    for name, stats in zip(masks, given, strict=True):
+        torch.testing.assert_close(stats, calibration_norms(ref, x, [name])[name])
+        mp.apply_masks(ref, {name: masks[name]})
+    # the same checks as every other rule: the pattern's sparsity, calibration inputs
+    with pytest.raises(ValueError, match="fixes the sparsity"):
+        layerwise_prune(mlp(), random_rule("2:4"), 0.3, x)
+    with pytest.raises(ValueError, match="random needs calibration inputs"):
+        layerwise_prune(mlp(), random_rule(), 0.5, None)
+    # one Method(...) entry makes it a method of the table: a pruner like the others
+    entry = table.Method(
+        "random-layerwise",
+        "random (layer-wise)",
+        7,
+        "inputs",
+        "layer",
+        table._layerwise(random_rule),
+        options=("pattern", "seed", "blocks"),
+        colour="black",
+    )
+    assert table._entries([*table._ENTRIES, entry])[-1] is entry
+    # (random masks do not depend on the calibration order: "model" gives the same)
+    got = entry.pruner(pattern="2:4", seed=3, blocks="model")(mlp(), 0.5, (x, None))
+    assert got.keys() == masks.keys() and all(torch.equal(got[n], masks[n]) for n in got)
+    with pytest.raises(ValueError, match="takes no option"):
+        entry.pruner(damp=0.1)
 
 
 def test_entries_of_the_table():
@@ -328,8 +389,24 @@ def test_bad_input_gets_a_clear_error():
         make_pruner("sparsegpt", groups="row")
     with pytest.raises(ValueError, match="takes no option"):
         make_pruner("wanda", damp=0.1)
-    with pytest.raises(ValueError, match="chooses its own groups"):
-        layerwise_prune(mlp(), "sparsegpt", 0.5, inputs(), groups="row")
+    with pytest.raises(TypeError, match="groups"):  # SparseGPT chooses its own groups
+        sparsegpt_rule(groups="row")
+    with pytest.raises(ValueError, match="LayerRule"):
+        layerwise_prune(mlp(), "sparsegpt", 0.5, inputs())
+    # options are checked when the rule (and so the pruner) is built, before any layer
+    for options, match in [
+        ({"damp": -0.1}, "damp must be"),
+        ({"blocksize": 0}, "blocksize must be a positive integer"),
+        ({"pattern": "2:4", "blocksize": 6}, "multiple of m=4"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            make_pruner("sparsegpt", **options)
+    with pytest.raises(ValueError, match="damp must be"):
+        make_pruner("obc", damp="0.1")
+    with pytest.raises(ValueError, match="unknown groups"):
+        magnitude_rule(groups="column")
+    with pytest.raises(ValueError, match="unknown needs"):
+        LayerRule("x", "gradients", lambda w, s, r: (None, w != 0))
     with pytest.raises(ValueError, match="unknown groups"):
         make_pruner("wanda", groups="column")(mlp(), 0.5, x)
     with pytest.raises(ValueError, match="not positive definite"):

@@ -47,6 +47,10 @@ count the weights *removed* per group, which for 2:4 and 4:8 is the same number.
 Calibration (:func:`calibration_hessians`, :func:`calibration_norms`, :func:`layerwise_prune`)
 follows the papers: the layers are visited block by block in forward order, and each block's
 inputs are recorded by forward hooks on the model whose earlier blocks are already pruned.
+:func:`layerwise_prune` does this for any :class:`LayerRule` (what a method needs of the
+inputs, and how it prunes one layer); each method above has its rule's constructor
+(:func:`magnitude_rule`, :func:`wanda_rule`, :func:`sparsegpt_rule`, :func:`obc_rule`), and
+the method table (:mod:`minipruner.methods.table`) maps each id to one.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,8 +75,6 @@ from ..core.masks import (
     weight_parameter,
 )
 
-METHODS = ("magnitude", "wanda", "sparsegpt", "obc")
-"""The layer-wise methods of :func:`layerwise_prune`."""
 GROUPS = ("row", "layer")
 """Comparison groups of an unstructured mask: each output row removes the same fraction of
 its inputs (``"row"``, Wanda's per-output groups) or one threshold per layer (``"layer"``)."""
@@ -203,11 +205,23 @@ def optimal_reconstruction(weight: Tensor, hessian: Tensor, keep: Tensor) -> Ten
     return out
 
 
+def _check_damp(damp: float) -> None:
+    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or damp < 0:
+        raise ValueError(f"damp must be a number >= 0 (a fraction of mean diag H), got {damp!r}")
+
+
+def _check_blocksize(blocksize: int, m: int | None = None) -> None:
+    # a positive integer; with an N:M pattern's M (``m``), also a multiple of it
+    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
+        raise ValueError(f"blocksize must be a positive integer, got {blocksize!r}")
+    if m is not None and blocksize % m:
+        raise ValueError(f"blocksize {blocksize} must be a multiple of m={m}")
+
+
 def damped(hessian: Tensor, damp: float) -> Tensor:
     """``H + lambda I`` with ``lambda = damp * mean(diag H)`` (damping relative to the mean
     diagonal, as SparseGPT and OBC do), in float64."""
-    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or damp < 0:
-        raise ValueError(f"damp must be a number >= 0 (a fraction of mean diag H), got {damp!r}")
+    _check_damp(damp)
     h = hessian.double().clone()
     if h.dim() != 2 or h.shape[0] != h.shape[1]:
         raise ValueError(f"the Hessian must be square, got shape {tuple(h.shape)}")
@@ -333,13 +347,11 @@ def sparsegpt_prune(
     nm = parse_pattern(pattern)
     check_pattern_sparsity(sparsity, nm)
     rows, d = w.shape
-    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
-        raise ValueError(f"blocksize must be a positive integer, got {blocksize!r}")
+    _check_blocksize(blocksize)
     if nm is not None:
         if d % nm[1]:
             raise ValueError(f"the layer's width {d} is not a multiple of m={nm[1]}")
-        if blocksize % nm[1]:
-            raise ValueError(f"blocksize {blocksize} must be a multiple of m={nm[1]}")
+        _check_blocksize(blocksize, nm[1])
     if keep is not None:
         if tuple(keep.shape) != (rows, d):
             raise ValueError(f"keep has shape {tuple(keep.shape)}, the layer is {(rows, d)}")
@@ -496,59 +508,134 @@ def calibration_blocks(
     return out
 
 
+# ----------------------------------------------------------------------------- the rules
+
+NEEDS = ("weights", "norms", "hessian")
+"""What a :class:`LayerRule` is given for each layer besides its weight: nothing
+(``"weights"``), the squared input norms ``||X_j||_2^2`` (``"norms"``,
+:func:`calibration_norms`) or ``H = 2 X X^T`` (``"hessian"``, :func:`calibration_hessians`)."""
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """How one layer-wise method prunes one layer, for :func:`layerwise_prune`:
+
+        prune(weight, stats, sparsity) -> (new weight or None, keep)
+
+    ``weight`` is the layer's effective weight (``out x in``), ``stats`` what ``needs`` (one of
+    :data:`NEEDS`) names for that layer (``None``, the squared input norms, or ``H``),
+    ``sparsity`` the layer's fraction; ``keep`` is its boolean keep-mask (``out x in``) and the
+    new weight, for methods that reconstruct, overwrites the layer's (``None``: left as is).
+    ``pattern`` (``"unstructured"`` or ``"N:M"``) is checked against every layer's sparsity
+    before any layer is pruned; ``name`` is what error messages call the method. A rule is
+    built, with its options checked, by its constructor (:func:`magnitude_rule`,
+    :func:`wanda_rule`, :func:`sparsegpt_rule`, :func:`obc_rule`)."""
+
+    name: str
+    needs: str
+    prune: Callable[[Tensor, Tensor | None, float], tuple[Tensor | None, Tensor]]
+    pattern: str = "unstructured"
+
+    def __post_init__(self) -> None:
+        if self.needs not in NEEDS:
+            raise ValueError(f"unknown needs {self.needs!r}; valid: {', '.join(NEEDS)}")
+        parse_pattern(self.pattern)
+
+
+def _check_groups(groups: str) -> str:
+    if groups not in GROUPS:
+        raise ValueError(f"unknown groups {groups!r}; valid: {', '.join(GROUPS)}")
+    return groups
+
+
+def magnitude_rule(pattern: str = "unstructured", groups: str = "layer") -> LayerRule:
+    """Magnitude: keep the largest ``|W_ij|`` (:func:`pattern_mask` with ``pattern`` and, for an
+    unstructured mask, ``groups``: ``"layer"``, one threshold per layer, the papers' magnitude
+    baseline, or ``"row"``); weights only, no update."""
+    parse_pattern(pattern)
+    _check_groups(groups)
+
+    def prune(w: Tensor, stats: Tensor | None, sparsity: float) -> tuple[None, Tensor]:
+        return None, pattern_mask(w.abs(), sparsity, pattern, groups)
+
+    return LayerRule("magnitude", "weights", prune, pattern)
+
+
+def wanda_rule(pattern: str = "unstructured", groups: str = "row") -> LayerRule:
+    """Wanda: keep the largest ``|W_ij| ||X_j||_2`` (:func:`wanda_scores`) with ``pattern`` and,
+    for an unstructured mask, ``groups`` (``"row"``, each output row loses the same fraction,
+    the paper's default, or ``"layer"``, its ablation); no update."""
+    parse_pattern(pattern)
+    _check_groups(groups)
+
+    def prune(w: Tensor, stats: Tensor | None, sparsity: float) -> tuple[None, Tensor]:
+        return None, pattern_mask(wanda_scores(w, stats), sparsity, pattern, groups)  # type: ignore[arg-type]
+
+    return LayerRule("wanda", "norms", prune, pattern)
+
+
+def sparsegpt_rule(
+    pattern: str = "unstructured", blocksize: int = DEFAULT_BLOCKSIZE, damp: float = DEFAULT_DAMP
+) -> LayerRule:
+    """SparseGPT: :func:`sparsegpt_prune` with ``H = 2 X X^T``, ``damp`` and ``blocksize`` (for
+    ``"N:M"`` a multiple of ``M``); the layer's weights are replaced by the reconstruction."""
+    nm = parse_pattern(pattern)
+    _check_damp(damp)
+    _check_blocksize(blocksize, None if nm is None else nm[1])
+
+    def prune(w: Tensor, h: Tensor | None, sparsity: float) -> tuple[Tensor, Tensor]:
+        out = sparsegpt_prune(w, h, sparsity, pattern, blocksize, damp)  # type: ignore[arg-type]
+        return out.weight, out.keep
+
+    return LayerRule("sparsegpt", "hessian", prune, pattern)
+
+
+def obc_rule(pattern: str = "unstructured", damp: float = DEFAULT_DAMP) -> LayerRule:
+    """OBC: :func:`obc_prune` with ``H = 2 X X^T`` and ``damp`` (exact OBS per row, small
+    layers only); the layer's weights are replaced by the reconstruction."""
+    parse_pattern(pattern)
+    _check_damp(damp)
+
+    def prune(w: Tensor, h: Tensor | None, sparsity: float) -> tuple[Tensor, Tensor]:
+        out = obc_prune(w, h, sparsity, pattern, damp)  # type: ignore[arg-type]
+        return out.weight, out.keep
+
+    return LayerRule("obc", "hessian", prune, pattern)
+
+
 # ------------------------------------------------------------------------------ the pruner
 
 
 def layerwise_prune(
     model: nn.Module,
-    method: str,
+    rule: LayerRule,
     sparsity: Sparsity,
     x: Tensor | None,
     *,
-    pattern: str | None = "unstructured",
-    groups: str | None = None,
     blocks: str | int | Sequence[Sequence[str]] = "layer",
-    damp: float = DEFAULT_DAMP,
-    blocksize: int = DEFAULT_BLOCKSIZE,
     chunk: int | None = None,
 ) -> Masks:
-    """Prune the Linear layers of ``model`` one block at a time (:func:`calibration_blocks`) with a
-    layer-wise ``method`` on the calibration inputs ``x`` (``None`` allowed for magnitude,
-    which looks at the weights only); returns ``{weight name: keep-mask}``
-    for every layer pruned (every Linear layer named by ``blocks``).
+    """Prune the Linear layers of ``model`` one block at a time (:func:`calibration_blocks`) with
+    the layer-wise ``rule`` (a :class:`LayerRule`, e.g. ``wanda_rule("2:4")``) on the calibration
+    inputs ``x`` (``None`` allowed for a rule that needs the weights only); returns
+    ``{weight name: keep-mask}`` for every layer pruned (every Linear layer named by ``blocks``).
 
-    For each block in turn: run the model (its earlier blocks already pruned) on ``x`` and
-    record each of the block's layers' inputs ``X`` with hooks; then prune each layer of the
-    block to its sparsity (``sparsity``, or its entry of a ``{name: fraction}`` mapping):
+    For each block in turn: run the model (its earlier blocks already pruned) on ``x``,
+    ``chunk`` examples at a time, and record what the rule needs of each of the block's layers'
+    inputs ``X`` with hooks (``||X_j||_2^2`` or ``H = 2 X X^T``); then prune each layer of the
+    block to its sparsity (``sparsity``, or its entry of a ``{name: fraction}`` mapping) with
+    ``rule.prune``.
 
-    * ``"magnitude"``: keep the largest ``|W_ij|``; no data needed beyond the pass;
-    * ``"wanda"``: keep the largest ``|W_ij| ||X_j||_2`` (:func:`wanda_scores`);
-    * ``"sparsegpt"``: :func:`sparsegpt_prune` with ``H = 2 X X^T``, ``damp`` and ``blocksize``;
-    * ``"obc"``: :func:`obc_prune` (exact OBS per row; small layers only).
-
-    ``pattern`` is ``"unstructured"`` or ``"N:M"`` (then ``sparsity`` must be ``1 - N/M``).
-    ``groups`` (unstructured magnitude and Wanda only): ``"row"`` (each output row loses the
-    same fraction, Wanda's default) or ``"layer"`` (one threshold per layer, the papers'
-    magnitude baseline and Wanda's ablation); default ``"row"`` for Wanda, ``"layer"`` for
-    magnitude. SparseGPT chooses per block of columns, OBC per row.
-
-    What is modified: for SparseGPT and OBC, the weights of every pruned layer are
-    overwritten with the reconstructed ones (``weight``, or ``weight_orig`` when the layer
-    already carries a mask); for every method the masks are applied with
-    :func:`minipruner.core.masks.apply_masks` (combined with masks already there). Biases and
-    every other parameter are left as they are.
+    What is modified: where the rule returns a new weight (SparseGPT, OBC), the pruned layer's
+    weight is overwritten with it (``weight``, or ``weight_orig`` when the layer already carries
+    a mask); for every rule the masks are applied with :func:`minipruner.core.masks.apply_masks`
+    (combined with masks already there). Biases and every other parameter are left as they are.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown layer-wise method {method!r}; valid: {', '.join(METHODS)}")
-    if x is None and method != "magnitude":
-        raise ValueError(f"{method} needs calibration inputs x; got None")
-    nm = parse_pattern(pattern)
-    if groups is not None and method in ("sparsegpt", "obc"):
-        raise ValueError(f"{method} chooses its own groups; groups applies to magnitude and wanda")
-    if groups is None:
-        groups = "row" if method == "wanda" else "layer"
-    if groups not in GROUPS:
-        raise ValueError(f"unknown groups {groups!r}; valid: {', '.join(GROUPS)}")
+    if not isinstance(rule, LayerRule):
+        raise ValueError(f"rule must be a LayerRule (e.g. wanda_rule()), got {rule!r}")
+    if x is None and rule.needs != "weights":
+        raise ValueError(f"{rule.name} needs calibration inputs x; got None")
+    nm = parse_pattern(rule.pattern)
     order = calibration_blocks(model, blocks)
     names = [n for b in order for n in b]
     if isinstance(sparsity, Mapping):
@@ -561,24 +648,23 @@ def layerwise_prune(
     masks: Masks = {}
     for block in order:
         stats: dict[str, Tensor] = {}
-        if method != "magnitude":
-            stats = _accumulate(model, x, block, method != "wanda", chunk)  # type: ignore[arg-type]
+        if rule.needs != "weights":
+            stats = _accumulate(model, x, block, rule.needs == "hessian", chunk)  # type: ignore[arg-type]
         new: Masks = {}
         for name in block:
             module = modules[name]
             w = effective_weight(module).detach()
-            if method in ("magnitude", "wanda"):
-                score = w.abs() if method == "magnitude" else wanda_scores(w, stats[name])
-                new[name] = pattern_mask(score, ratios[name], pattern, groups)
-                continue
-            if method == "sparsegpt":
-                out = sparsegpt_prune(w, stats[name], ratios[name], pattern, blocksize, damp)
-            else:
-                out = obc_prune(w, stats[name], ratios[name], pattern, damp)
-            with torch.no_grad():
-                target = weight_parameter(module)
-                target.copy_(out.weight.to(target.dtype).reshape(target.shape))
-            new[name] = out.keep
+            weight, keep = rule.prune(w, stats.get(name), ratios[name])
+            if tuple(keep.shape) != tuple(w.shape) or keep.dtype != torch.bool:
+                raise ValueError(
+                    f"{rule.name} returned a keep-mask of shape {tuple(keep.shape)} and dtype "
+                    f"{keep.dtype} for {name}; need a bool mask of shape {tuple(w.shape)}"
+                )
+            if weight is not None:
+                with torch.no_grad():
+                    target = weight_parameter(module)
+                    target.copy_(weight.to(target.dtype).reshape(target.shape))
+            new[name] = keep
         new = {n: m.to(modules[n].weight.device) for n, m in new.items()}
         apply_masks(model, new)
         masks.update(new)
@@ -589,8 +675,9 @@ __all__ = [
     "DEFAULT_BLOCKSIZE",
     "DEFAULT_DAMP",
     "GROUPS",
-    "METHODS",
+    "NEEDS",
     "LayerResult",
+    "LayerRule",
     "calibration_hessians",
     "calibration_norms",
     "check_pattern_sparsity",
@@ -600,11 +687,15 @@ __all__ = [
     "layer_error",
     "layerwise_prune",
     "linear_layers",
+    "magnitude_rule",
     "nm_mask",
     "obc_prune",
+    "obc_rule",
     "optimal_reconstruction",
     "parse_pattern",
     "pattern_mask",
     "sparsegpt_prune",
+    "sparsegpt_rule",
+    "wanda_rule",
     "wanda_scores",
 ]

@@ -24,7 +24,7 @@ Score-based entries are a scorer (``(model, batch) -> scores``, higher = keep) f
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,14 @@ from .init_pruning import (
     random_scores,
     snip_scores,
 )
-from .layerwise import layerwise_prune, parse_pattern
+from .layerwise import (
+    LayerRule,
+    layerwise_prune,
+    magnitude_rule,
+    obc_rule,
+    sparsegpt_rule,
+    wanda_rule,
+)
 from .lookahead import (
     activation_rates,
     lookahead_prune,
@@ -251,27 +258,33 @@ def _channels(saliency: str) -> Callable[..., Pruner]:
     return build
 
 
-def _layerwise(method: str) -> Callable[..., Pruner]:
-    """Chapter 7's layer-wise methods (:func:`minipruner.methods.layerwise.layerwise_prune`): every
+def _layerwise(rule: Callable[..., LayerRule]) -> Callable[..., Pruner]:
+    """Chapter 7's layer-wise methods (:func:`minipruner.methods.layerwise.layerwise_prune` with
+    the :class:`~minipruner.methods.layerwise.LayerRule` that ``rule(**options)`` builds): every
     Linear layer pruned to ``sparsity`` (one fraction for every layer, or per layer), block by
-    block, calibrated on the batch's inputs (its labels are not used). Options: ``pattern``
-    (``"unstructured"`` or ``"N:M"``, e.g. ``"2:4"``, whose sparsity must be ``1 - N/M``),
-    ``blocks`` (the calibration order) and ``chunk``; ``groups`` (``"row"`` or ``"layer"``)
-    for magnitude and Wanda; ``damp`` for SparseGPT and OBC; ``blocksize`` for SparseGPT.
-    SparseGPT and OBC overwrite the pruned layers' weights with their reconstruction."""
+    block, calibrated on the batch's inputs (its labels are not used). ``blocks`` (the
+    calibration order) and ``chunk`` go to ``layerwise_prune``; every other option (``pattern``,
+    ``"unstructured"`` or ``"N:M"`` such as ``"2:4"``, whose sparsity must be ``1 - N/M``;
+    ``groups``; ``damp``; ``blocksize``) to ``rule``, which checks them when the pruner is
+    built. SparseGPT and OBC overwrite the pruned layers' weights with their reconstruction."""
 
-    def build(pattern: str = "unstructured", **options: Any) -> Pruner:
-        parse_pattern(pattern)  # a bad pattern fails when the pruner is built
+    def build(
+        blocks: str | int | Sequence[Sequence[str]] = "layer",
+        chunk: int | None = None,
+        **options: Any,
+    ) -> Pruner:
+        layer_rule = rule(**options)
 
         def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
-            if batch is None and method != "magnitude":
+            if batch is None and layer_rule.needs != "weights":
                 raise ValueError(
-                    f"{method} needs calibration inputs: a batch (x, y) or (x, None); got None"
+                    f"{layer_rule.name} needs calibration inputs: a batch (x, y) or (x, None); "
+                    "got None"
                 )
             x = None if batch is None else batch[0]
-            return layerwise_prune(model, method, sparsity, x, pattern=pattern, **options)
+            return layerwise_prune(model, layer_rule, sparsity, x, blocks=blocks, chunk=chunk)
 
-        pruner.__name__ = pruner.__qualname__ = method
+        pruner.__name__ = pruner.__qualname__ = layer_rule.name
         return pruner
 
     return build
@@ -469,7 +482,7 @@ _ENTRIES = [
         7,
         "weights",
         "layer",
-        _layerwise("magnitude"),
+        _layerwise(magnitude_rule),
         options=("pattern", "groups"),
         colour="steelblue",
     ),
@@ -479,7 +492,7 @@ _ENTRIES = [
         7,
         "inputs",
         "layer",
-        _layerwise("wanda"),
+        _layerwise(wanda_rule),
         options=(*_CALIBRATED, "groups"),
         colour="tab:green",
     ),
@@ -489,7 +502,7 @@ _ENTRIES = [
         7,
         "inputs",
         "layer",
-        _layerwise("sparsegpt"),
+        _layerwise(sparsegpt_rule),
         options=(*_CALIBRATED, "damp", "blocksize"),
         colour="tab:red",
     ),
@@ -500,7 +513,7 @@ _ENTRIES = [
         7,
         "inputs",
         "layer",
-        _layerwise("obc"),
+        _layerwise(obc_rule),
         options=(*_CALIBRATED, "damp"),
         colour="tab:purple",
     ),
