@@ -37,6 +37,14 @@ SHRINK: dict[str, Any] = {
     "rounds": 1,
     "repeats": 1,
     "warmup": 0,
+    # chapter 7: a tiny random OPT over bytes instead of OPT-125M, on WikiText-shaped files
+    "pretrained": "tiny-opt",
+    "windows": 4,
+    "patterns": ["2:4"],
+    "group_sparsities": [0.9],
+    "widths": [16],
+    "obc_widths": [8],
+    "tokens": 32,
 }
 
 
@@ -58,6 +66,12 @@ def shrink(value: Any, key: str = "") -> Any:
 def offline_full_data(tmp_path, monkeypatch, write_mnist, write_cifar):
     write_mnist(tmp_path / "data", "MNIST", n_train=40, n_test=20)
     write_cifar(tmp_path / "data", per_batch=10, n_test=20, balanced=True)
+    wikitext = pytest.importorskip("minipruner.core.pretrained")
+    line = " = Pruning = \n A network loses most of its weights and keeps its accuracy . \n"
+    wikitext.write_wikitext_parquet(
+        tmp_path / "data" / "wikitext",
+        {split: [line] * 8 for split in ("train", "validation", "test")},
+    )
     monkeypatch.setenv("MINIPRUNER_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MINIPRUNER_RESULTS", str(tmp_path / "results"))
@@ -76,6 +90,9 @@ def test_full_scale_path_runs_end_to_end(chapter, offline_full_data):
     assert "|---|" in (results.folder / "table.md").read_text()
     again = mp.reproduce(chapter, "full", settings=settings, compute=False)
     assert again.computed == 0 and again.records == results.records
+    if chapter == "07_language_models":  # the pretrained path, not the TinyGPT trained here
+        (dense,) = results.select(experiment="dense")
+        assert dense["model"] == "tiny-opt" and dense["ppl"] > 1
 
 
 # Through a local Ray cluster (reproduce --ray), for the chapters whose full scale reads only

@@ -29,8 +29,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-PRETRAINED = {"opt-125m": "facebook/opt-125m"}
-"""The pretrained models of the full scale: our name -> the Hugging Face hub's."""
+PRETRAINED = {"opt-125m": "facebook/opt-125m", "tiny-opt": None}
+"""The pretrained models of the full scale: our name -> the Hugging Face hub's. ``"tiny-opt"``
+is no pretrained model: a randomly initialised two-layer OPT over bytes (:func:`tiny_opt`,
+:class:`ByteTokenizer`), built offline, for the full-scale dry run and tests."""
 
 WIKITEXT = ("wikitext", "wikitext-2-raw-v1")
 """WikiText-2 (raw) on the Hugging Face hub: the dataset and its configuration."""
@@ -78,10 +80,26 @@ def load_pretrained(
     name and ``ImportError`` naming the extra when ``transformers`` is missing."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; valid: {', '.join(PRETRAINED)}")
+    if PRETRAINED[name] is None:
+        tiny = tiny_opt(vocab_size=ByteTokenizer.vocab_size, context=context or 64)
+        return tiny.to(device=device, dtype=dtype), ByteTokenizer()
     tf = _transformers()
     lm = tf.AutoModelForCausalLM.from_pretrained(PRETRAINED[name], dtype=dtype)
     tokenizer = tf.AutoTokenizer.from_pretrained(PRETRAINED[name])
     return CausalLM(lm.to(device).eval(), context), tokenizer
+
+
+class ByteTokenizer:
+    """A tokenizer with the call of a hub tokenizer, ``tok(text, return_tensors="pt").input_ids``
+    (shape ``(1, n)``), whose tokens are the text's UTF-8 bytes: what :func:`load_pretrained`
+    gives with ``"tiny-opt"``."""
+
+    vocab_size = 256
+
+    def __call__(self, text: str, return_tensors: str = "pt") -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(input_ids=torch.tensor([list(text.encode())], dtype=torch.long))
 
 
 def tiny_opt(seed: int = 0, vocab_size: int = 64, context: int = 32) -> CausalLM:
@@ -168,6 +186,7 @@ def write_wikitext_parquet(root: str | os.PathLike, splits: dict[str, Sequence[s
 __all__ = [
     "PRETRAINED",
     "WIKITEXT",
+    "ByteTokenizer",
     "CausalLM",
     "decoder_blocks",
     "load_pretrained",

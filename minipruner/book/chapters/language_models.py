@@ -23,6 +23,7 @@ the training split (the seed's own draw), SparseGPT with the papers' 1 % damping
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from typing import Any
@@ -98,12 +99,13 @@ commands, not numbers; the papers' tables are not quoted here (not checked)."""
 
 
 def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
-    """The chapter's settings. Both scales train the quick scale's TinyGPT (d 96, 2 blocks,
-    context 64) on the standard library's documentation; the full scale evaluates on the whole
-    test split (the pretrained OPT/WikiText-2 path of :mod:`minipruner.core.pretrained` is not
-    wired into this chapter yet)."""
+    """The chapter's settings. The quick scale trains one TinyGPT per seed (d 96, 2 blocks,
+    context 64) on the standard library's documentation; the full scale prunes the papers'
+    pretrained OPT-125M (:mod:`minipruner.core.pretrained`, context 2,048) calibrated on 128
+    windows of WikiText-2's training split and measures the whole test split's perplexity, as
+    the SparseGPT paper does; its seeds draw the calibration windows (the model is the same)."""
     offset = checked_offset(seed_offset)  # added to every seed; None: $MINIPRUNER_SEED_OFFSET
-    return {
+    out = {
         "seeds": shifted_seeds([0, 1, 2, 3, 4], offset),
         "seed_offset": offset,
         "scale": scale,
@@ -123,6 +125,17 @@ def settings(scale: str, seed_offset: int | None = None) -> dict[str, Any]:
             "repeats": 1,
         },
     }
+    if scale == "full":
+        out |= {
+            "seeds": shifted_seeds([0, 1, 2], offset),
+            "model": {"pretrained": "opt-125m"},
+            "train": None,
+            "data": "wikitext-2",
+            "calibration": {"windows": 128, "blocks": "decoder"},
+            "eval_windows": None,
+            "eval_batch": 4,
+        }
+    return out
 
 
 def levels(settings: dict[str, Any]) -> list[tuple[str, float]]:
@@ -189,6 +202,46 @@ def text() -> Text:
     return load_text()
 
 
+def pretrained(settings: dict[str, Any]) -> bool:
+    """Whether the settings prune a pretrained model (the full scale) rather than train one."""
+    return "pretrained" in settings["model"]
+
+
+@functools.lru_cache(maxsize=1)
+def _pretrained(name: str) -> tuple[nn.Module, Any]:
+    from ...core.pretrained import load_pretrained
+    from ...core.train import default_device
+
+    return load_pretrained(name, device=default_device())
+
+
+@functools.lru_cache(maxsize=1)
+def _wikitext(name: str) -> Text:
+    from ...core.data import data_root
+    from ...core.pretrained import wikitext2
+
+    root = data_root() / "wikitext"
+    root = root if root.exists() else None  # else the Hugging Face hub
+    lm, tokenizer = _pretrained(name)
+    splits = {s: wikitext2(tokenizer, s, root) for s in ("train", "validation", "test")}
+    return Text(
+        train=splits["train"],
+        val=splits["validation"],
+        test=splits["test"],
+        source="WikiText-2 (wikitext-2-raw-v1)",
+        python="",
+        sha256="",
+        vocab_size=lm.vocab_size,
+    )
+
+
+def corpus(settings: dict[str, Any]) -> Text:
+    """The text the settings prune on: the standard library's documentation in bytes (quick),
+    or WikiText-2 in the pretrained model's tokens (full; read from ``$MINIPRUNER_DATA/wikitext``
+    when it holds the hub's Parquet files, else from the hub)."""
+    return _wikitext(settings["model"]["pretrained"]) if pretrained(settings) else text()
+
+
 def language_model(settings: dict[str, Any], seed: int) -> dict[str, Any]:
     """Train the seed's TinyGPT (``settings["model"]``, ``settings["train"]``) on the training
     split, once: cached under a key of the model, the training, the seed and the text's SHA-256
@@ -215,8 +268,11 @@ def language_model(settings: dict[str, Any], seed: int) -> dict[str, Any]:
     return load_or_compute("ch07-tinygpt", config, compute)
 
 
-def model(settings: dict[str, Any], seed: int | None = None) -> TinyGPT:
-    """The trained TinyGPT of ``seed`` (the first seed by default), in eval mode."""
+def model(settings: dict[str, Any], seed: int | None = None) -> nn.Module:
+    """The trained TinyGPT of ``seed`` (the first seed by default), in eval mode; at the full
+    scale a fresh copy of the pretrained model (the same for every seed)."""
+    if pretrained(settings):
+        return copy.deepcopy(_pretrained(settings["model"]["pretrained"])[0]).eval()
     seed = settings["seeds"][0] if seed is None else seed
     net = TinyGPT(**settings["model"])
     net.load_state_dict(language_model(settings, seed)["state"])
@@ -225,7 +281,9 @@ def model(settings: dict[str, Any], seed: int | None = None) -> TinyGPT:
 
 def shared_runs(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The training of every seed's model (:func:`language_model`): all of a seed's
-    configurations prune it."""
+    configurations prune it. None at the full scale (the model is pretrained)."""
+    if pretrained(settings):
+        return []
     return [
         {"call": "language_model", "kwargs": {"seed": seed}, "seed": seed}
         for seed in settings["seeds"]
@@ -249,8 +307,16 @@ def shared_run_trainings(settings: dict[str, Any], run: dict[str, Any]) -> list[
 def calibration_inputs(settings: dict[str, Any], seed: int) -> torch.Tensor:
     """The seed's calibration windows: ``settings["calibration"]["windows"]`` random windows of
     the model's context from the training split, drawn with ``seed``."""
-    cal, ctx = settings["calibration"], settings["model"]["context"]
-    return calibration_batch(text().train, cal["windows"], ctx, seed=seed)[0]
+    cal = settings["calibration"]
+    ctx = model_context(settings)
+    return calibration_batch(corpus(settings).train, cal["windows"], ctx, seed=seed)[0]
+
+
+def model_context(settings: dict[str, Any]) -> int:
+    """The model's context: the settings' (quick) or the pretrained model's (full)."""
+    if pretrained(settings):
+        return int(_pretrained(settings["model"]["pretrained"])[0].context)
+    return int(settings["model"]["context"])
 
 
 def pruner_options(settings: dict[str, Any], method: str, pattern: str, groups: str | None):
@@ -278,7 +344,12 @@ def prune(
     calibration inputs; returns the seconds it took (forward passes for calibration
     included)."""
     x = calibration_inputs(settings, seed)
-    pruner = make_pruner(method, **pruner_options(settings, method, pattern, groups))
+    options = pruner_options(settings, method, pattern, groups)
+    if options.get("blocks") == "decoder":  # one decoder layer at a time, the head dense
+        from ...core.pretrained import decoder_blocks
+
+        options["blocks"] = decoder_blocks(net)
+    pruner = make_pruner(method, **options)
     start = time.perf_counter()
     pruner(net, sparsity, (x, None))
     return time.perf_counter() - start
@@ -287,7 +358,12 @@ def prune(
 def test_perplexity(settings: dict[str, Any], net: nn.Module) -> float:
     """Perplexity on the test split's first ``settings["eval_windows"]`` windows (all when
     ``None``)."""
-    return perplexity(net, text().test, windows=settings["eval_windows"])
+    return perplexity(
+        net,
+        corpus(settings).test,
+        windows=settings["eval_windows"],
+        batch_size=settings.get("eval_batch", 64),
+    )
 
 
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -296,6 +372,8 @@ def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     if config["experiment"] == "cost":
         return run_cost(settings, seed)
     net = model(settings, seed)
+    if config["experiment"] == "dense" and pretrained(settings):
+        return {"ppl": test_perplexity(settings, net), "model": settings["model"]["pretrained"]}
     if config["experiment"] == "dense":
         trained = language_model(settings, seed)
         data = text()
