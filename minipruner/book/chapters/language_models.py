@@ -33,6 +33,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ...core.data import data_root
 from ...core.language import (
     Text,
     TinyGPT,
@@ -42,9 +43,11 @@ from ...core.language import (
     train_lm,
     unigram_perplexity,
 )
+from ...core.pretrained import decoder_blocks, load_pretrained, wikitext2
 from ...core.scale import by_scale, shifted_seeds
 from ...core.scale import seed_offset as checked_offset
 from ...core.store import load_or_compute
+from ...core.train import default_device
 from ...experiments.records import Results
 from ...experiments.tables import markdown_table
 from ...methods import get_method, make_pruner
@@ -209,16 +212,11 @@ def pretrained(settings: dict[str, Any]) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _pretrained(name: str) -> tuple[nn.Module, Any]:
-    from ...core.pretrained import load_pretrained
-    from ...core.train import default_device
-
     return load_pretrained(name, device=default_device())
 
 
 @functools.lru_cache(maxsize=1)
 def _wikitext(name: str) -> Text:
-    from ...core.data import data_root
-    from ...core.pretrained import wikitext2
 
     root = data_root() / "wikitext"
     root = root if root.exists() else None  # else the Hugging Face hub
@@ -346,8 +344,6 @@ def prune(
     x = calibration_inputs(settings, seed)
     options = pruner_options(settings, method, pattern, groups)
     if options.get("blocks") == "decoder":  # one decoder layer at a time, the head dense
-        from ...core.pretrained import decoder_blocks
-
         options["blocks"] = decoder_blocks(net)
     pruner = make_pruner(method, **options)
     start = time.perf_counter()
