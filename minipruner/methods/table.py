@@ -228,6 +228,15 @@ def _second_order(method: str, steps: tuple[str, str | None]) -> Callable[..., P
     return build
 
 
+def _second_order_method(
+    method: str, label: str, steps: tuple[str, str | None], options: tuple[str, ...], colour: str
+) -> Method:
+    """Chapter 4's entry ``method``: a labelled-batch, global pruner of the (selection, update)
+    ``steps`` (:func:`_second_order`), which the entry also records as its ``steps``."""
+    build = _second_order(method, steps)
+    return Method(method, label, 4, "labelled batch", "global", build, None, options, steps, colour)
+
+
 def _neurons(**options: Any) -> Pruner:
     def pruner(model: nn.Module, sparsity: Sparsity, batch: Batch | None) -> Masks:
         masks = neuron_masks(model, float(sparsity))  # type: ignore[arg-type]
@@ -405,61 +414,11 @@ _ENTRIES = [
         colour="tab:purple",
     ),
     # chapter 4: second order, each a (selection, update) of minipruner.methods.obs
-    Method(
-        "mp+u",
-        "MP+U",
-        4,
-        "labelled batch",
-        "global",
-        _second_order("mp+u", ("magnitude", "set")),
-        options=_SECOND,
-        steps=("magnitude", "set"),
-        colour="gold",
-    ),
-    Method(
-        "wf-s",
-        "WF-S",
-        4,
-        "labelled batch",
-        "global",
-        _second_order("wf-s", ("woodfisher", None)),
-        options=_SECOND,
-        steps=("woodfisher", None),
-        colour="plum",
-    ),
-    Method(
-        "wf",
-        "WoodFisher",
-        4,
-        "labelled batch",
-        "global",
-        _second_order("wf", ("woodfisher", "single")),
-        options=_SECOND,
-        steps=("woodfisher", "single"),
-        colour="tab:pink",
-    ),
-    Method(
-        "cbs-s",
-        "CBS-S",
-        4,
-        "labelled batch",
-        "global",
-        _second_order("cbs-s", ("cbs", None)),
-        options=_SEARCH,
-        steps=("cbs", None),
-        colour="salmon",
-    ),
-    Method(
-        "cbs",
-        "CBS",
-        4,
-        "labelled batch",
-        "global",
-        _second_order("cbs", ("cbs", "set")),
-        options=_SEARCH,
-        steps=("cbs", "set"),
-        colour="tab:red",
-    ),
+    _second_order_method("mp+u", "MP+U", ("magnitude", "set"), _SECOND, "gold"),
+    _second_order_method("wf-s", "WF-S", ("woodfisher", None), _SECOND, "plum"),
+    _second_order_method("wf", "WoodFisher", ("woodfisher", "single"), _SECOND, "tab:pink"),
+    _second_order_method("cbs-s", "CBS-S", ("cbs", None), _SEARCH, "salmon"),
+    _second_order_method("cbs", "CBS", ("cbs", "set"), _SEARCH, "tab:red"),
     # chapter 5: structured pruning
     Method(
         "channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1"), colour="tab:green"
