@@ -8,14 +8,15 @@ from types import SimpleNamespace
 import matplotlib.colors
 import pytest
 import torch
+from conftest import seeded_mlp
 from torch import nn
 
 import minipruner as mp
 from minipruner.book.chapters import comparison as chapter
-from minipruner.book.claims import VERDICTS, Claim
+from minipruner.book.claims import TIMING, VERDICTS, Claim
 from minipruner.core.experiment import measure_cost
 from minipruner.experiments.records import Results
-from minipruner.methods import get_method
+from minipruner.methods import get_method, make_pruner
 
 
 def _mlp() -> nn.Module:
@@ -76,11 +77,14 @@ def test_every_pruner_prunes_a_trained_looking_mlpnet_to_the_sparsity():
         m = mp.get_model("mlpnet")
         m.load_state_dict(net.state_dict())
         chapter.pruner(st, method, 0, train_data)(m, 0.9, (x, y))
-        sparsity = mp.sparsity_report(m).sparsity
+        report = mp.sparsity_report(m)
         if method == chapter.NEURONS:
-            assert sparsity >= 0.9
+            assert report.sparsity >= 0.9
+        elif method in chapter.LAYERWISE:  # every layer to 90 %, up to rounding per row
+            for layer in report.layers:
+                assert 1 - layer.density == pytest.approx(0.9, abs=0.5 / 20), method
         else:
-            assert sparsity == pytest.approx(0.9, abs=1e-4), method
+            assert report.sparsity == pytest.approx(0.9, abs=1e-4), method
 
 
 def _synthetic() -> Results:
@@ -201,3 +205,85 @@ def test_lap_against_normalised_names_the_sparsities_below_and_above():
     assert chapter.lap_against_normalised(results, {})["below"] == (
         "50 % (by 0.1 points) and 90 % (by 2.0)"
     )
+
+
+# ------------------------------------------------------------------ chapter 7's layer-wise methods
+
+
+def test_layerwise_methods_join_the_page_by_id_with_the_papers_defaults():
+    st = chapter.settings("quick")
+    assert set(chapter.LAYERWISE) == {"wanda", "sparsegpt"}
+    assert set(chapter.LAYERWISE) <= set(st["methods"]) and "methods" in chapter.GRID
+    net = seeded_mlp([784, 40, 20, 10], bias=False)
+    x = torch.randn(30, 784)
+    for method in chapter.LAYERWISE:
+        got, want = copy.deepcopy(net), copy.deepcopy(net)
+        masks = chapter.pruner(st, method, 0, None)(got, 0.5, (x, None))
+        make_pruner(method)(want, 0.5, (x, None))  # the table's defaults, the papers'
+        for name, w in mp.prunable(want).items():
+            assert torch.equal(mp.prunable(got)[name], w), (method, name)
+            assert float((~masks[name]).double().mean()) == pytest.approx(0.5), (method, name)
+    # not the page's Fisher damping (1e-3, absolute), which would change SparseGPT's weights
+    other = copy.deepcopy(net)
+    make_pruner("sparsegpt", damp=st["fisher"]["damp"])(other, 0.5, (x, None))
+    assert not torch.equal(mp.prunable(other)["fc1.weight"], mp.prunable(got)["fc1.weight"])
+
+
+def test_global_allocation_is_global_magnitudes_per_layer_sparsities():
+    net = _mlp()
+    alloc = chapter.global_allocation(net, 0.6)
+    masks = mp.masks_from_scores(mp.magnitude_scores(net), 0.6)
+    assert list(alloc) == list(masks)
+    sizes = {n: m.numel() for n, m in masks.items()}
+    for n, m in masks.items():
+        assert alloc[n] == pytest.approx(1 - float(m.double().mean()))
+    total = sum(alloc[n] * sizes[n] for n in sizes) / sum(sizes.values())
+    assert total == pytest.approx(0.6, abs=0.5 / sum(sizes.values()))
+    assert len(set(round(v, 6) for v in alloc.values())) > 1  # not one fraction per layer
+
+
+def test_at_global_allocation_gives_the_layerwise_methods_global_magnitudes_sparsities(
+    monkeypatch,
+):
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 1, 28, 28), torch.arange(40) % 10
+    data = torch.utils.data.TensorDataset(x, y)
+    net = seeded_mlp([784, 40, 20, 10], bias=False)
+    monkeypatch.setattr(chapter, "load_data", lambda name, scale: (data, data))
+    monkeypatch.setattr(chapter, "model", lambda settings, seed=None: net)
+    seen = []
+    real = chapter.prune_and_measure
+
+    def spy(model, pruner, sparsity, *args, **kwargs):
+        seen.append(sparsity)
+        return real(model, pruner, sparsity, *args, **kwargs)
+
+    monkeypatch.setattr(chapter, "prune_and_measure", spy)
+    st = chapter.settings("quick") | {"per_class": 2}
+    out = chapter.at_global_allocation(st, 0, 0.8)
+    assert list(out) == list(chapter.ALLOCATED) and all(0 <= a <= 1 for a in out.values())
+    alloc = chapter.global_allocation(net, 0.8)
+    assert seen == [0.8, alloc, alloc]  # chapter.ALLOCATED: global magnitude, Wanda, SparseGPT
+    assert mp.sparsity_report(net).sparsity == 0  # the trained network is left as it is
+
+
+def test_layerwise_claims_figures_and_colours():
+    results = _synthetic()
+    named = chapter.named_claims(results)
+    for short in ("sgpt_layer_0.5", "wanda_layer_0.5", "sgpt_wanda_0.5"):
+        assert "without retraining" in named[short].statement
+    assert "global_layerwise_from_0.8" in named
+    assert named["time_SparseGPT"].over == TIMING and not named["time_SparseGPT"].asserted
+    # the table draws Wanda in GraSP's colour and SparseGPT in CBS's: the page tells them apart
+    # by line style and marker, and by hatching in the cost figure
+    figs = chapter.figures(results)
+    handles, names = figs["accuracy"].axes[0].get_legend_handles_labels()
+    lines = {n: h[0] for h, n in zip(handles, names, strict=True) if n != "dense"}
+    for method in chapter.LAYERWISE:
+        line = lines[get_method(method).label]
+        assert line.get_linestyle() == "--" and line.get_marker() == "s"
+    assert lines["GraSP"].get_marker() == "o"
+    bars = figs["cost"].axes[0].patches
+    hatched = [p.get_hatch() or "" for p in bars]
+    methods = results.settings["methods"]
+    assert hatched == ["//" if m in chapter.LAYERWISE else "" for m in methods]

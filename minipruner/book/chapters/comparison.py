@@ -1,13 +1,15 @@
-"""The comparison chapter, "Which method when?": every method of the book on one trained
-network, the same sparsities and the same examples, with the cost of each method measured.
+"""The comparison chapter, "Which method when?": every method of the book on one trained network,
+the same sparsities and the same examples, with the cost of each method measured.
 
 The network is chapter 4's MLPNet (784-40-20-10, no bias), trained as chapter 4 trains it (the
 paper's kind of fit), small enough for the second-order methods to use the full empirical
-Fisher; CBS is chapter 4's, the search as its authors released it. For each seed the trained network
-(cached) is pruned once to each sparsity by each method; we measure the test accuracy right
-after pruning, the wall time and peak memory of choosing the mask (and, for WoodFisher and
-CBS, of computing the weight update), and the test accuracy after a short retraining with
-the mask fixed. Every method that looks at data sees the same class-balanced batch.
+Fisher; CBS is chapter 4's, the search as its authors released it; Wanda and SparseGPT are
+chapter 7's layer-wise methods, which prune every Linear layer to the same fraction, calibrated
+on the batch's inputs. For each seed the trained network (cached) is pruned once to each
+sparsity by each method; we measure the test accuracy right after pruning, the wall time and
+peak memory of choosing the mask (and, for WoodFisher, CBS and SparseGPT, of computing the
+weight update), and the test accuracy after a short retraining with the mask fixed. Every
+method that looks at data sees the same class-balanced batch.
 """
 
 from __future__ import annotations
@@ -93,13 +95,28 @@ LAP = "lap-global"
 lookahead scores divided by their L2 norm, which ranks the weights by ``L / ||L||_4``
 (:func:`minipruner.methods.lookahead.normalized_lookahead_scores`)."""
 SNIP, GRASP, WF, CBS, NEURONS = "snip", "grasp", "wf", "cbs", "neurons-l1"
-METHODS = ("random", LAYER_MAG, MAG, NORMALISED_MP, LAP, SNIP, GRASP, WF, CBS, NEURONS)
+WANDA, SPARSEGPT = "wanda", "sparsegpt"
+LAYERWISE = (WANDA, SPARSEGPT)
+"""Chapter 7's layer-wise methods: every Linear layer pruned to the same fraction (the sparsity
+is per layer, like layer-wise magnitude pruning's, not one global threshold), one layer after
+the other in forward order, each calibrated on the inputs it receives from the batch with the
+earlier layers already pruned. Wanda keeps the largest ``|W_ij| ||X_j||_2`` of each output row;
+SparseGPT chooses its mask by blocks of columns and reconstructs the kept weights
+(``H = 2 X X^T``). Both take the papers' defaults (:func:`pruner`)."""
+METHODS = ("random", LAYER_MAG, MAG, NORMALISED_MP, LAP, SNIP, GRASP, WF, CBS, NEURONS, *LAYERWISE)
 """The methods compared, as ids of :data:`minipruner.methods.METHODS`: results are keyed by
 id (the settings' ``"methods"``, in :data:`GRID`: adding one computes only its
 configurations); pages print :attr:`~minipruner.methods.Method.label` and draw
 :attr:`~minipruner.methods.Method.colour`."""
-LINESTYLES = {LAYER_MAG: "--", NORMALISED_MP: ":", "random": ":", NEURONS: "-."}
-"""Line styles of the accuracy figure other than solid (colours are the method table's)."""
+LINESTYLES = {LAYER_MAG: "--", NORMALISED_MP: ":", "random": ":", NEURONS: "-.", WANDA: "--"}
+LINESTYLES[SPARSEGPT] = "--"
+"""Line styles of the accuracy figure other than solid (colours are the method table's). The
+table draws Wanda in GraSP's colour and SparseGPT in CBS's, so the layer-wise methods are dashed
+with square markers (:data:`MARKERS`) and hatched in the cost figure (:data:`HATCHES`)."""
+MARKERS = dict.fromkeys(LAYERWISE, "s")
+"""Markers of the accuracy figure other than ``"o"``."""
+HATCHES = dict.fromkeys(LAYERWISE, "//")
+"""Hatching of the cost figure's bars (none for the other methods)."""
 
 
 def label(method: str) -> str:
@@ -111,8 +128,13 @@ def pruner(settings: dict[str, Any], method: str, seed: int, train_data: Dataset
     """The pruner of ``method`` (an id of :data:`METHODS`) with this page's options: the
     seed (random scores, CBS's starts), GraSP's temperature, the Fisher's damping, CBS's
     search parameters and the training set whose loss picks CBS's iterate. Each method
-    takes the options it declares (:attr:`minipruner.methods.Method.options`)."""
+    takes the options it declares (:attr:`minipruner.methods.Method.options`). The
+    layer-wise methods (:data:`LAYERWISE`) take none of them: their defaults are the papers'
+    (unstructured; Wanda's per-row groups; SparseGPT's damping ``0.01 mean(diag H)`` and
+    blocks of 128 columns, not the Fisher's absolute damping), each layer calibrated in turn."""
     entry = get_method(method)
+    if method in LAYERWISE:
+        return entry.pruner()
     available = {
         "seed": seed,
         "temperature": settings["grasp_temperature"],
@@ -224,6 +246,43 @@ def normalisation_densities(net: nn.Module, sparsity: float = 0.9) -> dict[str, 
     return out
 
 
+def global_allocation(net: nn.Module, sparsity: float) -> dict[str, float]:
+    """Per layer (weight name, forward order), the fraction of weights removed by global
+    magnitude pruning of ``net`` at ``sparsity`` (one threshold on ``|w|`` over the network),
+    ``net`` unchanged: the per-layer sparsities ``s_l = 1 - |kept_l| / |W_l|`` whose mean,
+    weighted by layer size, is ``sparsity``."""
+    masks = masks_from_scores(magnitude_scores(net), sparsity)
+    return {n: 1.0 - float(m.double().mean()) for n, m in masks.items()}
+
+
+ALLOCATED = (MAG, *LAYERWISE)
+"""The methods :func:`at_global_allocation` compares (global magnitude pruning first)."""
+
+
+def at_global_allocation(settings: dict[str, Any], seed: int, sparsity: float) -> dict[str, float]:
+    """Test accuracy (in [0, 1], right after pruning, no retraining) of the seed's trained
+    network pruned by each method of :data:`ALLOCATED` to the per-layer sparsities that global
+    magnitude pruning leaves at ``sparsity`` (:func:`global_allocation`), the layer-wise
+    methods calibrated on the page's batch as in :func:`run`. Global magnitude pruning's
+    accuracy is its own; the layer-wise methods keep their rule inside each layer (Wanda's
+    rows, SparseGPT's blocks and reconstruction) but not their uniform fraction per layer.
+    Computed when called (seconds), not stored."""
+    train_data, test_data = load_data(settings["dataset"], settings["scale"])
+    net = model(settings, seed)
+    device = next(net.parameters()).device
+    x, y = class_balanced_batch(train_data, settings["per_class"], seed=seed)
+    batch = (x.to(device), y.to(device))
+    allocation = global_allocation(net, sparsity)
+    out = {}
+    for method in ALLOCATED:
+        target = sparsity if method == MAG else allocation
+        done = prune_and_measure(
+            net, pruner(settings, method, seed, train_data), target, test_data, batch=batch
+        )
+        out[method] = done.record["acc_pruned"]
+    return out
+
+
 def mean_gaps(results: Results, a: str, b: str, key: str = "acc_pruned") -> dict[float, float]:
     """Per listed sparsity, ``a``'s accuracy minus ``b``'s, mean over seeds, in points."""
     return {
@@ -286,7 +345,7 @@ def accuracy_figure(results: Results) -> Figure:
                 kept,
                 100 * mean,
                 yerr=100 * sd,
-                marker="o",
+                marker=MARKERS.get(method, "o"),
                 ms=4,
                 capsize=2,
                 color=get_method(method).colour,
@@ -315,12 +374,13 @@ def cost_figure(results: Results) -> Figure:
     colors = [get_method(m).colour for m in methods]
     names = [label(m) for m in methods]
     seconds = [c["seconds"] for c in costs]
-    axes[0].barh(names, seconds, color=colors)
+    hatches = [HATCHES.get(m, "") for m in methods]
+    axes[0].barh(names, seconds, color=colors, hatch=hatches)
     axes[0].set_xscale("log")
     axes[0].set_xlim(min(seconds) / 2, max(seconds) * 20)
     axes[0].set_xlabel("time to prune (s, log scale)")
     memory = [0.0 if np.isnan(c["peak_mb"]) else c["peak_mb"] for c in costs]
-    axes[1].barh(names, memory, color=colors)
+    axes[1].barh(names, memory, color=colors, hatch=hatches)
     axes[1].set_xlim(0, max(max(memory), 1) * 1.3)
     axes[1].set_xlabel("peak memory added (MB)")
     for i, (t, m, c) in enumerate(zip(seconds, memory, costs, strict=True)):
@@ -607,6 +667,37 @@ def _measured_claims(results: Results) -> dict[str, Claim]:
             acc(mag, s),
             1.5,
         )
+    # 9. chapter 7's layer-wise methods, every layer pruned to the same fraction
+    if all(m in methods for m in LAYERWISE):
+        low = min(sparsities)
+        for a, b, name, short in (
+            (SPARSEGPT, LAYER_MAG, "layer-wise magnitude pruning", "sgpt_layer"),
+            (WANDA, LAYER_MAG, "layer-wise magnitude pruning", "wanda_layer"),
+            (SPARSEGPT, WANDA, "Wanda", "sgpt_wanda"),
+        ):
+            beats(
+                f"{short}_{low:g}",
+                f"at {low:.0%} without retraining, {label(a)} beats {name} (every layer pruned "
+                f"to {low:.0%} by both)",
+                acc(a, low),
+                acc(b, low),
+            )
+        beats(
+            f"global_layerwise_from_{min(from80):g}",
+            f"at {pct(from80)} without retraining, global magnitude pruning beats the better of "
+            "Wanda and SparseGPT by more than 10 points (smallest lead)",
+            np.min([acc(mag, s) - np.maximum(acc(WANDA, s), acc(SPARSEGPT, s)) for s in from80], 0),
+            margin=10,
+        )
+        fast = np.array([r["prune_seconds"] for r in results.select(method=SPARSEGPT)])
+        slow = np.array([r["prune_seconds"] for r in results.select(method=WF)])
+        out["time_SparseGPT"] = exceeds(
+            "WoodFisher takes more than 10 times as long as SparseGPT (per seed and sparsity)",
+            np.log10(slow / fast),
+            margin=1,
+            unit="log10(time ratio)",
+            over=TIMING,  # this machine's clock: reported, never asserted
+        )
     return out
 
 
@@ -618,7 +709,10 @@ def claims(results: Results) -> list[Claim]:
     second-order methods (time ratio to global magnitude pruning per configuration, memory
     added), SNIP and GraSP on a trained network, neuron pruning against magnitude pruning
     that removes at least as many weights, and WoodFisher, CBS and LAP against global
-    magnitude pruning. Claims over several sparsities use, per seed, the smallest lead over
-    them. Which claims are asserted is computed from the chapter's calibration (at the quick
-    scale only: the full scale may run on a GPU)."""
+    magnitude pruning, and chapter 7's layer-wise methods (SparseGPT and Wanda against
+    layer-wise magnitude pruning and each other at the lowest sparsity, global magnitude
+    pruning against both from 80 %, WoodFisher's time against SparseGPT's). Claims over
+    several sparsities use, per seed, the smallest lead over them. Which claims are asserted
+    is computed from the chapter's calibration (at the quick scale only: the full scale may
+    run on a GPU)."""
     return list(named_claims(results).values())
