@@ -62,6 +62,10 @@ def test_ids_and_labels_are_unique_and_every_entry_has_a_colour():
     for chapter in {m.chapter for m in METHODS.values()}:  # a chapter's methods differ
         colours = [to_hex(m.colour) for m in METHODS.values() if m.chapter == chapter]
         assert len(colours) == len(set(colours)), chapter
+    # every method its own colour across the whole table: chapter 6 shows methods of every
+    # chapter in one figure, and a new method must not take a colour a figure already uses
+    everywhere = [to_hex(m.colour) for m in METHODS.values()]
+    assert len(everywhere) == len(set(everywhere))
     with pytest.raises(ValueError, match="needs a colour"):
         Method("x", "X", 1, "weights", "layer", lambda: None)
     twice = [*table._ENTRIES, dataclasses.replace(METHODS["lap"], id="lap-2")]

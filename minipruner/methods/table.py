@@ -339,9 +339,9 @@ _ENTRIES = [
         colour="navy",
     ),
     # chapter 2: lookahead pruning
-    Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores, colour="tab:red"),
-    Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward"), colour="tab:blue"),
-    Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward"), colour="tab:green"),
+    Method("lap", "LAP", 2, "weights", "layer", _lap(), _lap_scores, colour="tab:brown"),
+    Method("lap-forward", "LFP", 2, "weights", "layer", _lap("forward"), colour="deepskyblue"),
+    Method("lap-backward", "LBP", 2, "weights", "layer", _lap("backward"), colour="limegreen"),
     Method(
         "lap-act", "LAP-act", 2, "inputs", "layer", _lap(act=True), _lap_act, colour="tab:purple"
     ),
@@ -400,7 +400,7 @@ _ENTRIES = [
         _scored("grasp-opposite", _grasp_opposite, "global"),
         _grasp_opposite,
         ("temperature",),
-        colour="tab:brown",
+        colour="peru",
     ),
     Method(
         "grasp-abs",
@@ -411,7 +411,7 @@ _ENTRIES = [
         _scored("grasp-abs", _grasp_abs, "global"),
         _grasp_abs,
         ("temperature",),
-        colour="tab:purple",
+        colour="orchid",
     ),
     # chapter 4: second order, each a (selection, update) of minipruner.methods.obs
     _second_order_method("mp+u", "MP+U", ("magnitude", "set"), _SECOND, "gold"),
@@ -421,7 +421,7 @@ _ENTRIES = [
     _second_order_method("cbs", "CBS", ("cbs", "set"), _SEARCH, "tab:red"),
     # chapter 5: structured pruning
     Method(
-        "channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1"), colour="tab:green"
+        "channels-l1", "channels (L1)", 5, "weights", "units", _channels("l1"), colour="yellowgreen"
     ),
     Method(
         "channels-fisher",
@@ -430,9 +430,9 @@ _ENTRIES = [
         "labelled batch",
         "units",
         _channels("fisher"),
-        colour="tab:red",
+        colour="teal",
     ),
-    Method("neurons-l1", "neurons (L1)", 5, "weights", "units", _neurons, colour="tab:purple"),
+    Method("neurons-l1", "neurons (L1)", 5, "weights", "units", _neurons, colour="mediumorchid"),
     # chapter 7: layer-wise reconstruction
     # magnitude-layer with N:M patterns and per-row groups (default groups: "layer")
     Method(
@@ -453,7 +453,7 @@ _ENTRIES = [
         "layer",
         _layerwise(wanda_rule),
         options=(*_CALIBRATED, "groups"),
-        colour="tab:green",
+        colour="darkgoldenrod",
     ),
     Method(
         "sparsegpt",
@@ -463,7 +463,7 @@ _ENTRIES = [
         "layer",
         _layerwise(sparsegpt_rule),
         options=(*_CALIBRATED, "damp", "blocksize"),
-        colour="tab:red",
+        colour="darkviolet",
     ),
     # exact OBS per row: O(k in^2) per row, for small layers
     Method(
@@ -474,7 +474,7 @@ _ENTRIES = [
         "layer",
         _layerwise(obc_rule),
         options=(*_CALIBRATED, "damp"),
-        colour="tab:purple",
+        colour="black",
     ),
 ]
 """Every method of the book, in chapter order: adding one is one entry here (and its function in
