@@ -103,6 +103,8 @@ the other in forward order, each calibrated on the inputs it receives from the b
 earlier layers already pruned. Wanda keeps the largest ``|W_ij| ||X_j||_2`` of each output row;
 SparseGPT chooses its mask by blocks of columns and reconstructs the kept weights
 (``H = 2 X X^T``). Both take the papers' defaults (:func:`pruner`)."""
+AHEAD = LAYERWISE
+"""The page's methods derived in a later chapter (7): the page says so where it shows them."""
 METHODS = ("random", LAYER_MAG, MAG, NORMALISED_MP, LAP, SNIP, GRASP, WF, CBS, NEURONS, *LAYERWISE)
 """The methods compared, as ids of :data:`minipruner.methods.METHODS`: results are keyed by
 id (the settings' ``"methods"``, in :data:`GRID`: adding one computes only its
