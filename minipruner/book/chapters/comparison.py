@@ -112,9 +112,10 @@ configurations); pages print :attr:`~minipruner.methods.Method.label` and draw
 :attr:`~minipruner.methods.Method.colour`."""
 LINESTYLES = {LAYER_MAG: "--", NORMALISED_MP: ":", "random": ":", NEURONS: "-.", WANDA: "--"}
 LINESTYLES[SPARSEGPT] = "--"
-"""Line styles of the accuracy figure other than solid (colours are the method table's). The
-table draws Wanda in GraSP's colour and SparseGPT in CBS's, so the layer-wise methods are dashed
-with square markers (:data:`MARKERS`) and hatched in the cost figure (:data:`HATCHES`)."""
+"""Line styles of the accuracy figure other than solid (colours are the method table's, one per
+method). The layer-wise methods of chapter 7, which prune every layer to the same fraction, are
+also dashed with square markers (:data:`MARKERS`) and hatched in the cost figure
+(:data:`HATCHES`), so the two kinds of allocation read apart."""
 MARKERS = dict.fromkeys(LAYERWISE, "s")
 """Markers of the accuracy figure other than ``"o"``."""
 HATCHES = dict.fromkeys(LAYERWISE, "//")
