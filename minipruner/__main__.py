@@ -119,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
                 "reproducible bit for bit only at the same thread count)",
             )
             p.add_argument(
+                "--workers",
+                type=int,
+                default=1,
+                help="run the configurations in this many processes side by side on this "
+                "machine, each with --threads threads (default 1: in this process; 0: one per "
+                "usable core); the results are the same, the wall time about 1/workers",
+            )
+            p.add_argument(
                 "--ray",
                 nargs="?",
                 const="local",
@@ -223,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         if args.threads < 1:
             parser.error("--threads must be at least 1")
+        if args.workers < 0:
+            parser.error("--workers must be 0 (one per core) or more")
+        if args.workers > 1 and args.ray is not None:
+            parser.error("--workers is for this machine; with --ray the cluster schedules tasks")
         if args.ray is not None:
             try:
                 import ray  # noqa: F401
@@ -235,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             **inputs,
             quiet=args.quiet,
             threads=args.threads,
+            workers=args.workers or None,
             executor="serial" if args.ray is None else "ray",
             address=None if args.ray in (None, "local") else args.ray,
             gpus_per_task=args.gpus_per_task,

@@ -34,6 +34,7 @@ from ..core.scale import get_scale
 from ..experiments.cluster import run_plan
 from ..experiments.overrides import apply_overrides
 from ..experiments.plan import Plan, plan_work
+from ..experiments.processes import run_processes, usable_cores
 from ..experiments.protocol import chapter_settings, run_one, run_shared, train_network
 from ..experiments.records import (
     Results,
@@ -62,6 +63,7 @@ def reproduce(
     settings: Mapping[str, Any] | None = None,
     seed_offset: int | None = None,
     threads: int | None = 1,
+    workers: int | None = 1,
     executor: str = "serial",
     address: str | None = None,
     gpus_per_task: float | None = None,
@@ -79,10 +81,15 @@ def reproduce(
     files, because every file is keyed on the settings too. ``threads`` is the number of torch CPU
     threads while configurations run (restored afterwards; ``None`` leaves torch's setting):
     CPU results are reproducible bit for bit only at one thread count, so the notebooks and
-    the command line all use 1. Each result records it.
+    the command line all use 1. Each result records it. ``workers`` processes run the
+    configurations side by side on this machine, each with ``threads`` threads
+    (:func:`minipruner.experiments.processes.run_processes`; ``None``: one per usable core;
+    1 runs them in this process): every result is the same as in one process, and on ``W``
+    free cores the run takes about ``1/W`` of the time.
 
     The missing configurations are planned (:func:`minipruner.experiments.plan.plan_work`) and the
-    plan executed: ``executor="serial"`` runs it here (:func:`run_serial`); ``executor="ray"`` as
+    plan executed: ``executor="serial"`` runs it on this machine (:func:`run_serial`, or the
+    worker processes); ``executor="ray"`` as
     tasks on a Ray cluster (``address``: None starts a local one; ``gpus_per_task``: default
     1 where the cluster has GPUs, else 0; see :mod:`minipruner.experiments.cluster`), with the same
     results.
@@ -96,6 +103,11 @@ def reproduce(
         raise ValueError(f"threads must be at least 1 (or None), got {threads}")
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    workers = usable_cores() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer (or None), got {workers!r}")
+    if workers > 1 and executor == "ray":
+        raise ValueError("workers is for this machine; a Ray cluster schedules its own tasks")
     settings = (
         json_ready(dict(settings))
         if settings is not None
@@ -133,6 +145,10 @@ def reproduce(
         if executor == "ray":
             stats = run_plan(
                 plan, store, address=address, threads=threads, num_gpus=gpus_per_task, quiet=quiet
+            )
+        elif workers > 1 and len(plan) > 1:
+            stats = run_processes(
+                plan, store, workers=workers, threads=threads, quiet=quiet, desc=f"{name} ({scale})"
             )
         else:
             stats = run_serial(plan, store, threads=threads, quiet=quiet, desc=f"{name} ({scale})")

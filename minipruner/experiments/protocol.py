@@ -55,6 +55,8 @@ class Chapter(Protocol):
     full-scale cost, ``config_trainings(settings, config)`` and, with shared runs,
     ``shared_run_trainings(settings, run)``: the trainings one unit of work runs, each a
     :func:`training` (:func:`config_trainings`, read by ``benchmarks/full_scale_estimate.py``);
+    ``TIMED``, the ``"experiment"`` names of configurations that measure time, which the
+    worker-process executor runs alone (:mod:`minipruner.experiments.processes`);
     and ``EXPLORER``, the name of the chapter's explorer in :mod:`minipruner.book.explorers`
     (:func:`chapter_explorer`; ``python -m minipruner list --with-explorer`` lists the chapters
     that have one).

@@ -65,6 +65,7 @@ VERSION = 1
 GRID = ("seeds", "methods", "sparsities", "patterns", "group_sparsities")
 TITLE = "Layer-wise one-shot pruning of language models"
 EXPLORER = "language_models_explorer"  # its explorer in minipruner.book.explorers
+TIMED = ("cost",)  # measure time: run with no other configuration beside them
 MAGNITUDE, WANDA, SPARSEGPT = "magnitude-pattern", "wanda", "sparsegpt"
 METHODS = (MAGNITUDE, WANDA, SPARSEGPT)
 """The page's methods, by their ids in :data:`minipruner.methods.METHODS` (results are keyed

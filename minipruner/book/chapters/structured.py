@@ -69,6 +69,7 @@ VERSION = 1
 GRID = ("seeds", "methods")  # enumerate configurations only (latency names its seed)
 TITLE = "Structured pruning: channels, reduced networks, and what is really faster"
 EXPLORER = "structured_explorer"  # its explorer in minipruner.book.explorers
+TIMED = ("latency",)  # measure time: run with no other configuration beside them
 HEADLINES = (
     ("not worse than its pruned-and-tuned weights by more than 2",),
     ("reduced networks beat the Fisher pruned-and-tuned ones",),

@@ -1,0 +1,122 @@
+"""``reproduce(workers=W)``: W worker processes run a chapter's configurations side by side and
+store exactly what one process stores; each network is trained once; a worker stays on one seed;
+timed configurations run alone; a failing configuration is reported after the others are
+stored."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import minipruner as mp
+from minipruner.book.chapters import CHAPTERS, chapter_module
+from minipruner.experiments import cluster
+from minipruner.experiments.processes import usable_cores
+
+TESTS = str(Path(__file__).parent)
+
+
+@pytest.fixture
+def importable(monkeypatch):
+    # the stand-in chapters of tests/ are importable here and in the workers (sys.path)
+    monkeypatch.syspath_prepend(TESTS)
+
+
+def shrunk_chapter1() -> dict:
+    """Chapter 1 with two seeds, one sparsity and one epoch: 10 configurations on two shared
+    networks."""
+    settings = chapter_module(1).settings("quick", seed_offset=0)
+    return {
+        **settings,
+        "seeds": [0, 1],
+        "sparsities": [0.9],
+        "layer_sparsities": [0.5, 0.9],
+        "train": {**settings["train"], "epochs": 1},
+        "retrain": {**settings["retrain"], "epochs": 1},
+    }
+
+
+@pytest.mark.slow
+def test_two_workers_store_what_one_process_stores(tmp_path, monkeypatch):
+    settings = shrunk_chapter1()
+    monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "serial-cache"))
+    serial = mp.reproduce(1, "quick", root=tmp_path / "serial", settings=settings, quiet=True)
+    monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "pool-cache"))  # nothing cached
+    pooled = mp.reproduce(
+        1, "quick", root=tmp_path / "pool", settings=settings, quiet=True, workers=2
+    )
+    assert pooled.computed == serial.computed == 10
+    assert pooled.networks_trained == 2
+    assert len(list((tmp_path / "pool-cache").rglob("*.pt"))) == len(
+        list((tmp_path / "serial-cache").rglob("*.pt"))
+    )  # each network trained once, into the cache
+    files = sorted(p.name for p in (tmp_path / "serial").rglob("*.json"))
+    assert files == sorted(p.name for p in (tmp_path / "pool").rglob("*.json"))
+    for name in files:  # bit for bit, apart from the wall time
+        (a,) = (tmp_path / "serial").rglob(name)
+        (b,) = (tmp_path / "pool").rglob(name)
+        ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+        for r in (ra, rb):
+            r["result"].pop("seconds")
+        assert ra == rb
+
+
+def test_workers_keep_to_a_seed_and_timed_configurations_run_alone(
+    tmp_path, monkeypatch, importable
+):
+    import timed_chapter
+
+    log = tmp_path / "calls.txt"
+    monkeypatch.setenv("MINIPRUNER_TEST_CALLS_FILE", str(log))
+    monkeypatch.setitem(CHAPTERS, "97_timed", "timed_chapter")
+    results = mp.reproduce("97_timed", "quick", root=tmp_path, quiet=True, workers=2)
+    assert results.computed == 5
+    by_seed = {}
+    for r in results.records:
+        if r["experiment"] == "work":
+            by_seed.setdefault(r["seed"], set()).add(r["pid"])
+            assert r["value"] == 10 * r["seed"] + r["k"]
+    assert all(len(pids) == 1 for pids in by_seed.values())  # one worker per seed
+    assert len(set().union(*by_seed.values())) == 2 and os.getpid() not in by_seed[0]
+    events = [line.split() for line in log.read_text().splitlines()]
+    start = {name: float(t) for kind, name, t in events if kind == "start"}
+    end = {name: float(t) for kind, name, t in events if kind == "end"}
+    timing = "timing-0-"
+    others = [n for n in start if n != timing]
+    # the two seeds ran side by side; the timing ran after every other configuration ended
+    assert any(
+        start[a] < end[b] and start[b] < end[a]
+        for a in others
+        for b in others
+        if a.split("-")[1] != b.split("-")[1]
+    )
+    assert start[timing] >= max(end[n] for n in others)
+    assert timed_chapter.TIMED == ("timing",)
+
+
+def test_a_failing_configuration_is_reported_and_the_others_are_stored(
+    tmp_path, monkeypatch, importable
+):
+    import failing_chapter
+
+    monkeypatch.setenv("MINIPRUNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MINIPRUNER_TEST_CALLS_FILE", str(tmp_path / "calls.txt"))
+    monkeypatch.setitem(CHAPTERS, "98_failing", "failing_chapter")
+    with pytest.raises(cluster.ConfigurationsFailed, match="'x': 2") as err:
+        mp.reproduce("98_failing", "quick", root=tmp_path, quiet=True, workers=2)
+    assert [f.config for f in err.value.failures] == [{"x": 2}]
+    assert "x is 2" in err.value.failures[0].error  # the worker's traceback
+    stored = list((tmp_path / "98_failing").rglob("*.json"))
+    assert len(stored) == 3  # every other configuration
+    assert failing_chapter.calls() == 1  # the shared run ran once, before the configurations
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_counts_are_refused(workers):
+    with pytest.raises(ValueError, match="workers"):
+        mp.reproduce(1, "quick", workers=workers, compute=False)
+
+
+def test_usable_cores_counts_this_process_cores():
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
