@@ -35,10 +35,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from .cluster import ConfigurationsFailed, Failure
 from .plan import Plan
+from .protocol import run_one, run_shared, train_network
 
 
 def usable_cores() -> int:
@@ -52,10 +54,6 @@ def usable_cores() -> int:
 def _worker(conn: Connection, threads: int | None, path: list[str]) -> None:
     # One worker process: run each task it receives until it receives None.
     sys.path[:] = path
-    import torch
-
-    from .protocol import run_one, run_shared, train_network
-
     if threads is not None:
         torch.set_num_threads(threads)
     while True:
