@@ -5,6 +5,9 @@ stored."""
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -93,6 +96,31 @@ def test_workers_keep_to_a_seed_and_timed_configurations_run_alone(
     )
     assert start[timing] >= max(end[n] for n in others)
     assert timed_chapter.TIMED == ("timing",)
+
+
+def test_a_script_without_a_main_guard_can_use_workers(tmp_path):
+    # the workers are fresh interpreters: they do not rerun the calling script (which a
+    # multiprocessing spawn would do, and fail, for a script without if __name__ == ...)
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {TESTS!r})
+            import minipruner as mp
+            from minipruner.book.chapters import CHAPTERS
+            CHAPTERS["97_timed"] = "timed_chapter"
+            r = mp.reproduce("97_timed", "quick", root={str(tmp_path)!r}, quiet=True, workers=2)
+            print("computed", r.computed)
+            """
+        )
+    )
+    env = {**os.environ, "MINIPRUNER_TEST_CALLS_FILE": str(tmp_path / "calls.txt")}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "computed 5"
 
 
 def test_a_failing_configuration_is_reported_and_the_others_are_stored(

@@ -19,16 +19,16 @@ process on the next core would disturb) run after the others, one at a time, wit
 work beside them. A configuration that fails is reported with its settings and traceback after
 the others have finished and been stored.
 
-The workers are started with ``spawn`` (a fresh interpreter: no OpenMP state copied from a
-parent that has already run torch) and inherit the environment (``MINIPRUNER_CACHE``,
-``OMP_WAIT_POLICY``, ...) and ``sys.path``.
+The workers are fresh interpreters (no OpenMP state copied from a parent that has already run
+torch, and no rerun of the caller's script, as ``multiprocessing``'s spawn would do) that
+inherit the environment (``MINIPRUNER_CACHE``, ``OMP_WAIT_POLICY``, ...) and ``sys.path``.
 """
 
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable
@@ -51,13 +51,23 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _worker(conn: Connection, threads: int | None, path: list[str]) -> None:
-    # One worker process: run each task it receives until it receives None.
+def _serve() -> None:
+    """The worker process's loop (``python -c "...; _serve()"``): read its set-up, then run
+    each task it receives and answer it, until it receives ``None``. Tasks and answers travel
+    as pickles over the process's standard input and a copy of its standard output; the
+    output itself goes to standard error, so a stray print cannot corrupt the channel."""
+    tx = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)
+    rx = Connection(0, writable=False)
+    threads, path = rx.recv()
     sys.path[:] = path
     if threads is not None:
         torch.set_num_threads(threads)
     while True:
-        task = conn.recv()
+        try:
+            task = rx.recv()
+        except EOFError:  # the parent is gone
+            break
         if task is None:
             break
         kind, chapter, settings, item = task
@@ -69,38 +79,52 @@ def _worker(conn: Connection, threads: int | None, path: list[str]) -> None:
                 run_shared(importlib.import_module(chapter), settings, item)
             else:
                 out = run_one(importlib.import_module(chapter), item, settings)
-            conn.send(("ok", out))
+            tx.send(("ok", out))
         except BaseException:  # reported by the parent with the task's settings
-            conn.send(("error", traceback.format_exc()))
-    conn.close()
+            tx.send(("error", traceback.format_exc()))
+
+
+class _Worker:
+    """One worker process, a fresh interpreter started with ``python -c`` (not
+    ``multiprocessing``'s spawn, which would rerun a calling script that has no
+    ``if __name__ == "__main__"`` guard), and its two pipes."""
+
+    def __init__(self, threads: int | None) -> None:
+        code = "from minipruner.experiments.processes import _serve; _serve()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.tx = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
+        self.rx = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.tx.send((threads, list(sys.path)))
+
+    def close(self) -> None:
+        try:
+            self.tx.send(None)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.tx.close()
+        self.rx.close()
 
 
 class _Pool:
-    """``workers`` worker processes, each reached through one pipe."""
+    """``workers`` worker processes."""
 
     def __init__(self, workers: int, threads: int | None) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conns: list[Connection] = []
-        self.dead: set[Connection] = set()
-        self.procs = []
-        for _ in range(workers):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, threads, list(sys.path)), daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
+        self.workers = [_Worker(threads) for _ in range(workers)]
+        self.dead: set[_Worker] = set()
 
     def close(self) -> None:
-        for conn, proc in zip(self.conns, self.procs, strict=True):
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-            conn.close()
+        for worker in self.workers:
+            worker.close()
 
     def run(
         self,
@@ -112,39 +136,41 @@ class _Pool:
         """Run ``tasks`` on at most ``width`` workers (all by default), keeping each worker on
         one seed while that seed has tasks left; ``done(i, out)`` for each finished task.
         Returns the failures as ``(i, traceback)``."""
-        conns = [c for c in self.conns if c not in self.dead][: width or len(self.conns)]
+        workers = [w for w in self.workers if w not in self.dead][: width or len(self.workers)]
         pending = list(range(len(tasks)))
-        busy: dict[Connection, int] = {}
-        last: dict[Connection, Any] = {}
+        busy: dict[_Worker, int] = {}
+        last: dict[_Worker, Any] = {}
         failures: list[tuple[int, str]] = []
 
         def seed(i: int) -> Any:
             return tasks[i][3].get("seed")
 
-        def pick(conn: Connection) -> int:
-            same = [i for i in pending if conn in last and seed(i) == last[conn]]
+        def pick(worker: _Worker) -> int:
+            same = [i for i in pending if worker in last and seed(i) == last[worker]]
             if same:
                 return same[0]
             taken = {seed(i) for i in busy.values()}
             free = [i for i in pending if seed(i) not in taken]
             return (free or pending)[0]
 
-        def assign(conn: Connection) -> None:
-            i = pick(conn)
+        def assign(worker: _Worker) -> None:
+            i = pick(worker)
             pending.remove(i)
-            busy[conn] = i
-            last[conn] = seed(i)
-            conn.send(tasks[i])
+            busy[worker] = i
+            last[worker] = seed(i)
+            worker.tx.send(tasks[i])
 
-        for conn in conns:
+        for worker in workers:
             if pending:
-                assign(conn)
+                assign(worker)
         while busy:
-            for conn in wait(list(busy)):
-                i = busy.pop(conn)  # type: ignore[call-overload]
+            by_pipe = {w.rx: w for w in busy}
+            for rx in wait(list(by_pipe)):
+                worker = by_pipe[rx]  # type: ignore[index]
+                i = busy.pop(worker)
                 try:
-                    status, out = conn.recv()  # type: ignore[union-attr]
-                except EOFError:  # the worker is gone: its task fails, it gets no other
+                    status, out = worker.rx.recv()
+                except (EOFError, OSError):  # the worker is gone: its task fails, it gets no other
                     status, out = "died", "the worker process died (out of memory?)"
                 if status == "ok":
                     done(i, out)
@@ -153,9 +179,9 @@ class _Pool:
                 if bar is not None:
                     bar.update(1)
                 if status == "died":
-                    self.dead.add(conn)  # type: ignore[arg-type]
+                    self.dead.add(worker)
                 elif pending:
-                    assign(conn)  # type: ignore[arg-type]
+                    assign(worker)
             if pending and not busy:  # every worker it had died
                 failures += [(i, "no worker process left to run it") for i in pending]
                 pending.clear()
