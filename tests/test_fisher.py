@@ -98,3 +98,16 @@ def test_spectrum_rejects_bad_and_unresolvable_dampings():
         spectrum.at(1e-300)
     with pytest.raises(ValueError, match="N x d"):
         obs.FisherSpectrum(torch.zeros(5))
+
+
+def test_the_cholesky_route_keeps_its_diagonal_once_computed():
+    grads = grads_of(30, 80)
+    idx = torch.tensor([1, 7, 79])
+    before = obs.DampedFisher(grads, 1e-3).diag_inverse(idx)  # from A's columns
+    fisher = obs.DampedFisher(grads, 1e-3)
+    full = fisher.diag_inverse()
+    full[:] = -1.0  # a copy: the kept diagonal is not the caller's to change
+    after = fisher.diag_inverse(idx)  # indexed from the kept diagonal
+    torch.testing.assert_close(after, before, rtol=1e-12, atol=0)
+    dense = torch.linalg.inv(fisher.matrix()).diagonal()
+    torch.testing.assert_close(fisher.diag_inverse(), dense, rtol=1e-8, atol=0)

@@ -162,6 +162,7 @@ class DampedFisher:
             chol = _cholesky(self.matrix(), f"the {self.d} x {self.d} damped Fisher")
         self._chol = chol
         self._a_cache: Tensor | None = None
+        self._diag_cache: Tensor | None = None
         self._hinv: Tensor | None = None
 
     # The factor-specific steps: a subclass that holds another factor of K (push-through)
@@ -214,10 +215,16 @@ class DampedFisher:
 
     def diag_inverse(self, idx: Tensor | None = None) -> Tensor:
         """``diag(H^-1)`` (entries ``idx`` only, if given): push-through
-        ``[H^-1]_qq = (1 - sum_n A_nq^2) / damp``, no ``d x d`` matrix."""
+        ``[H^-1]_qq = (1 - sum_n A_nq^2) / damp``, no ``d x d`` matrix. The whole diagonal is
+        kept once computed, and later calls (with or without ``idx``) index it instead of
+        passing over ``A`` (``N x d``) again."""
         if self.pushthrough:
-            a = self._a if idx is None else self._a[:, idx]
-            return (1.0 - a.square().sum(0)) / self.damp
+            if self._diag_cache is not None:
+                return self._diag_cache.clone() if idx is None else self._diag_cache[idx]
+            if idx is None:
+                self._diag_cache = (1.0 - self._a.square().sum(0)) / self.damp
+                return self._diag_cache.clone()
+            return (1.0 - self._a[:, idx].square().sum(0)) / self.damp
         diag = self.inverse().diagonal()
         return diag.clone() if idx is None else diag[idx]
 
