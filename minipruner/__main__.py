@@ -164,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=None, help="results folder (default: ./results)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes running each offset's configurations side by side (as reproduce "
+        "--workers; 0: one per usable core)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -186,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                     name,
                     args.offsets,
                     threads=threads,
+                    workers=args.workers or None,
                     root=args.results,
                     overrides=args.overrides,
                     variant=args.variant,

@@ -202,6 +202,7 @@ def calibrate(
     offsets: Iterable[int],
     *,
     threads: Mapping[int, int] | None = None,
+    workers: int | None = 1,
     root: str | os.PathLike | None = None,
     folder: Path | None = None,
     quiet: bool = False,
@@ -209,7 +210,8 @@ def calibrate(
     variant: str | None = None,
 ) -> Path:
     """Run the chapter's quick scale at every seed offset in ``offsets`` (resumable, through
-    :func:`reproduce`; ``threads`` maps an offset to its torch thread count, default 1),
+    :func:`reproduce`; ``threads`` maps an offset to its torch thread count, default 1;
+    ``workers`` processes run each offset's configurations side by side, as in :func:`reproduce`),
     compute its claims at each, and write the calibration that decides which claims the
     page asserts (:mod:`minipruner.book.calibration`) to ``folder`` (default: the package's
     ``chapters/calibration/``). Returns the file written. At least
@@ -236,7 +238,13 @@ def calibrate(
     for k in offsets:
         settings = apply_overrides(settings_at(name, "quick", k), overrides)
         results = reproduce(
-            name, "quick", root=root, settings=settings, threads=threads.get(k, 1), quiet=quiet
+            name,
+            "quick",
+            root=root,
+            settings=settings,
+            threads=threads.get(k, 1),
+            workers=workers,
+            quiet=quiet,
         )
         used = max((r.get("threads", 1) for r in results.records), default=1)
         runs.append((k, int(used), module.claims(results)))
