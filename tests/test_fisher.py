@@ -111,3 +111,34 @@ def test_the_cholesky_route_keeps_its_diagonal_once_computed():
     torch.testing.assert_close(after, before, rtol=1e-12, atol=0)
     dense = torch.linalg.inv(fisher.matrix()).diagonal()
     torch.testing.assert_close(fisher.diag_inverse(), dense, rtol=1e-8, atol=0)
+
+
+def test_spectrum_equals_the_cholesky_route_on_a_trained_mlpnet_like_network():
+    # chapter 4's kind of network (an MLP without biases, 64-40-20-10) and of gradients (per
+    # example, float64), trained briefly, at the chapter's absolute damping and a relative one
+    from conftest import seeded_mlp
+
+    net = seeded_mlp([64, 40, 20, 10], bias=False)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(600, 64, generator=g), torch.randint(0, 10, (600,), generator=g)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    grads = obs.per_sample_grads(net, x[:200], y[:200]).double()  # N = 200 < d = 3,560
+    w = obs.flatten_weights(dict(net.named_parameters())).detach().double()
+    pruned = w.abs() < w.abs().quantile(0.9)
+    spectrum = obs.FisherSpectrum(grads)
+    for damp, relative in ((1e-3, False), (1e-4, True)):
+        got, want = (
+            spectrum.at(damp, relative=relative),
+            obs.DampedFisher(grads, damp, relative=relative),
+        )
+        for a, b in [
+            (got.diag_inverse(), want.diag_inverse()),
+            (got.solve(w), want.solve(w)),
+            (got.set_update(w, pruned), want.set_update(w, pruned)),
+            (obs.woodfisher_update(w, got, pruned), obs.woodfisher_update(w, want, pruned)),
+        ]:
+            assert relative_error(a, b) < 1e-8
