@@ -5,9 +5,11 @@ stored."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 import minipruner as mp
 from minipruner.book.chapters import CHAPTERS, chapter_module
 from minipruner.experiments import cluster
-from minipruner.experiments.processes import usable_cores
+from minipruner.experiments.processes import next_task, usable_cores
 
 TESTS = str(Path(__file__).parent)
 
@@ -65,7 +67,15 @@ def test_two_workers_store_what_one_process_stores(tmp_path, monkeypatch):
         assert ra == rb
 
 
-def test_workers_keep_to_a_seed_and_timed_configurations_run_alone(
+def test_a_free_worker_keeps_to_its_seed_then_takes_a_seed_no_one_is_on():
+    seeds = [0, 0, 1, 1, 2, 2]
+    assert next_task(seeds, 1, {0}) == 2  # its own seed first
+    assert next_task(seeds, 3, {0}) == 2  # then a seed no busy worker is on
+    assert next_task([0, 0], 1, {0}) == 0  # else help on another's seed rather than idle
+    assert next_task([None, 1], 1, set()) == 1
+
+
+def test_two_workers_run_side_by_side_and_timed_configurations_alone(
     tmp_path, monkeypatch, importable
 ):
     import timed_chapter
@@ -75,16 +85,14 @@ def test_workers_keep_to_a_seed_and_timed_configurations_run_alone(
     monkeypatch.setitem(CHAPTERS, "97_timed", "timed_chapter")
     results = mp.reproduce("97_timed", "quick", root=tmp_path, quiet=True, workers=2)
     assert results.computed == 5
-    by_seed = {}
+    pids = set()
     for r in results.records:
-        if r["experiment"] == "work":
-            by_seed.setdefault(r["seed"], set()).add(r["pid"])
-            assert r["value"] == 10 * r["seed"] + r["k"]
-    assert all(len(pids) == 1 for pids in by_seed.values())  # one worker per seed
-    assert len(set().union(*by_seed.values())) == 2 and os.getpid() not in by_seed[0]
+        assert r["value"] == 10 * r["seed"] + r.get("k", 0)
+        pids.add(r["pid"])
+    assert len(pids) == 2 and os.getpid() not in pids  # two workers, neither this process
     events = [line.split() for line in log.read_text().splitlines()]
-    start = {name: float(t) for kind, name, t in events if kind == "start"}
-    end = {name: float(t) for kind, name, t in events if kind == "end"}
+    start = {e[1]: float(e[2]) for e in events if e[0] == "start"}
+    end = {e[1]: float(e[2]) for e in events if e[0] == "end"}
     timing = "timing-0-"
     others = [n for n in start if n != timing]
     # the two seeds ran side by side; the timing ran after every other configuration ended
@@ -121,6 +129,32 @@ def test_a_script_without_a_main_guard_can_use_workers(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "computed 5"
+
+
+def test_an_interrupted_run_stops_its_workers_at_once(tmp_path):
+    # Ctrl-C in a notebook or a terminal: the workers are killed, not left to finish
+    log = tmp_path / "calls.txt"
+    script = (
+        f"import sys; sys.path.insert(0, {TESTS!r}); import minipruner as mp; "
+        "from minipruner.book.chapters import CHAPTERS; CHAPTERS['97_timed'] = 'timed_chapter'; "
+        f"mp.reproduce('97_timed', 'quick', root={str(tmp_path)!r}, quiet=True, workers=2)"
+    )
+    env = {**os.environ, "MINIPRUNER_TEST_CALLS_FILE": str(log), "MINIPRUNER_TEST_SLEEP": "120"}
+    run = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+        not log.exists() or len(log.read_text().split("\n")) < 3
+    ):
+        assert run.poll() is None, run.stderr.read().decode()
+        time.sleep(0.1)
+    pids = [int(line.split()[3]) for line in log.read_text().splitlines()]
+    assert len(pids) == 2  # both workers busy
+    run.send_signal(signal.SIGINT)
+    run.wait(timeout=30)  # well before the configurations' 120 s
+    assert run.returncode != 0 and b"KeyboardInterrupt" in run.stderr.read()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_a_failing_configuration_is_reported_and_the_others_are_stored(

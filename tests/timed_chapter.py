@@ -1,7 +1,8 @@
 """A chapter module for tests/test_processes.py: four configurations of two seeds that each
-log when they start and end (to ``$MINIPRUNER_TEST_CALLS_FILE``) and the process that ran
-them, and one ``timing`` configuration listed in ``TIMED``. It lives in tests/ so that the
-worker processes can import it (they inherit ``sys.path``)."""
+log when they start (with their process id) and end (to ``$MINIPRUNER_TEST_CALLS_FILE``),
+sleep ``$MINIPRUNER_TEST_SLEEP`` seconds (default 0.3) and return the process that ran them,
+and one ``timing`` configuration listed in ``TIMED``. It lives in tests/ so that the worker
+processes can import it (they inherit ``sys.path``)."""
 
 import os
 import time
@@ -24,8 +25,8 @@ def configurations(settings: dict[str, Any]) -> list[dict[str, Any]]:
 def run(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     name = f"{config['experiment']}-{config['seed']}-{config.get('k', '')}"
     with open(os.environ["MINIPRUNER_TEST_CALLS_FILE"], "a") as f:
-        f.write(f"start {name} {time.time()!r}\n")
-    time.sleep(0.3)
+        f.write(f"start {name} {time.time()!r} {os.getpid()}\n")
+    time.sleep(float(os.environ.get("MINIPRUNER_TEST_SLEEP", "0.3")))
     with open(os.environ["MINIPRUNER_TEST_CALLS_FILE"], "a") as f:
         f.write(f"end {name} {time.time()!r}\n")
     return {"pid": os.getpid(), "value": 10 * config["seed"] + config.get("k", 0)}

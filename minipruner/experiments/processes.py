@@ -84,6 +84,21 @@ def _serve() -> None:
             tx.send(("error", traceback.format_exc()))
 
 
+_NO_SEED = object()  # the last seed of a worker that has run nothing yet
+
+
+def next_task(seeds: list[Any], mine: Any, taken: set[Any]) -> int:
+    """Which of the pending tasks (their ``seeds``, in the chapter's order) a free worker
+    runs next: the first of the seed it ran last (``mine``), else the first of a seed no
+    busy worker is on (``taken``), else the first (a seed another worker is on: better than
+    idling when the chapter keeps nothing of a seed in memory)."""
+    for preferred in (lambda s: s == mine, lambda s: s not in taken, lambda s: True):
+        for i, s in enumerate(seeds):
+            if preferred(s):
+                return i
+    raise ValueError("no pending task")
+
+
 class _Worker:
     """One worker process, a fresh interpreter started with ``python -c`` (not
     ``multiprocessing``'s spawn, which would rerun a calling script that has no
@@ -101,14 +116,16 @@ class _Worker:
         self.proc.stdout.close()
         self.tx.send((threads, list(sys.path)))
 
-    def close(self) -> None:
-        try:
-            self.tx.send(None)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+    def close(self, now: bool = False) -> None:
+        """Stop the worker: after its current task (``now=False``: it is sent ``None``), or
+        at once (``now=True``: killed, as when the caller is interrupted)."""
+        if not now:
+            try:
+                self.tx.send(None)
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                now = True
+        if now:
             self.proc.kill()
             self.proc.wait()
         self.tx.close()
@@ -122,9 +139,9 @@ class _Pool:
         self.workers = [_Worker(threads) for _ in range(workers)]
         self.dead: set[_Worker] = set()
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         for worker in self.workers:
-            worker.close()
+            worker.close(now)
 
     def run(
         self,
@@ -145,16 +162,10 @@ class _Pool:
         def seed(i: int) -> Any:
             return tasks[i][3].get("seed")
 
-        def pick(worker: _Worker) -> int:
-            same = [i for i in pending if worker in last and seed(i) == last[worker]]
-            if same:
-                return same[0]
-            taken = {seed(i) for i in busy.values()}
-            free = [i for i in pending if seed(i) not in taken]
-            return (free or pending)[0]
-
         def assign(worker: _Worker) -> None:
-            i = pick(worker)
+            seeds = [seed(j) for j in pending]
+            mine = last.get(worker, _NO_SEED)
+            i = pending[next_task(seeds, mine, {seed(j) for j in busy.values()})]
             pending.remove(i)
             busy[worker] = i
             last[worker] = seed(i)
@@ -234,8 +245,10 @@ def run_processes(
                 tasks = [("config", chapter, settings, plan.configs[i]) for i in group]
                 failures = pool.run(tasks, lambda j, out, g=group: store(g[j], out), bar, width)
                 failed += [(group[j], trace) for j, trace in failures]
-    finally:
-        pool.close()
+    except BaseException:  # an interrupt (or a failed network): stop the workers at once
+        pool.close(now=True)
+        raise
+    pool.close()
     if failed:
         raise ConfigurationsFailed(
             chapter, [Failure(dict(plan.configs[i]), trace) for i, trace in sorted(failed)]
