@@ -94,14 +94,13 @@ def test_two_workers_run_side_by_side_and_timed_configurations_alone(
     start = {e[1]: float(e[2]) for e in events if e[0] == "start"}
     end = {e[1]: float(e[2]) for e in events if e[0] == "end"}
     timing = "timing-0-"
-    others = [n for n in start if n != timing]
-    # the two seeds ran side by side; the timing ran after every other configuration ended
-    assert any(
-        start[a] < end[b] and start[b] < end[a]
-        for a in others
-        for b in others
-        if a.split("-")[1] != b.split("-")[1]
-    )
+    # each configuration after its seed's shared run; seed 0's while seed 1's still runs
+    for name in start:
+        if name.startswith("work-"):
+            assert start[name] >= end[f"prepare-{name.split('-')[1]}"]
+    assert min(start[n] for n in start if n.startswith("work-0")) < end["prepare-1"]
+    others = [n for n in start if n.startswith("work-")]
+    # the timing ran after every other configuration ended
     assert start[timing] >= max(end[n] for n in others)
     assert timed_chapter.TIMED == ("timing",)
 
@@ -142,13 +141,16 @@ def test_an_interrupted_run_stops_its_workers_at_once(tmp_path):
     env = {**os.environ, "MINIPRUNER_TEST_CALLS_FILE": str(log), "MINIPRUNER_TEST_SLEEP": "120"}
     run = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (
-        not log.exists() or len(log.read_text().split("\n")) < 3
-    ):
+
+    def working() -> list[int]:  # the processes of the configurations started so far
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [int(e.split()[3]) for e in lines if e.startswith("start work-")]
+
+    while time.monotonic() < deadline and len(working()) < 2:
         assert run.poll() is None, run.stderr.read().decode()
         time.sleep(0.1)
-    pids = [int(line.split()[3]) for line in log.read_text().splitlines()]
-    assert len(pids) == 2  # both workers busy
+    pids = working()
+    assert len(set(pids)) == 2  # both workers busy
     run.send_signal(signal.SIGINT)
     run.wait(timeout=30)  # well before the configurations' 120 s
     assert run.returncode != 0 and b"KeyboardInterrupt" in run.stderr.read()

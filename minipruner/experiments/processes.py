@@ -4,15 +4,18 @@ A chapter's configurations are independent, so on a machine with ``W`` cores ``W
 each with its own torch thread count (one by default), run them side by side. Every
 configuration then computes exactly what the serial executor computes for it (same seeds, same
 thread count, its own process), so the stored results are the same bit for bit; only the wall
-time changes. :func:`run_processes` follows the plan (:mod:`minipruner.experiments.plan`) in
-three phases, each finished before the next starts:
+time changes. :func:`run_processes` runs the plan (:mod:`minipruner.experiments.plan`) as one
+list of tasks, each started as soon as what it needs has finished:
 
 1. the shared networks, one task each (each trained once, into the network cache);
-2. the shared runs, one task each (each cached by its chapter on disk);
-3. the configurations, handed to the workers by seed: a worker that finished a configuration
-   of seed ``s`` gets another of ``s`` while one is left, else one of a seed no other worker is
-   on. A chapter that keeps a seed's work in memory between its configurations (chapter 4's
-   gradients and Fisher) then computes it about once per seed, as the serial executor does.
+2. the shared runs, one task each, after the networks of their seed (each cached by its
+   chapter on disk);
+3. the configurations, after the networks and shared runs of their seed (all of them for a
+   configuration without a seed). A free worker takes shared work first (it unblocks the
+   rest); of the configurations it takes one of the seed it ran last while one is left, else
+   one of a seed no other worker is on (:func:`next_task`). A chapter that keeps a seed's work
+   in memory between its configurations (chapter 4's gradients and Fisher) then computes it
+   about once per seed, as the serial executor does.
 
 Configurations whose ``"experiment"`` the chapter lists in ``TIMED`` (timings, which another
 process on the next core would disturb) run after the others, one at a time, with no other
@@ -147,34 +150,54 @@ class _Pool:
         self,
         tasks: list[tuple[str, str, dict[str, Any], dict[str, Any]]],
         done: Callable[[int, Any], None],
-        bar: tqdm | None = None,
+        *,
+        seeds: list[Any],
+        needs: list[list[int]] | None = None,
         width: int | None = None,
     ) -> list[tuple[int, str]]:
-        """Run ``tasks`` on at most ``width`` workers (all by default), keeping each worker on
-        one seed while that seed has tasks left; ``done(i, out)`` for each finished task.
-        Returns the failures as ``(i, traceback)``."""
+        """Run ``tasks`` on at most ``width`` workers (all by default); ``done(i, out)`` for
+        each finished task. Task ``i`` belongs to seed ``seeds[i]`` and starts only after the
+        tasks ``needs[i]`` have finished; of the tasks that may start, a free worker takes the
+        first one with no seed's work before it (shared work, which unblocks the rest), else
+        one by :func:`next_task`. Returns the failures as ``(i, traceback)``; a task whose
+        needed task failed fails without running."""
         workers = [w for w in self.workers if w not in self.dead][: width or len(self.workers)]
+        needs = needs or [[] for _ in tasks]
         pending = list(range(len(tasks)))
+        finished: set[int] = set()
         busy: dict[_Worker, int] = {}
         last: dict[_Worker, Any] = {}
         failures: list[tuple[int, str]] = []
+        failed: set[int] = set()
 
-        def seed(i: int) -> Any:
-            return tasks[i][3].get("seed")
-
-        def assign(worker: _Worker) -> None:
-            seeds = [seed(j) for j in pending]
-            mine = last.get(worker, _NO_SEED)
-            i = pending[next_task(seeds, mine, {seed(j) for j in busy.values()})]
+        def assign(worker: _Worker) -> bool:
+            for i in [i for i in pending if failed.intersection(needs[i])]:
+                pending.remove(i)  # what it needs failed: it fails too
+                failed.add(i)
+                failures.append((i, f"not run: it needs {tasks[needs[i][0]][3]}, which failed"))
+            ready = [i for i in pending if finished.issuperset(needs[i])]
+            if not ready:
+                return False
+            shared = [i for i in ready if tasks[i][0] != "config"]
+            if shared:
+                i = shared[0]
+            else:
+                taken = {seeds[j] for j in busy.values()}
+                mine = last.get(worker, _NO_SEED)
+                i = ready[next_task([seeds[j] for j in ready], mine, taken)]
             pending.remove(i)
             busy[worker] = i
-            last[worker] = seed(i)
+            last[worker] = seeds[i]
             worker.tx.send(tasks[i])
+            return True
 
-        for worker in workers:
-            if pending:
-                assign(worker)
-        while busy:
+        idle = list(workers)
+        while pending or busy:
+            while idle and pending and assign(idle[0]):
+                idle.pop(0)
+            if not busy:  # nothing running and nothing can start: every worker died
+                failures += [(i, "no worker process left to run it") for i in pending]
+                break
             by_pipe = {w.rx: w for w in busy}
             for rx in wait(list(by_pipe)):
                 worker = by_pipe[rx]  # type: ignore[index]
@@ -184,18 +207,15 @@ class _Pool:
                 except (EOFError, OSError):  # the worker is gone: its task fails, it gets no other
                     status, out = "died", "the worker process died (out of memory?)"
                 if status == "ok":
+                    finished.add(i)
                     done(i, out)
                 else:
+                    failed.add(i)
                     failures.append((i, out))
-                if bar is not None:
-                    bar.update(1)
                 if status == "died":
                     self.dead.add(worker)
-                elif pending:
-                    assign(worker)
-            if pending and not busy:  # every worker it had died
-                failures += [(i, "no worker process left to run it") for i in pending]
-                pending.clear()
+                else:
+                    idle.append(worker)
         return failures
 
 
@@ -209,42 +229,72 @@ def run_processes(
     desc: str | None = None,
 ) -> dict[str, int]:
     """Run ``plan`` in ``workers`` processes on this machine, each with ``threads`` torch
-    threads: its networks, then its shared runs, then its configurations (the module
-    docstring), calling ``store(i, result)`` for ``plan.configs[i]`` as soon as it finishes.
-    Returns the counts ``reproduce`` records (as :func:`minipruner.book.runner.run_serial`).
-    Raises :class:`~minipruner.experiments.cluster.ConfigurationsFailed` (as the Ray executor
-    does) naming every configuration that failed, after the others are stored; a network or
-    shared run that fails raises ``RuntimeError`` before any configuration runs."""
+    threads: its networks, shared runs and configurations, each as soon as what it needs has
+    finished (the module docstring), calling ``store(i, result)`` for ``plan.configs[i]`` as
+    soon as it finishes. Returns the counts ``reproduce`` records (as
+    :func:`minipruner.book.runner.run_serial`). Raises
+    :class:`~minipruner.experiments.cluster.ConfigurationsFailed` (as the Ray executor does)
+    naming every configuration that failed, after the others are stored; a network or shared
+    run that fails raises ``RuntimeError`` naming it, after the configurations that did not
+    need it are stored."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     chapter, settings = plan.chapter, plan.settings
     timed = set(getattr(plan.module, "TIMED", ()))
     side_by_side = [i for i, c in enumerate(plan.configs) if c.get("experiment") not in timed]
     alone = [i for i, c in enumerate(plan.configs) if c.get("experiment") in timed]
-    pool = _Pool(
-        min(workers, max(len(plan.networks), len(plan.runs), len(plan.configs), 1)), threads
-    )
+    # one list of tasks: the networks, the shared runs (after their seed's networks), the
+    # configurations (after their seed's networks and runs; Plan.needs)
+    shared = [("network", n) for n in plan.networks] + [("run", r) for r in plan.runs]
+    tasks = [(kind, chapter, settings, item) for kind, item in shared]
+    seeds = [item.get("seed") for _, item in shared]
+    needs = [
+        [j for j in range(len(plan.networks)) if Plan.needs(seeds[k], seeds[j])]
+        if kind == "run"
+        else []
+        for k, (kind, _) in enumerate(shared)
+    ]
+    for i in side_by_side:
+        tasks.append(("config", chapter, settings, plan.configs[i]))
+        seeds.append(plan.configs[i].get("seed"))
+        needs.append([j for j in range(len(shared)) if Plan.needs(seeds[-1], seeds[j])])
+    n_workers = min(workers, max(len(tasks), 1))
+    pool = _Pool(n_workers, threads)
+    failed: list[tuple[int, str]] = []
     try:
-        for kind, items, what in (
-            ("network", plan.networks, "networks"),
-            ("run", plan.runs, "shared runs"),
-        ):
-            if not items:
-                continue
-            tasks = [(kind, chapter, settings, item) for item in items]
-            with tqdm(total=len(tasks), desc=what, disable=quiet, leave=False) as bar:
-                failures = pool.run(tasks, lambda i, out: None, bar)
-            if failures:
-                i, trace = failures[0]
-                raise RuntimeError(f"{chapter}: {what[:-1]} {items[i]} failed:\n{trace}")
-        failed: list[tuple[int, str]] = []
-        with tqdm(
-            total=len(plan.configs), desc=desc or chapter, disable=quiet, unit="config"
-        ) as bar:
-            for group, width in ((side_by_side, None), (alone, 1)):
-                tasks = [("config", chapter, settings, plan.configs[i]) for i in group]
-                failures = pool.run(tasks, lambda j, out, g=group: store(g[j], out), bar, width)
-                failed += [(group[j], trace) for j, trace in failures]
+        work = tqdm(
+            total=len(shared),
+            desc="networks and shared runs",
+            disable=quiet or not shared,
+            leave=False,
+        )
+        bar = tqdm(total=len(plan.configs), desc=desc or chapter, disable=quiet, unit="config")
+        with work, bar:
+
+            def finished(k: int, out: Any) -> None:
+                if k < len(shared):
+                    work.update(1)
+                else:
+                    store(side_by_side[k - len(shared)], out)
+                    bar.update(1)
+
+            for k, trace in pool.run(tasks, finished, seeds=seeds, needs=needs):
+                if k < len(shared):
+                    kind, item = shared[k]
+                    raise RuntimeError(f"{chapter}: {kind} {item} failed:\n{trace}")
+                failed.append((side_by_side[k - len(shared)], trace))
+                bar.update(1)
+            if alone:  # what measures time: one at a time, nothing beside it
+                tasks = [("config", chapter, settings, plan.configs[i]) for i in alone]
+
+                def stored(j: int, out: Any) -> None:
+                    store(alone[j], out)
+                    bar.update(1)
+
+                seeds = [plan.configs[i].get("seed") for i in alone]
+                for j, trace in pool.run(tasks, stored, seeds=seeds, width=1):
+                    failed.append((alone[j], trace))
+                    bar.update(1)
     except BaseException:  # an interrupt (or a failed network): stop the workers at once
         pool.close(now=True)
         raise
