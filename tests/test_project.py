@@ -131,3 +131,18 @@ def test_live_notes_link_the_wheel_that_make_book_builds():
         assert len(notes) == 1, nb.name
         assert f"{{download}}`{wheel} <../_build/wheel/{wheel}>`" in notes[0], nb.name
         assert f"%pip install {wheel}" in notes[0], nb.name
+
+
+def test_every_bibliography_entry_has_the_field_its_type_needs():
+    # sphinxcontrib-bibtex warns (and make book, run with -W, fails) on an @inproceedings
+    # without a booktitle or an @article without a journal
+    text = (ROOT / "book" / "references.bib").read_text()
+    needed = {"inproceedings": "booktitle", "article": "journal", "book": "publisher"}
+    entries = re.findall(r"@(\w+)\{([^,]+),(.*?)\n\}", text, re.S)
+    assert entries
+    missing = [
+        (key, needed[kind.lower()])
+        for kind, key, body in entries
+        if kind.lower() in needed and not re.search(rf"\b{needed[kind.lower()]}\s*=", body)
+    ]
+    assert not missing, f"bibliography entries without the field their type needs: {missing}"
