@@ -18,6 +18,8 @@ The tiny models several test files build are made here, each seeded with
 only on its widths and seed: ``seeded_mlp`` (the package's ``MLP``), ``seeded_sequential``
 (an ``nn.Sequential`` of linear layers) and ``seeded_wrn`` (a small ``WideResNet``). A test
 file imports them (``from conftest import seeded_mlp``) and names its own shapes.
+``shrunk_chapter1()`` is chapter 1's settings cut to 10 quick configurations, which the
+executors' tests (serial, worker processes, Ray) run and compare.
 """
 
 import hashlib
@@ -32,6 +34,7 @@ import torch
 import torchvision
 from torch import nn
 
+from minipruner.book.chapters import chapter_module
 from minipruner.core.models import MLP, WideResNet
 
 WHERE_FILES_GO = ("MINIPRUNER_CACHE", "MINIPRUNER_RESULTS", "MINIPRUNER_DATA")
@@ -162,3 +165,17 @@ def seeded_wrn(dim: int, depth: int = 10, interior: float = 0.5, seed: int = 0) 
     else:
         kw = {"dim": 2, "in_channels": 3, "input_shape": (3, 8, 8)}
     return WideResNet(depth, 1, num_classes=5, interior=interior, **kw)
+
+
+def shrunk_chapter1() -> dict:
+    """Chapter 1 at the quick scale (seed offset 0) with two seeds, one sparsity and one epoch:
+    10 configurations (4 sweeps, 6 distortion curves) on two shared networks."""
+    settings = chapter_module(1).settings("quick", seed_offset=0)
+    return {
+        **settings,
+        "seeds": [0, 1],
+        "sparsities": [0.9],
+        "layer_sparsities": [0.5, 0.9],
+        "train": {**settings["train"], "epochs": 1},
+        "retrain": {**settings["retrain"], "epochs": 1},
+    }

@@ -16,25 +16,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from conftest import shrunk_chapter1  # noqa: E402
+
 import minipruner as mp  # noqa: E402
-from minipruner.book.chapters import CHAPTERS, chapter_module  # noqa: E402
+from minipruner.book.chapters import CHAPTERS  # noqa: E402
 from minipruner.experiments import cluster  # noqa: E402
 
 TIMING = ("seconds",)
-
-
-def shrunk_chapter1() -> dict:
-    """Chapter 1 at the quick scale with two seeds, one sparsity and one epoch: 10
-    configurations (4 sweeps, 6 distortion curves) on two shared networks."""
-    settings = chapter_module(1).settings("quick")
-    return {
-        **settings,
-        "seeds": [0, 1],
-        "sparsities": [0.9],
-        "layer_sparsities": [0.5, 0.9],
-        "train": {**settings["train"], "epochs": 1},
-        "retrain": {**settings["retrain"], "epochs": 1},
-    }
 
 
 def comparable(records: list[dict]) -> list[dict]:

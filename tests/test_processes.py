@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import shrunk_chapter1
 
 import minipruner as mp
-from minipruner.book.chapters import CHAPTERS, chapter_module
+from minipruner.book.chapters import CHAPTERS
 from minipruner.experiments import cluster
 from minipruner.experiments.processes import next_task, usable_cores
 
@@ -26,20 +27,6 @@ TESTS = str(Path(__file__).parent)
 def importable(monkeypatch):
     # the stand-in chapters of tests/ are importable here and in the workers (sys.path)
     monkeypatch.syspath_prepend(TESTS)
-
-
-def shrunk_chapter1() -> dict:
-    """Chapter 1 with two seeds, one sparsity and one epoch: 10 configurations on two shared
-    networks."""
-    settings = chapter_module(1).settings("quick", seed_offset=0)
-    return {
-        **settings,
-        "seeds": [0, 1],
-        "sparsities": [0.9],
-        "layer_sparsities": [0.5, 0.9],
-        "train": {**settings["train"], "epochs": 1},
-        "retrain": {**settings["retrain"], "epochs": 1},
-    }
 
 
 @pytest.mark.slow
