@@ -120,7 +120,10 @@ def test_a_script_without_a_main_guard_can_use_workers(tmp_path):
 def test_an_interrupted_run_stops_its_workers_at_once(tmp_path):
     # Ctrl-C in a notebook or a terminal: the workers are killed, not left to finish
     log = tmp_path / "calls.txt"
+    # (SIGINT raises KeyboardInterrupt, as in a terminal, even where this test's own process
+    # was started with SIGINT ignored, as a background job is)
     script = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         f"import sys; sys.path.insert(0, {TESTS!r}); import minipruner as mp; "
         "from minipruner.book.chapters import CHAPTERS; CHAPTERS['97_timed'] = 'timed_chapter'; "
         f"mp.reproduce('97_timed', 'quick', root={str(tmp_path)!r}, quiet=True, workers=2)"
